@@ -1,0 +1,39 @@
+"""greentrack: measured energy and CO2e of PyTorch training and federated learning.
+
+Importing greentrack does not import torch, lightning, flwr or pandas.
+
+>>> import greentrack
+>>> sorted(n for n in ("torch", "lightning", "flwr") if n in __import__("sys").modules)
+[]
+"""
+
+from greentrack._version import __version__
+from greentrack.errors import (
+    GreentrackError,
+    MeterError,
+    MeterUnavailableError,
+    RunExistsError,
+    RunFormatError,
+    SpanError,
+)
+from greentrack.run import Run, RunSummary, load_run
+from greentrack.tracker import Span, SpanRecord, Tracker, TrackerOptions, track
+
+
+__all__ = [
+    "GreentrackError",
+    "MeterError",
+    "MeterUnavailableError",
+    "RunExistsError",
+    "RunFormatError",
+    "Run",
+    "RunSummary",
+    "Span",
+    "SpanError",
+    "SpanRecord",
+    "Tracker",
+    "TrackerOptions",
+    "__version__",
+    "load_run",
+    "track",
+]

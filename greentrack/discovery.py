@@ -1,0 +1,147 @@
+"""Which meters can run on this machine, and why not where they cannot.
+
+Used by the tracker (to open meters) and by ``greentrack devices`` (to explain them). Missing
+hardware gives a ``not counted`` status with the reason and the fix; a component the user
+*requires* raises instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from greentrack.errors import MeterUnavailableError
+from greentrack.meters.base import Meter
+from greentrack.meters.estimate import CRUCIAL_W_PER_GB, EstimatedCpuMeter
+from greentrack.meters.nvml import NvmlMeter
+from greentrack.meters.rapl import DEFAULT_ROOT, RaplMeter
+
+Status = Literal["measured", "estimated", "not counted"]
+TDP_ENV = "GREENTRACK_CPU_TDP_W"
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    """What greentrack does for one component on this machine."""
+
+    component: str
+    status: Status
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"component": self.component, "status": self.status, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryOptions:
+    """How meters are found.
+
+    Attributes:
+        gpu_indices: indices into the visible GPUs to measure (``None``: all visible).
+        cpu_tdp_w: TDP per CPU package for the estimate when RAPL is unreadable (``None``:
+            ``$GREENTRACK_CPU_TDP_W``, else the bundled table).
+        dram_w_per_gb: estimate DRAM at this many W/GB when RAPL has no DRAM zone (off).
+        powercap_root: the powercap sysfs directory.
+        nvml: a ``pynvml``-compatible module (tests pass a fake).
+        require: components that must be measured or estimated, else an error (e.g. ``("gpu",)``).
+        gpu, cpu: set ``False`` to skip a component entirely.
+    """
+
+    gpu_indices: Sequence[int] | None = None
+    cpu_tdp_w: float | None = None
+    dram_w_per_gb: float | None = None
+    powercap_root: Path = DEFAULT_ROOT
+    nvml: Any = None
+    require: Sequence[str] = ()
+    gpu: bool = True
+    cpu: bool = True
+    environ: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        bad = set(self.require) - {"gpu", "cpu", "dram"}
+        if bad:
+            raise ValueError(f"require accepts 'gpu', 'cpu', 'dram'; got {sorted(bad)}")
+
+
+def discover(options: DiscoveryOptions) -> tuple[list[Meter], list[ComponentStatus]]:
+    """Open every meter that works here. Returns the meters and a status per component."""
+    env = os.environ if options.environ is None else options.environ
+    meters: list[Meter] = []
+    statuses: list[ComponentStatus] = []
+    if options.gpu:
+        _discover_gpu(options, env, meters, statuses)
+    if options.cpu:
+        _discover_cpu(options, env, meters, statuses)
+    for component in options.require:
+        if not any(s.component == component and s.status != "not counted" for s in statuses):
+            reason = "; ".join(s.detail for s in statuses if s.component == component)
+            for m in meters:
+                m.close()
+            raise MeterUnavailableError(f"{component} energy was required but {reason}")
+    return meters, statuses
+
+
+def _discover_gpu(
+    options: DiscoveryOptions, env: Any, meters: list[Meter], statuses: list[ComponentStatus]
+) -> None:
+    try:
+        nvml_meter = NvmlMeter(options.nvml, gpu_indices=options.gpu_indices, environ=env)
+    except MeterUnavailableError as e:
+        statuses.append(ComponentStatus("gpu", "not counted", f"no GPU measured: {e}"))
+        return
+    meters.append(nvml_meter)
+    for ch in nvml_meter.channels:
+        statuses.append(
+            ComponentStatus("gpu", "measured", f"{ch.id} {ch.name}: energy {ch.method}; "
+                            f"power {ch.power_method or 'from energy differences'}")
+        )
+    for cid, reason in nvml_meter.not_counted.items():
+        statuses.append(ComponentStatus("gpu", "not counted", f"{cid} {reason}"))
+
+
+def _discover_cpu(
+    options: DiscoveryOptions, env: Any, meters: list[Meter], statuses: list[ComponentStatus]
+) -> None:
+    try:
+        rapl = RaplMeter(options.powercap_root)
+    except MeterUnavailableError as e:
+        rapl_reason = str(e)
+    else:
+        meters.append(rapl)
+        for ch in rapl.channels:
+            statuses.append(ComponentStatus(ch.component, "measured", f"{ch.id} {ch.name}: RAPL"))
+        if not any(ch.component == "dram" for ch in rapl.channels):
+            statuses.append(_dram_not_counted("RAPL exposes no DRAM zone (usual on AMD and laptops)"))
+        return
+    tdp = options.cpu_tdp_w
+    if tdp is None and env.get(TDP_ENV):
+        try:
+            tdp = float(env[TDP_ENV])
+        except ValueError:
+            raise ValueError(f"{TDP_ENV}={env[TDP_ENV]!r} is not a number of watts") from None
+    try:
+        est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb)
+    except MeterUnavailableError as e:
+        statuses.append(ComponentStatus("cpu", "not counted", f"RAPL: {rapl_reason}. Estimate: {e}"))
+        statuses.append(_dram_not_counted("no RAPL"))
+        return
+    meters.append(est)
+    cpu = est.channels[0]
+    statuses.append(
+        ComponentStatus("cpu", "estimated", f"TDP {cpu.details['tdp_w']:g} W x utilisation "
+                        f"({cpu.details['tdp_source']}); RAPL unavailable: {rapl_reason}")
+    )
+    if len(est.channels) > 1:
+        statuses.append(ComponentStatus("dram", "estimated", f"{options.dram_w_per_gb} W/GB installed"))
+    else:
+        statuses.append(_dram_not_counted("no RAPL"))
+
+
+def _dram_not_counted(why: str) -> ComponentStatus:
+    return ComponentStatus(
+        "dram", "not counted",
+        f"{why}; pass dram_w_per_gb={CRUCIAL_W_PER_GB} to estimate it (a contested constant-power model)",
+    )

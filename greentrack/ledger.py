@@ -1,0 +1,159 @@
+"""Cumulative energy per channel, merged from energy counters and sampled power.
+
+For each channel the ledger keeps:
+
+* ``total``: the best cumulative energy since the run started. For a channel with an energy
+  counter it is the last counter reading (the *anchor*) plus the trapezoid integral of power
+  samples taken since; at each counter read it snaps back to the counter exactly. A channel with
+  only power is its power integral; a channel with only a counter (RAPL, estimates) is the
+  counter.
+* ``power_integral``: the trapezoid integral of the power samples alone, never re-anchored.
+  The timeline's ``power_w`` comes from it, so the timeline integral can be checked against
+  the counter (benchmarks/gpu_accuracy.py).
+
+A read that raises :class:`MeterError` marks that meter's channels as in a *gap* and is reported
+through ``on_error``; integration restarts at the next good sample, and counter channels lose
+nothing because the next counter read re-anchors them. All methods are thread-safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from greentrack.errors import MeterError
+from greentrack.meters.base import Channel, Meter
+
+ErrorHandler = Callable[[Meter, str, MeterError], None]
+
+
+@dataclass
+class _State:
+    channel: Channel
+    anchor_j: float = 0.0
+    since_anchor_j: float = 0.0
+    power_integral_j: float = 0.0
+    anchor_t: float | None = None
+    last_t: float | None = None
+    last_p: float | None = None
+
+
+class EnergyLedger:
+    """Energy bookkeeping over a fixed set of meters.
+
+    Args:
+        meters: the meters (their channel ids must be unique across meters).
+        clock: a monotonic clock in seconds.
+        on_error: called as ``on_error(meter, operation, error)`` when a read fails.
+    """
+
+    def __init__(
+        self, meters: Sequence[Meter], clock: Callable[[], float], on_error: ErrorHandler
+    ) -> None:
+        self._meters = list(meters)
+        self._clock = clock
+        self._on_error = on_error
+        self._lock = threading.RLock()
+        self._states: dict[str, _State] = {}
+        self._gaps: set[str] = set()
+        for meter in self._meters:
+            for ch in meter.channels:
+                if ch.id in self._states:
+                    raise ValueError(f"two meters define channel {ch.id!r}; channel ids must be unique")
+                self._states[ch.id] = _State(ch)
+        self._power_meters = [m for m in self._meters if any(c.power_method for c in m.channels)]
+        self._counter_meters = [m for m in self._meters if any(c.energy_method for c in m.channels)]
+        # Meters with a counter-only channel are read every row: the counter is that
+        # channel's only timeline. Others (NVML) are read every counter_interval_s.
+        self._cheap_meters = [
+            m for m in self._counter_meters
+            if any(c.energy_method and not c.power_method for c in m.channels)
+        ]
+
+    @property
+    def channels(self) -> list[Channel]:
+        return [s.channel for s in self._states.values()]
+
+    @property
+    def has_power(self) -> bool:
+        """Whether any channel has a power sensor worth sampling at a high rate."""
+        return bool(self._power_meters)
+
+    def gaps(self) -> set[str]:
+        """Channel ids whose last read failed."""
+        with self._lock:
+            return set(self._gaps)
+
+    def _fail(self, meter: Meter, operation: str, err: MeterError) -> None:
+        ids = [c.id for c in meter.channels]
+        self._gaps.update(ids)
+        for cid in ids:
+            state = self._states[cid]
+            state.last_t = state.last_p = None
+        self._on_error(meter, operation, err)
+
+    def sample_power(self) -> None:
+        """Read every power sensor once and integrate since the previous sample."""
+        with self._lock:
+            for meter in self._power_meters:
+                now = self._clock()
+                try:
+                    powers = meter.read_power_w()
+                except MeterError as e:
+                    self._fail(meter, "read_power_w", e)
+                    continue
+                for cid, watts in powers.items():
+                    self._integrate(self._states[cid], now, watts)
+                    self._gaps.discard(cid)
+
+    def _integrate(self, state: _State, now: float, watts: float) -> None:
+        if state.last_t is not None and state.last_p is not None:
+            mean = (state.last_p + watts) / 2.0
+            state.power_integral_j += mean * (now - state.last_t)
+            start = state.last_t if state.anchor_t is None else max(state.last_t, state.anchor_t)
+            if now > start:
+                state.since_anchor_j += mean * (now - start)
+        state.last_t, state.last_p = now, watts
+
+    def read_counters(self, *, cheap_only: bool = False) -> None:
+        """Read energy counters and re-anchor their channels.
+
+        ``cheap_only`` reads only meters with a counter-only channel (RAPL, estimates), which
+        the sampler reads every row; NVML counters cost milliseconds and are read less often.
+        """
+        with self._lock:
+            for meter in self._cheap_meters if cheap_only else self._counter_meters:
+                now = self._clock()
+                try:
+                    energies = meter.read_energy_j()
+                except MeterError as e:
+                    self._fail(meter, "read_energy_j", e)
+                    continue
+                for cid, joules in energies.items():
+                    state = self._states[cid]
+                    state.anchor_j, state.since_anchor_j, state.anchor_t = joules, 0.0, now
+                    if state.channel.power_method is None:
+                        self._gaps.discard(cid)
+
+    def totals_j(self) -> dict[str, float]:
+        """Best cumulative energy per channel in joules (no meter is read)."""
+        with self._lock:
+            return {cid: s.anchor_j + s.since_anchor_j for cid, s in self._states.items()}
+
+    def power_integrals_j(self) -> dict[str, float]:
+        """Integral of sampled power per channel in joules; counters' totals for channels
+        without a power sensor."""
+        with self._lock:
+            return {
+                cid: s.power_integral_j if s.channel.power_method else s.anchor_j
+                for cid, s in self._states.items()
+            }
+
+    def snapshot_j(self) -> dict[str, float]:
+        """Read every meter now (counters and power) and return the totals: the precise
+        reading used at span edges."""
+        with self._lock:
+            self.sample_power()
+            self.read_counters()
+            return self.totals_j()

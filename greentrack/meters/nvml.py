@@ -1,0 +1,289 @@
+"""NVIDIA GPU energy through NVML (``nvidia-ml-py``, module ``pynvml``).
+
+Sources, best first (each channel records which one it uses):
+
+* energy: ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules since driver load; Volta and
+  newer). A call costs milliseconds on an H100, so it is read at span edges and every few
+  seconds, never per step. GPUs without it have their sampled power integrated instead.
+* power: the field ``NVML_FI_DEV_POWER_INSTANT`` (microseconds a call), sampled ~10 Hz for
+  the timeline; else ``nvmlDeviceGetPowerUsage``, a ~1 s moving average on recent GPUs,
+  labelled as such.
+
+Only the GPUs visible to this process are opened: ``CUDA_VISIBLE_DEVICES`` is parsed the way
+the CUDA runtime parses it (indices, ``GPU-`` UUID prefixes, ``MIG-`` instance UUIDs; parsing
+stops at the first invalid entry). A MIG instance is measured through its physical GPU, and
+the metadata says that MIG instances share it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from greentrack.errors import MeterError, MeterUnavailableError
+from greentrack.meters.base import Channel
+
+ENERGY_COUNTER = "nvml-total-energy-counter"
+POWER_INSTANT = "nvml-field-power-instant"
+POWER_USAGE = "nvml-power-usage (~1 s average on recent GPUs)"
+
+
+def load_pynvml() -> ModuleType:
+    """Import ``pynvml`` or raise :class:`MeterUnavailableError` saying how to install it."""
+    try:
+        import pynvml
+    except ImportError as e:  # pragma: no cover - nvidia-ml-py is a core dependency
+        raise MeterUnavailableError(
+            "the NVML bindings are not installed: pip install nvidia-ml-py"
+        ) from e
+    return pynvml
+
+
+def describe_nvml_error(nvml: Any, err: Exception) -> str:
+    """Say what an NVML error means for the user, with the fix where there is one."""
+    code = getattr(err, "value", None)
+    if code == getattr(nvml, "NVML_ERROR_LIBRARY_NOT_FOUND", object()):
+        return (
+            "libnvidia-ml.so was not found: no NVIDIA driver on this machine, or a container "
+            "started without GPU access (run it with --gpus all and the NVIDIA Container Toolkit)"
+        )
+    if code == getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", object()):
+        return "the NVIDIA kernel driver is not loaded (check `nvidia-smi`)"
+    if code == getattr(nvml, "NVML_ERROR_NO_PERMISSION", object()):
+        return "NVML denied access: this user may not query the GPU (check /dev/nvidia* permissions)"
+    if code == getattr(nvml, "NVML_ERROR_LIB_RM_VERSION_MISMATCH", object()):
+        return "the NVML library and the kernel driver differ in version: reboot or reload the driver"
+    return f"NVML error: {err}"
+
+
+@dataclass(frozen=True, slots=True)
+class VisibleGpu:
+    """A physical GPU this process may use."""
+
+    nvml_index: int
+    handle: Any
+    mig_instances: tuple[str, ...] = ()
+
+
+def _decode(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def visible_gpus(nvml: Any, cuda_visible_devices: str | None) -> list[VisibleGpu]:
+    """Resolve ``CUDA_VISIBLE_DEVICES`` to physical GPUs, in CUDA's order.
+
+    ``None`` (unset) means every GPU. Parsing follows the CUDA runtime: entries are indices,
+    ``GPU-`` UUIDs (a unique prefix suffices) or ``MIG-`` UUIDs; the first invalid entry ends
+    the list. Several MIG instances of one GPU resolve to that GPU once.
+    """
+    count = int(nvml.nvmlDeviceGetCount())
+    if cuda_visible_devices is None:
+        return [VisibleGpu(i, nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
+    uuids = [_decode(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+    order: list[int] = []
+    mig: dict[int, list[str]] = {}
+    for raw in cuda_visible_devices.split(","):
+        token = raw.strip()
+        index = _resolve_token(nvml, token, uuids)
+        if index is None:
+            if token:
+                warnings.warn(
+                    f"CUDA_VISIBLE_DEVICES entry {token!r} matches no GPU; like CUDA, greentrack "
+                    "ignores it and every entry after it",
+                    stacklevel=3,
+                )
+            break
+        if token.startswith("MIG-"):
+            mig.setdefault(index, []).append(token)
+        if index not in order:
+            order.append(index)
+    return [
+        VisibleGpu(i, nvml.nvmlDeviceGetHandleByIndex(i), tuple(mig.get(i, ()))) for i in order
+    ]
+
+
+def _resolve_token(nvml: Any, token: str, uuids: list[str]) -> int | None:
+    if token.isdigit():
+        index = int(token)
+        return index if index < len(uuids) else None
+    if token.startswith("GPU-"):
+        matches = [i for i, u in enumerate(uuids) if u.startswith(token)]
+        return matches[0] if len(matches) == 1 else None
+    if token.startswith("MIG-"):
+        try:
+            mig_handle = nvml.nvmlDeviceGetHandleByUUID(token)
+            parent = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig_handle)
+            parent_uuid = _decode(nvml.nvmlDeviceGetUUID(parent))
+        except nvml.NVMLError:
+            return None
+        return uuids.index(parent_uuid) if parent_uuid in uuids else None
+    return None
+
+
+class NvmlMeter:
+    """Energy and power of this process's NVIDIA GPUs.
+
+    Args:
+        nvml: the ``pynvml`` module, or a test double with the same calls (default: import it).
+        gpu_indices: indices into the *visible* GPUs (as torch numbers them), e.g. ``[local_rank]``
+            in DDP so that each rank measures only its own device. ``None``: all visible GPUs.
+        environ: where ``CUDA_VISIBLE_DEVICES`` is read (default ``os.environ``).
+
+    Raises:
+        MeterUnavailableError: NVML cannot be initialised, or no visible GPU can be measured.
+    """
+
+    def __init__(
+        self,
+        nvml: Any | None = None,
+        *,
+        gpu_indices: Sequence[int] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        import os
+
+        self._nvml = nvml if nvml is not None else load_pynvml()
+        env = os.environ if environ is None else environ
+        try:
+            self._nvml.nvmlInit()
+        except self._nvml.NVMLError as e:
+            raise MeterUnavailableError(describe_nvml_error(self._nvml, e)) from e
+        self._open = True
+        try:
+            gpus = visible_gpus(self._nvml, env.get("CUDA_VISIBLE_DEVICES"))
+            gpus = _select(gpus, gpu_indices)
+            self._channels: list[Channel] = []
+            self._handles: dict[str, Any] = {}
+            self._start_mj: dict[str, int] = {}
+            self.not_counted: dict[str, str] = {}
+            driver = _decode(self._nvml.nvmlSystemGetDriverVersion())
+            for gpu in gpus:
+                self._add_gpu(gpu, driver)
+        except BaseException:
+            self.close()
+            raise
+        if not self._channels:
+            self.close()
+            raise MeterUnavailableError(
+                "no visible GPU can be measured through NVML"
+                + (f": {self.not_counted}" if self.not_counted else " (CUDA_VISIBLE_DEVICES hides all)")
+            )
+
+    def _add_gpu(self, gpu: VisibleGpu, driver: str) -> None:
+        nvml, handle = self._nvml, gpu.handle
+        cid = f"gpu{gpu.nvml_index}"
+        energy_method: str | None = None
+        try:
+            self._start_mj[cid] = int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+            energy_method = ENERGY_COUNTER
+        except nvml.NVMLError:
+            energy_method = None
+        power_method = self._probe_power(handle)
+        details: dict[str, Any] = {
+            "nvml_index": gpu.nvml_index,
+            "uuid": _decode(nvml.nvmlDeviceGetUUID(handle)),
+            "driver": driver,
+            "power_limit_w": _optional(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0),
+            "memory_total_bytes": _optional(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+        }
+        if _mig_enabled(nvml, handle) or gpu.mig_instances:
+            details["mig"] = {
+                "enabled": True,
+                "visible_instances": list(gpu.mig_instances),
+                "note": "MIG instances share this physical GPU: its energy covers all of them",
+            }
+        name = _decode(nvml.nvmlDeviceGetName(handle))
+        if energy_method is None and power_method is None:
+            self.not_counted[cid] = f"{name}: neither the energy counter nor power readings are supported"
+            return
+        if energy_method is None:
+            details["note"] = "no energy counter on this GPU: energy is the integral of sampled power"
+        self._channels.append(
+            Channel(cid, "gpu", name, "measured", energy_method, power_method, details)
+        )
+        self._handles[cid] = handle
+
+    def _probe_power(self, handle: Any) -> str | None:
+        nvml = self._nvml
+        try:
+            values = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])
+            if values[0].nvmlReturn == nvml.NVML_SUCCESS:
+                return POWER_INSTANT
+        except nvml.NVMLError:
+            pass
+        try:
+            nvml.nvmlDeviceGetPowerUsage(handle)
+            return POWER_USAGE
+        except nvml.NVMLError:
+            return None
+
+    @property
+    def channels(self) -> Sequence[Channel]:
+        return tuple(self._channels)
+
+    def read_energy_j(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for ch in self._channels:
+            if ch.energy_method is None:
+                continue
+            try:
+                mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handles[ch.id]))
+            except self._nvml.NVMLError as e:
+                raise MeterError(f"{ch.id}: {describe_nvml_error(self._nvml, e)}") from e
+            out[ch.id] = (mj - self._start_mj[ch.id]) / 1000.0
+        return out
+
+    def read_power_w(self) -> dict[str, float]:
+        nvml = self._nvml
+        out: dict[str, float] = {}
+        for ch in self._channels:
+            handle = self._handles[ch.id]
+            try:
+                if ch.power_method == POWER_INSTANT:
+                    value = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])[0]
+                    if value.nvmlReturn != nvml.NVML_SUCCESS:
+                        raise MeterError(f"{ch.id}: power field returned NVML code {value.nvmlReturn}")
+                    out[ch.id] = value.value.uiVal / 1000.0
+                elif ch.power_method == POWER_USAGE:
+                    out[ch.id] = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+            except nvml.NVMLError as e:
+                raise MeterError(f"{ch.id}: {describe_nvml_error(nvml, e)}") from e
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "_open", False):
+            self._open = False
+            try:
+                self._nvml.nvmlShutdown()
+            except self._nvml.NVMLError:
+                pass
+
+
+def _select(gpus: list[VisibleGpu], gpu_indices: Sequence[int] | None) -> list[VisibleGpu]:
+    if gpu_indices is None:
+        return gpus
+    bad = [i for i in gpu_indices if not 0 <= i < len(gpus)]
+    if bad:
+        raise MeterUnavailableError(
+            f"gpu_indices {bad} out of range: this process sees {len(gpus)} GPU(s) "
+            "(indices count the GPUs left visible by CUDA_VISIBLE_DEVICES, as torch does)"
+        )
+    return [gpus[i] for i in dict.fromkeys(gpu_indices)]
+
+
+def _mig_enabled(nvml: Any, handle: Any) -> bool:
+    try:
+        current, _pending = nvml.nvmlDeviceGetMigMode(handle)
+    except (nvml.NVMLError, AttributeError):
+        return False
+    return bool(current == getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1))
+
+
+def _optional(fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception:  # vendor query that some GPUs lack: metadata only, never fatal
+        return None

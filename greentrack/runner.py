@@ -1,0 +1,107 @@
+"""``greentrack run -- CMD``: measure a program from outside, transparently.
+
+The child inherits stdin, stdout and stderr; greentrack prints only to stderr. Signals sent to
+greentrack (SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2) are forwarded to the child. A
+SIGINT typed at a terminal already reaches the child (it shares greentrack's foreground process
+group), so in that case it is not forwarded a second time. greentrack exits with the child's
+exit code, or, when the child died of a signal, by re-raising that signal on itself, so the
+caller sees exactly what it would have seen without greentrack.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from greentrack.tracker import Tracker
+
+FORWARDED = tuple(
+    getattr(signal, name)
+    for name in ("SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+    if hasattr(signal, name)
+)
+
+
+def _terminal_foreground() -> bool:
+    """Whether greentrack's process group is the terminal's foreground group (so that
+    keyboard signals reach the child directly)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def resolve_command(command: Sequence[str]) -> list[str]:
+    """Check that the command can be started; raise ``FileNotFoundError`` or
+    ``PermissionError`` with the shell's wording otherwise."""
+    if not command:
+        raise ValueError("no command given: greentrack run [OPTIONS] -- COMMAND [ARGS...]")
+    exe = command[0]
+    if os.sep in exe:
+        if not os.path.exists(exe):
+            raise FileNotFoundError(f"{exe}: no such file")
+        if not os.access(exe, os.X_OK):
+            raise PermissionError(f"{exe}: permission denied (not executable)")
+    elif shutil.which(exe) is None:
+        raise FileNotFoundError(f"{exe}: command not found on PATH")
+    return list(command)
+
+
+def run_command(tracker: Tracker, command: Sequence[str]) -> int:
+    """Run ``command`` under ``tracker`` and return the value to exit with (negative: the
+    child died of that signal, which the caller re-raises after cleanup)."""
+    keyboard_reaches_child = _terminal_foreground()
+    previous: dict[int, object] = {}
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if child is None or child.poll() is not None:
+            return
+        if signum in (signal.SIGINT, signal.SIGQUIT) and keyboard_reaches_child:
+            return
+        child.send_signal(signum)
+
+    with tracker:
+        for sig in FORWARDED:
+            previous[sig] = signal.signal(sig, forward)
+        try:
+            child = subprocess.Popen(list(command))
+            returncode = _wait(child)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+        tracker.writer.write_event({"event": "child_exit", "returncode": returncode,
+                                    "pid": child.pid})
+        tracker.stop("finished" if returncode == 0 else f"command exited with {returncode}")
+    return returncode
+
+
+def _wait(child: subprocess.Popen[bytes]) -> int:
+    while True:
+        try:
+            return child.wait()
+        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            continue
+
+
+def exit_like(returncode: int) -> None:
+    """Exit the way the child did: same code, or the same fatal signal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if returncode < 0:
+        sig = -returncode
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        sys.exit(128 + sig)  # only reached for signals that do not kill (e.g. SIGCHLD)
+    sys.exit(returncode)

@@ -1,0 +1,69 @@
+"""Plain-text rendering of a :class:`greentrack.run.RunSummary` (what ``print`` shows)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from greentrack.run import RunSummary
+
+MAX_SPAN_LINES = 40
+
+
+def format_energy(joules: float) -> str:
+    """Joules with a readable prefix and the same in kWh, e.g. ``'1.23 kJ (0.000342 kWh)'``.
+
+    >>> format_energy(1234.0)
+    '1.234 kJ (0.000343 kWh)'
+    """
+    if not math.isfinite(joules):
+        return "n/a"
+    value, unit = joules, "J"
+    for prefix, scale in (("MJ", 1e6), ("kJ", 1e3)):
+        if abs(joules) >= scale:
+            value, unit = joules / scale, prefix
+            break
+    return f"{value:.4g} {unit} ({joules / 3.6e6:.3g} kWh)"
+
+
+def format_summary(s: RunSummary) -> str:
+    label = f' "{s.name}"' if s.name else ""
+    project = f" [project {s.project}]" if s.project else ""
+    lines = [
+        f"greentrack run {s.run_id[:8]}{label}{project}: {s.status}",
+        f"  started {s.start_utc}, duration {s.duration_s:.1f} s",
+    ]
+    if s.components:
+        lines.append("  energy by component:")
+        width = max(len(f"{c.channel} {c.name}") for c in s.components)
+        for c in s.components:
+            power = c.energy_j / s.duration_s if s.duration_s > 0 else math.nan
+            lines.append(
+                f"    {f'{c.channel} {c.name}':<{width}}  {format_energy(c.energy_j):>24}  "
+                f"avg {power:7.1f} W  {c.source:<9}  {c.method}"
+            )
+        if any(c.source == "measured" for c in s.components):
+            lines.append(f"  measured total:  {format_energy(s.measured_energy_j)}")
+        else:
+            lines.append("  measured total:  nothing measured on this machine")
+        if any(c.source == "estimated" for c in s.components):
+            lines.append(f"  estimated total: {format_energy(s.estimated_energy_j)} (a model, not a measurement)")
+    else:
+        lines.append("  no energy measured or estimated on this machine")
+    for component, reason in s.not_counted:
+        lines.append(f"  not counted: {component}: {reason}")
+    if s.spans:
+        lines.append("  spans (measured + estimated energy):")
+        for span in s.spans[:MAX_SPAN_LINES]:
+            tags = ", ".join(f"{k}={v}" for k, v in span.tags.items())
+            title = "  " * span.depth + span.name + (f" [{tags}]" if tags else "")
+            status = "" if span.status == "ok" else f"  ({span.status})"
+            energy = format_energy(span.measured_energy_j)
+            if span.estimated_energy_j:
+                energy += f" + est. {format_energy(span.estimated_energy_j)}"
+            lines.append(f"    {title:<36} {span.duration_s:9.2f} s  {energy}{status}")
+        if len(s.spans) > MAX_SPAN_LINES:
+            lines.append(f"    ... {len(s.spans) - MAX_SPAN_LINES} more spans (load_run(path).spans)")
+    lines += [f"  note: {n}" for n in s.notes]
+    return "\n".join(lines)

@@ -1,0 +1,452 @@
+"""The tracker: measures a block of code, with nested spans, into a run directory.
+
+>>> import greentrack, tempfile, os                                  # doctest: +SKIP
+>>> with greentrack.track(run_dir="runs/exp1", project="demo") as run:  # doctest: +SKIP
+...     with run.span("epoch", epoch=0):
+...         train_one_epoch()
+>>> print(run.summary())                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import itertools
+import logging
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from greentrack import metadata
+from greentrack.discovery import ComponentStatus, DiscoveryOptions, discover
+from greentrack.errors import MeterError, SpanError
+from greentrack.ledger import EnergyLedger
+from greentrack.meters.base import Meter
+from greentrack.sampler import Sampler, SamplingConfig
+from greentrack.store import RunWriter
+
+if TYPE_CHECKING:
+    from greentrack.run import RunSummary
+
+log = logging.getLogger("greentrack")
+
+SyncMode = Literal["auto", "torch", "none"] | Callable[[], None] | None
+TagValue = str | int | float | bool | None
+_current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
+    "greentrack_current_span", default=None
+)
+
+
+class Clock:
+    """The real clocks: ``monotonic`` for durations, ``time`` (UTC epoch) for alignment."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """A finished span.
+
+    Attributes:
+        energy_j: energy per channel id in joules between the span's edges.
+        status: ``"ok"``, ``"error"`` (an exception left the span) or ``"unclosed"`` (still
+            open when the run stopped).
+    """
+
+    span_id: str
+    parent_id: str | None
+    name: str
+    tags: Mapping[str, TagValue]
+    start_unix_s: float
+    end_unix_s: float
+    duration_s: float
+    energy_j: Mapping[str, float]
+    status: str = "ok"
+
+    @property
+    def total_energy_j(self) -> float:
+        return sum(self.energy_j.values())
+
+
+@dataclass(eq=False)
+class Span:
+    """Handle of an open span; ``record`` is set when it ends."""
+
+    span_id: str
+    name: str
+    parent_id: str | None
+    tags: Mapping[str, TagValue]
+    start_mono_s: float
+    start_unix_s: float
+    start_energy_j: Mapping[str, float] = field(repr=False)
+    record: SpanRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerOptions:
+    """Everything about *how* to measure, with defaults that suit training runs.
+
+    Sampling (see :class:`greentrack.sampler.SamplingConfig`): ``power_hz``,
+    ``row_interval_s``, ``counter_interval_s``. Discovery (see
+    :class:`greentrack.discovery.DiscoveryOptions`): ``gpu_indices``, ``cpu_tdp_w``,
+    ``dram_w_per_gb``, ``powercap_root``, ``nvml``, ``require``, ``gpu``, ``cpu``.
+    """
+
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    discovery: DiscoveryOptions = field(default_factory=DiscoveryOptions)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> TrackerOptions:
+        """Split flat keyword options between sampling and discovery; unknown names raise
+        ``TypeError`` naming them and the valid ones."""
+        sampling_names = {f.name for f in fields(SamplingConfig)}
+        discovery_names = {f.name for f in fields(DiscoveryOptions)}
+        unknown = set(kwargs) - sampling_names - discovery_names
+        if unknown:
+            valid = ", ".join(sorted(sampling_names | discovery_names))
+            raise TypeError(f"unknown tracker option(s) {sorted(unknown)}; valid options: {valid}")
+        return cls(
+            SamplingConfig(**{k: v for k, v in kwargs.items() if k in sampling_names}),
+            DiscoveryOptions(**{k: v for k, v in kwargs.items() if k in discovery_names}),
+        )
+
+
+def default_run_dir(root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return root / f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def _torch_sync() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def _resolve_sync(sync: SyncMode) -> Callable[[], None] | None:
+    if sync is None or sync == "none":
+        return None
+    if sync in ("auto", "torch"):
+        return _torch_sync
+    if callable(sync):
+        return sync
+    raise ValueError(f"sync must be 'auto', 'torch', 'none', None or a callable; got {sync!r}")
+
+
+def _check_tags(name: str, tags: Mapping[str, Any]) -> dict[str, TagValue]:
+    if not isinstance(name, str) or not name.strip():
+        raise SpanError(f"a span name must be a non-empty string, got {name!r}")
+    for key, value in tags.items():
+        if not isinstance(value, str | int | float | bool | type(None)):
+            raise SpanError(
+                f"span {name!r}: tag {key}={value!r} is a {type(value).__name__}; tags must be "
+                "str, int, float, bool or None (convert it, e.g. str(value))"
+            )
+    return dict(tags)
+
+
+class Tracker:
+    """Measures energy per component into ``run_dir`` while it is started.
+
+    Args:
+        run_dir: where the run directory is written (must not hold a run yet); ``None``
+            creates ``runs/<UTC time>-<id>``.
+        project, name: labels kept in the metadata and shown in reports (any characters).
+        config: the user's hyperparameters or settings, stored in the metadata.
+        meters: explicit meters (skips discovery), e.g. fakes in tests.
+        sync: how span edges wait for asynchronous device work: ``"auto"`` (torch's current
+            CUDA device, when torch has initialised CUDA), ``"none"``, or a callable.
+        options: a :class:`TrackerOptions`; or pass its fields as keywords to :func:`track`.
+        clock: an object with ``monotonic()`` and ``time()`` (tests pass a manual clock).
+        background: run the sampler on a background thread (``False``: the caller drives
+            ``tracker.sampler.tick()``, as tests and benchmarks with a manual clock do).
+        command: the command line to record (default ``sys.argv``).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path | None = None,
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        meters: Sequence[Meter] | None = None,
+        sync: SyncMode = "auto",
+        options: TrackerOptions | None = None,
+        clock: Any = None,
+        background: bool = True,
+        command: Sequence[str] | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
+        self.project, self.name = project, name
+        self._config = dict(config) if config else {}
+        self._given_meters = list(meters) if meters is not None else None
+        self._sync = _resolve_sync(sync)
+        self.options = options or TrackerOptions()
+        self._clock = clock or Clock()
+        self._command = command
+        self._background = background
+        self.run_id = uuid.uuid4().hex
+        self._ids = itertools.count(1)
+        self._open: dict[str, Span] = {}
+        self._warned: set[int] = set()
+        self._state: Literal["new", "running", "stopped"] = "new"
+        self.statuses: list[ComponentStatus] = []
+        self._final_totals: dict[str, float] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Tracker:
+        """Open meters and the run directory and start sampling. Returns ``self``."""
+        if self._state != "new":
+            raise RuntimeError(f"tracker for {self.run_dir} was already started; make a new one")
+        if self._given_meters is not None:
+            self._meters = self._given_meters
+        else:
+            self._meters, self.statuses = discover(self.options.discovery)
+        try:
+            self._start_measuring()
+        except BaseException:
+            for m in self._meters:
+                m.close()
+            raise
+        self._state = "running"
+        atexit.register(self._atexit)
+        return self
+
+    def _start_measuring(self) -> None:
+        self._t0_mono = self._clock.monotonic()
+        self._t0_unix = self._clock.time()
+        self.ledger = EnergyLedger(self._meters, self._clock.monotonic, self._on_meter_error)
+        channels = self.ledger.channels
+        if not channels:
+            warnings.warn(
+                "greentrack measures no energy on this machine: "
+                + "; ".join(s.detail for s in self.statuses if s.status == "not counted")
+                + ". Durations and spans are still recorded (see `greentrack devices`).",
+                stacklevel=3,
+            )
+        meta = metadata.collect(
+            run_id=self.run_id,
+            project=self.project,
+            name=self.name,
+            config=self._config,
+            command=self._command,
+            start_unix_s=self._t0_unix,
+        )
+        meta["channels"] = [c.to_dict() for c in channels]
+        meta["boundary"] = [s.to_dict() for s in self.statuses]
+        meta["sampling"] = {
+            "power_hz": self.options.sampling.power_hz,
+            "row_interval_s": self.options.sampling.row_interval_s,
+            "counter_interval_s": self.options.sampling.counter_interval_s,
+        }
+        self.writer = RunWriter(self.run_dir, meta, [c.id for c in channels])
+        self.ledger.snapshot_j()
+        self.sampler = Sampler(
+            self.ledger, self.writer, self._clock.monotonic, self._clock.time, self.options.sampling
+        )
+        self.writer.write_event({"event": "run_start", "t_unix_s": self._t0_unix})
+        if self._background:
+            self.sampler.start()
+
+    def stop(self, status: str = "finished") -> None:
+        """End open spans, take final readings, write the summary and close. Idempotent."""
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        atexit.unregister(self._atexit)
+        self.sampler.stop()
+        for span in reversed(list(self._open.values())):
+            self._finish(span, "unclosed")
+        totals = self.ledger.snapshot_j()
+        self.sampler.write_row()
+        end_mono, end_unix = self._clock.monotonic(), self._clock.time()
+        self._final_totals = totals
+        self.writer.write_event({"event": "run_end", "t_unix_s": end_unix, "status": status})
+        self.writer.write_summary({
+            "run_id": self.run_id,
+            "status": status,
+            "end_utc": metadata.utc_iso(end_unix),
+            "end_unix_s": end_unix,
+            "duration_s": end_mono - self._t0_mono,
+            "energy_j": totals,
+        })
+        self.writer.close()
+        for meter in self._meters:
+            try:
+                meter.close()
+            except Exception as e:  # closing vendor handles must not mask the run's result
+                log.warning("closing %r failed: %r", meter, e)
+
+    def _atexit(self) -> None:
+        self.stop(status="exited without stop()")
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop("finished" if exc_type is None else f"failed: {exc_type.__name__}")
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    # --- spans -----------------------------------------------------------------------------
+
+    def begin_span(self, name: str, *, parent: Span | None | Literal["auto"] = "auto",
+                   **tags: Any) -> Span:
+        """Open a span. ``parent="auto"`` nests it in the innermost span opened with
+        :meth:`span` in this context; pass a :class:`Span` or ``None`` to choose.
+        Spans may overlap (end them in any order), as Zeus windows do."""
+        checked = _check_tags(name, tags)
+        self._require_running(f"begin span {name!r}")
+        if parent == "auto":
+            parent = _current_span.get()
+        if parent is not None and parent.span_id not in self._open:
+            raise SpanError(f"parent span {parent.name!r} ({parent.span_id}) is not open")
+        if self._sync is not None:
+            self._sync()
+        start = self.ledger.snapshot_j()
+        span = Span(
+            span_id=f"s{next(self._ids)}",
+            name=name,
+            parent_id=parent.span_id if parent is not None else None,
+            tags=checked,
+            start_mono_s=self._clock.monotonic(),
+            start_unix_s=self._clock.time(),
+            start_energy_j=start,
+        )
+        self._open[span.span_id] = span
+        self.writer.write_span({
+            "event": "begin", "span_id": span.span_id, "parent_id": span.parent_id,
+            "name": name, "tags": checked, "t_unix_s": span.start_unix_s,
+            "t_mono_s": span.start_mono_s - self._t0_mono, "energy_j": start,
+        })
+        return span
+
+    def end_span(self, span: Span, *, status: str = "ok") -> SpanRecord:
+        """Close a span and return its record (energy per channel between its edges)."""
+        if span.record is not None:
+            raise SpanError(f"span {span.name!r} ({span.span_id}) has already ended")
+        if span.span_id not in self._open:
+            raise SpanError(f"span {span.name!r} ({span.span_id}) does not belong to this run")
+        if self._sync is not None:
+            self._sync()
+        return self._finish(span, status)
+
+    def _finish(self, span: Span, status: str) -> SpanRecord:
+        end = self.ledger.snapshot_j()
+        end_mono, end_unix = self._clock.monotonic(), self._clock.time()
+        energy = {cid: end[cid] - span.start_energy_j.get(cid, 0.0) for cid in end}
+        record = SpanRecord(
+            span.span_id, span.parent_id, span.name, span.tags, span.start_unix_s, end_unix,
+            end_mono - span.start_mono_s, energy, status,
+        )
+        span.record = record
+        del self._open[span.span_id]
+        self.writer.write_span({
+            "event": "end", "span_id": span.span_id, "t_unix_s": end_unix,
+            "t_mono_s": end_mono - self._t0_mono, "duration_s": record.duration_s,
+            "energy_j": energy, "status": status,
+        })
+        return record
+
+    def span(self, name: str, **tags: Any) -> _SpanScope:
+        """Context manager measuring its block as a span nested in the current one.
+
+        >>> with tracker.span("epoch", epoch=3) as s:   # doctest: +SKIP
+        ...     train_one_epoch()
+        >>> s.record.energy_j                             # doctest: +SKIP
+        """
+        return _SpanScope(self, name, tags)
+
+    # --- results ---------------------------------------------------------------------------
+
+    def energy_j(self) -> dict[str, float]:
+        """Energy per channel so far (final totals once stopped), from a fresh reading."""
+        if self._final_totals is not None:
+            return dict(self._final_totals)
+        self._require_running("read energy")
+        return self.ledger.snapshot_j()
+
+    def summary(self) -> RunSummary:
+        """Summary of the run so far, built from the run directory (the same code path as
+        :func:`greentrack.load_run`)."""
+        from greentrack.run import load_run
+
+        if self._state == "running":
+            self.writer.flush()
+        elif self._state == "new":
+            raise RuntimeError("the tracker has not started: use `with greentrack.track(...)`")
+        live = self.energy_j() if self._state == "running" else None
+        return load_run(self.run_dir).summary(energy_j=live)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _require_running(self, what: str) -> None:
+        if self._state != "running":
+            raise RuntimeError(f"cannot {what}: the tracker is {self._state}; use it inside `with track(...)`")
+
+    def _on_meter_error(self, meter: Meter, operation: str, err: MeterError) -> None:
+        key = id(meter)
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"greentrack: a meter failed, its channels show a gap (training continues): {err}",
+                          RuntimeWarning, stacklevel=2)
+        self.writer.write_event({
+            "event": "meter_error", "t_unix_s": self._clock.time(), "operation": operation,
+            "channels": [c.id for c in meter.channels], "error": str(err),
+        })
+
+
+class _SpanScope:
+    def __init__(self, tracker: Tracker, name: str, tags: Mapping[str, Any]) -> None:
+        self._tracker, self._name, self._tags = tracker, name, tags
+        self._token: contextvars.Token[Span | None] | None = None
+
+    def __enter__(self) -> Span:
+        self._span = self._tracker.begin_span(self._name, **self._tags)
+        self._token = _current_span.set(self._span)
+        return self._span
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._token is not None:
+            _current_span.reset(self._token)
+        if self._span.record is None and self._tracker.running:
+            self._tracker.end_span(self._span, status="ok" if exc_type is None else "error")
+
+
+def track(
+    run_dir: str | Path | None = None,
+    *,
+    project: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    meters: Sequence[Meter] | None = None,
+    sync: SyncMode = "auto",
+    clock: Any = None,
+    background: bool = True,
+    **options: Any,
+) -> Tracker:
+    """Measure a block of code: ``with greentrack.track(run_dir=...) as run: ...``.
+
+    Keyword ``options`` are :class:`TrackerOptions` fields (``power_hz``, ``gpu_indices``,
+    ``cpu_tdp_w``, ``require``...). Returns an unstarted :class:`Tracker`; ``with`` starts it.
+    """
+    return Tracker(
+        run_dir, project=project, name=name, config=config, meters=meters, sync=sync,
+        options=TrackerOptions.from_kwargs(**options), clock=clock, background=background,
+    )

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import pytest
+
+from greentrack.errors import MeterError, MeterUnavailableError
+from greentrack.meters.fake import FakeGpu, FakeNvml, PowerTrace
+from greentrack.meters.nvml import ENERGY_COUNTER, POWER_INSTANT, POWER_USAGE, NvmlMeter
+
+
+def test_energy_counter_and_instant_power_follow_the_trace(clock, make_nvml):
+    nvml = make_nvml(1, trace=PowerTrace([(2.0, 100.0), (2.0, 400.0)], repeat=True))
+    clock.advance(8.0)  # the counter ran before the meter opened: only the delta counts
+    meter = NvmlMeter(nvml, environ={})
+    (ch,) = meter.channels
+    assert (ch.id, ch.component, ch.source) == ("gpu0", "gpu", "measured")
+    assert (ch.energy_method, ch.power_method) == (ENERGY_COUNTER, POWER_INSTANT)
+    clock.advance(3.0)  # t = 8..11: 2 s at 100 W, 1 s at 400 W
+    assert meter.read_energy_j() == {"gpu0": pytest.approx(600.0)}
+    assert meter.read_power_w() == {"gpu0": 400.0}
+    clock.advance(1.5)  # t = 12.5: 100 W again
+    assert meter.read_power_w() == {"gpu0": 100.0}
+    assert meter.read_energy_j()["gpu0"] == pytest.approx(600.0 + 400.0 + 50.0)
+    meter.close()
+    meter.close()  # idempotent
+    assert nvml.initialized == 0
+
+
+def test_metadata_records_uuid_driver_limit(make_nvml):
+    meter = NvmlMeter(make_nvml(1), environ={})
+    details = meter.channels[0].details
+    assert details["uuid"].startswith("GPU-0000")
+    assert details["driver"] == "570.86.15"
+    assert details["power_limit_w"] == 700.0
+    assert "mig" not in details
+
+
+def test_falls_back_to_power_usage_and_labels_it(make_nvml):
+    meter = NvmlMeter(make_nvml(1, has_power_instant=False), environ={})
+    assert meter.channels[0].power_method == POWER_USAGE
+    assert meter.read_power_w() == {"gpu0": 100.0}
+
+
+def test_gpu_without_counter_integrates_power_and_says_so(make_nvml):
+    meter = NvmlMeter(make_nvml(1, has_energy_counter=False), environ={})
+    ch = meter.channels[0]
+    assert ch.energy_method is None and ch.method == f"integral of {POWER_INSTANT}"
+    assert "integral of sampled power" in ch.details["note"]
+    assert meter.read_energy_j() == {}
+
+
+def test_gpu_with_nothing_is_not_counted_never_zero(make_nvml):
+    nvml = make_nvml(1, has_energy_counter=False, has_power_instant=False, has_power_usage=False)
+    with pytest.raises(MeterUnavailableError, match="neither the energy counter nor power"):
+        NvmlMeter(nvml, environ={})
+    assert nvml.initialized == 0
+
+
+def test_nvml_missing_library_message_names_the_fix(clock):
+    nvml = FakeNvml([FakeGpu()], clock, init_error=FakeNvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    with pytest.raises(MeterUnavailableError, match="libnvidia-ml.so was not found.*--gpus all"):
+        NvmlMeter(nvml, environ={})
+
+
+def test_read_error_becomes_meter_error(clock, make_nvml):
+    nvml = make_nvml(1)
+    nvml.gpus[0].fail_power_between = (5.0, 6.0)
+    meter = NvmlMeter(nvml, environ={})
+    clock.advance(5.5)
+    with pytest.raises(MeterError, match="gpu0"):
+        meter.read_power_w()
+
+
+@pytest.mark.filterwarnings("ignore:CUDA_VISIBLE_DEVICES entry")
+@pytest.mark.parametrize(
+    ("cvd", "expected"),
+    [
+        (None, ["gpu0", "gpu1", "gpu2"]),
+        ("", []),
+        ("2,0", ["gpu2", "gpu0"]),
+        ("1, 2", ["gpu1", "gpu2"]),
+        ("GPU-2222", ["gpu2"]),  # unique UUID prefix
+        ("0,7,1", ["gpu0"]),  # CUDA stops at the first invalid entry
+        ("-1,1", []),
+        ("1,1", ["gpu1"]),
+    ],
+)
+def test_cuda_visible_devices(make_nvml, cvd, expected):
+    env = {} if cvd is None else {"CUDA_VISIBLE_DEVICES": cvd}
+    nvml = make_nvml(3)
+    if not expected:
+        with pytest.raises(MeterUnavailableError, match="no visible GPU"):
+            NvmlMeter(nvml, environ=env)
+        return
+    meter = NvmlMeter(nvml, environ=env)
+    assert [c.id for c in meter.channels] == expected
+
+
+def test_invalid_cuda_visible_devices_entry_warns(make_nvml):
+    with pytest.warns(UserWarning, match="'7' matches no GPU"):
+        NvmlMeter(make_nvml(2), environ={"CUDA_VISIBLE_DEVICES": "0,7"})
+
+
+def test_gpu_indices_select_among_visible(make_nvml):
+    meter = NvmlMeter(make_nvml(4), gpu_indices=[1], environ={"CUDA_VISIBLE_DEVICES": "3,2"})
+    assert [c.id for c in meter.channels] == ["gpu2"]
+    with pytest.raises(MeterUnavailableError, match=r"gpu_indices \[5\] out of range.*sees 2"):
+        NvmlMeter(make_nvml(4), gpu_indices=[5], environ={"CUDA_VISIBLE_DEVICES": "3,2"})
+
+
+def test_mig_instance_measures_its_physical_gpu(clock):
+    gpus = [
+        FakeGpu(uuid="GPU-aaaa", mig_enabled=True, mig_uuids=("MIG-1111", "MIG-2222")),
+        FakeGpu(uuid="GPU-bbbb"),
+    ]
+    meter = NvmlMeter(FakeNvml(gpus, clock), environ={"CUDA_VISIBLE_DEVICES": "MIG-2222,MIG-1111"})
+    (ch,) = meter.channels
+    assert ch.id == "gpu0"
+    assert ch.details["mig"]["enabled"] is True
+    assert ch.details["mig"]["visible_instances"] == ["MIG-2222", "MIG-1111"]
+    assert "share this physical GPU" in ch.details["mig"]["note"]
+    clock.advance(1.0)
+    assert meter.read_energy_j()["gpu0"] == pytest.approx(100.0)
