@@ -19,14 +19,13 @@ from greentrack.errors import (
 from greentrack.run import Run, RunSummary, load_run
 from greentrack.tracker import Span, SpanRecord, Tracker, TrackerOptions, track
 
-
 __all__ = [
     "GreentrackError",
     "MeterError",
     "MeterUnavailableError",
+    "Run",
     "RunExistsError",
     "RunFormatError",
-    "Run",
     "RunSummary",
     "Span",
     "SpanError",

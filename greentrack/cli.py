@@ -13,27 +13,49 @@ from greentrack._version import __version__
 
 def _add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--power-hz", type=float, default=10.0, help="power sampling rate (Hz)")
-    p.add_argument("--gpu-indices", default=None,
-                   help="comma-separated indices of visible GPUs to measure (default: all)")
-    p.add_argument("--cpu-tdp-w", type=float, default=None,
-                   help="CPU TDP per package (W) for the estimate when RAPL is unreadable")
-    p.add_argument("--dram-w-per-gb", type=float, default=None,
-                   help="estimate DRAM at this many W per GB installed when RAPL has no DRAM zone")
-    p.add_argument("--require", default="",
-                   help="comma-separated components that must be measured: gpu,cpu,dram")
+    p.add_argument(
+        "--gpu-indices",
+        default=None,
+        help="comma-separated indices of visible GPUs to measure (default: all)",
+    )
+    p.add_argument(
+        "--cpu-tdp-w",
+        type=float,
+        default=None,
+        help="CPU TDP per package (W) for the estimate when RAPL is unreadable",
+    )
+    p.add_argument(
+        "--dram-w-per-gb",
+        type=float,
+        default=None,
+        help="estimate DRAM at this many W per GB installed when RAPL has no DRAM zone",
+    )
+    p.add_argument(
+        "--require",
+        default="",
+        help="comma-separated components that must be measured: gpu,cpu,dram",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="greentrack", description="Measured energy and CO2e of ML training.")
+        prog="greentrack", description="Measured energy and CO2e of ML training."
+    )
     parser.add_argument("--version", action="version", version=f"greentrack {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="measure a command: greentrack run [OPTIONS] -- CMD ...",
-                         description="Run CMD and measure the machine's energy while it runs. "
-                         "Arguments, stdin/stdout, signals and the exit code pass through.")
-    run.add_argument("--run-dir", type=Path, default=None,
-                     help="run directory to create (default: runs/<UTC time>-<id>)")
+    run = sub.add_parser(
+        "run",
+        help="measure a command: greentrack run [OPTIONS] -- CMD ...",
+        description="Run CMD and measure the machine's energy while it runs. "
+        "Arguments, stdin/stdout, signals and the exit code pass through.",
+    )
+    run.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="run directory to create (default: runs/<UTC time>-<id>)",
+    )
     run.add_argument("--name", default=None, help="a human label for the run (any characters)")
     run.add_argument("--project", default=None, help="project the run belongs to")
     run.add_argument("--quiet", action="store_true", help="do not print the summary")
@@ -61,7 +83,9 @@ def _options(args: argparse.Namespace) -> dict[str, object]:
         try:
             opts["gpu_indices"] = [int(x) for x in args.gpu_indices.split(",")]
         except ValueError:
-            raise SystemExit(f"greentrack: --gpu-indices takes integers like 0,1; got {args.gpu_indices!r}") from None
+            raise SystemExit(
+                f"greentrack: --gpu-indices takes integers like 0,1; got {args.gpu_indices!r}"
+            ) from None
     return opts
 
 
@@ -83,8 +107,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"greentrack: {e}", file=sys.stderr)
         return 126
     try:
-        tracker = Tracker(args.run_dir, project=args.project, name=args.name, command=command,
-                          sync="none", options=TrackerOptions.from_kwargs(**_options(args)))
+        tracker = Tracker(
+            args.run_dir,
+            project=args.project,
+            name=args.name,
+            command=command,
+            sync="none",
+            options=TrackerOptions.from_kwargs(**_options(args)),
+        )
         returncode = run_command(tracker, command)
     except (GreentrackError, ValueError) as e:
         print(f"greentrack: {e}", file=sys.stderr)
@@ -106,8 +136,11 @@ def cmd_devices(args: argparse.Namespace) -> int:
     for m in meters:
         m.close()
     if args.json:
-        print(json.dumps({"components": [s.to_dict() for s in statuses], "channels": channels},
-                         indent=2))
+        print(
+            json.dumps(
+                {"components": [s.to_dict() for s in statuses], "channels": channels}, indent=2
+            )
+        )
         return 0
     print("greentrack devices: what this machine lets greentrack measure")
     for s in statuses:

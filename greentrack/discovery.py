@@ -95,8 +95,12 @@ def _discover_gpu(
     meters.append(nvml_meter)
     for ch in nvml_meter.channels:
         statuses.append(
-            ComponentStatus("gpu", "measured", f"{ch.id} {ch.name}: energy {ch.method}; "
-                            f"power {ch.power_method or 'from energy differences'}")
+            ComponentStatus(
+                "gpu",
+                "measured",
+                f"{ch.id} {ch.name}: energy {ch.method}; "
+                f"power {ch.power_method or 'from energy differences'}",
+            )
         )
     for cid, reason in nvml_meter.not_counted.items():
         statuses.append(ComponentStatus("gpu", "not counted", f"{cid} {reason}"))
@@ -114,7 +118,9 @@ def _discover_cpu(
         for ch in rapl.channels:
             statuses.append(ComponentStatus(ch.component, "measured", f"{ch.id} {ch.name}: RAPL"))
         if not any(ch.component == "dram" for ch in rapl.channels):
-            statuses.append(_dram_not_counted("RAPL exposes no DRAM zone (usual on AMD and laptops)"))
+            statuses.append(
+                _dram_not_counted("RAPL exposes no DRAM zone (usual on AMD and laptops)")
+            )
         return
     tdp = options.cpu_tdp_w
     if tdp is None and env.get(TDP_ENV):
@@ -125,23 +131,33 @@ def _discover_cpu(
     try:
         est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb)
     except MeterUnavailableError as e:
-        statuses.append(ComponentStatus("cpu", "not counted", f"RAPL: {rapl_reason}. Estimate: {e}"))
+        statuses.append(
+            ComponentStatus("cpu", "not counted", f"RAPL: {rapl_reason}. Estimate: {e}")
+        )
         statuses.append(_dram_not_counted("no RAPL"))
         return
     meters.append(est)
     cpu = est.channels[0]
     statuses.append(
-        ComponentStatus("cpu", "estimated", f"TDP {cpu.details['tdp_w']:g} W x utilisation "
-                        f"({cpu.details['tdp_source']}); RAPL unavailable: {rapl_reason}")
+        ComponentStatus(
+            "cpu",
+            "estimated",
+            f"TDP {cpu.details['tdp_w']:g} W x utilisation "
+            f"({cpu.details['tdp_source']}); RAPL unavailable: {rapl_reason}",
+        )
     )
     if len(est.channels) > 1:
-        statuses.append(ComponentStatus("dram", "estimated", f"{options.dram_w_per_gb} W/GB installed"))
+        statuses.append(
+            ComponentStatus("dram", "estimated", f"{options.dram_w_per_gb} W/GB installed")
+        )
     else:
         statuses.append(_dram_not_counted("no RAPL"))
 
 
 def _dram_not_counted(why: str) -> ComponentStatus:
     return ComponentStatus(
-        "dram", "not counted",
-        f"{why}; pass dram_w_per_gb={CRUCIAL_W_PER_GB} to estimate it (a contested constant-power model)",
+        "dram",
+        "not counted",
+        f"{why}; pass dram_w_per_gb={CRUCIAL_W_PER_GB} to estimate it "
+        "(a contested constant-power model)",
     )

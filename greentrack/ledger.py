@@ -60,14 +60,17 @@ class EnergyLedger:
         for meter in self._meters:
             for ch in meter.channels:
                 if ch.id in self._states:
-                    raise ValueError(f"two meters define channel {ch.id!r}; channel ids must be unique")
+                    raise ValueError(
+                        f"two meters define channel {ch.id!r}; channel ids must be unique"
+                    )
                 self._states[ch.id] = _State(ch)
         self._power_meters = [m for m in self._meters if any(c.power_method for c in m.channels)]
         self._counter_meters = [m for m in self._meters if any(c.energy_method for c in m.channels)]
         # Meters with a counter-only channel are read every row: the counter is that
         # channel's only timeline. Others (NVML) are read every counter_interval_s.
         self._cheap_meters = [
-            m for m in self._counter_meters
+            m
+            for m in self._counter_meters
             if any(c.energy_method and not c.power_method for c in m.channels)
         ]
 

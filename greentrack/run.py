@@ -101,22 +101,39 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "name": self.name, "project": self.project,
-            "status": self.status, "complete": self.complete, "start_utc": self.start_utc,
+            "run_id": self.run_id,
+            "name": self.name,
+            "project": self.project,
+            "status": self.status,
+            "complete": self.complete,
+            "start_utc": self.start_utc,
             "duration_s": self.duration_s,
             "measured_energy_j": self.measured_energy_j,
             "estimated_energy_j": self.estimated_energy_j,
             "components": [
-                {"channel": c.channel, "component": c.component, "name": c.name, "source": c.source,
-                 "method": c.method, "energy_j": c.energy_j, "energy_kwh": c.energy_kwh}
+                {
+                    "channel": c.channel,
+                    "component": c.component,
+                    "name": c.name,
+                    "source": c.source,
+                    "method": c.method,
+                    "energy_j": c.energy_j,
+                    "energy_kwh": c.energy_kwh,
+                }
                 for c in self.components
             ],
             "not_counted": [{"component": c, "reason": r} for c, r in self.not_counted],
             "spans": [
-                {"span_id": s.span_id, "parent_id": s.parent_id, "name": s.name,
-                 "tags": dict(s.tags), "duration_s": s.duration_s,
-                 "measured_energy_j": s.measured_energy_j,
-                 "estimated_energy_j": s.estimated_energy_j, "status": s.status}
+                {
+                    "span_id": s.span_id,
+                    "parent_id": s.parent_id,
+                    "name": s.name,
+                    "tags": dict(s.tags),
+                    "duration_s": s.duration_s,
+                    "measured_energy_j": s.measured_energy_j,
+                    "estimated_energy_j": s.estimated_energy_j,
+                    "status": s.status,
+                }
                 for s in self.spans
             ],
             "notes": list(self.notes),
@@ -180,8 +197,11 @@ class Run:
         lines = _complete_lines(self.path / TIMELINE)
         if not lines:
             raise RunFormatError(f"{self.path / TIMELINE} is missing or has no header")
-        frame = pd.read_csv(io.StringIO("\n".join(lines) + "\n"), keep_default_na=False,
-                            na_values={c: [""] for c in lines[0].split(",") if c != "gaps"})
+        frame = pd.read_csv(
+            io.StringIO("\n".join(lines) + "\n"),
+            keep_default_na=False,
+            na_values={c: [""] for c in lines[0].split(",") if c != "gaps"},
+        )
         frame["gaps"] = frame["gaps"].astype(str).replace("nan", "")
         return frame
 
@@ -196,20 +216,34 @@ class Run:
         parts = []
         for ch in self.channels:
             cid = ch["id"]
-            parts.append(pd.DataFrame({
-                "time": pd.to_datetime(wide["t_unix_s"], unit="s", utc=True),
-                "t_mono_s": wide["t_mono_s"],
-                "channel": cid,
-                "component": ch["component"],
-                "source": ch["source"],
-                "power_w": wide[f"{cid}_power_w"],
-                "energy_j": wide[f"{cid}_energy_j"],
-                "gap": wide["gaps"].map(lambda g, c=cid: c in str(g).split(";")),
-            }))
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "time": pd.to_datetime(wide["t_unix_s"], unit="s", utc=True),
+                        "t_mono_s": wide["t_mono_s"],
+                        "channel": cid,
+                        "component": ch["component"],
+                        "source": ch["source"],
+                        "power_w": wide[f"{cid}_power_w"],
+                        "energy_j": wide[f"{cid}_energy_j"],
+                        "gap": wide["gaps"].map(lambda g, c=cid: c in str(g).split(";")),
+                    }
+                )
+            )
         if not parts:
-            return pd.DataFrame(columns=["time", "t_mono_s", "channel", "component", "source",
-                                         "power_w", "energy_j", "gap"])
-        return pd.concat(parts, ignore_index=True)
+            return pd.DataFrame(  # type: ignore[no-any-return]
+                columns=[
+                    "time",
+                    "t_mono_s",
+                    "channel",
+                    "component",
+                    "source",
+                    "power_w",
+                    "energy_j",
+                    "gap",
+                ]
+            )
+        return pd.concat(parts, ignore_index=True)  # type: ignore[no-any-return]
 
     def _last_energy_j(self) -> dict[str, float]:
         wide = self._wide
@@ -248,24 +282,44 @@ class Run:
                 energy = e["energy_j"]
                 end_unix, duration, status = e["t_unix_s"], e["duration_s"], e.get("status", "ok")
             else:
-                energy = {c: last_energy.get(c, 0.0) - b["energy_j"].get(c, 0.0) for c in last_energy}
+                energy = {
+                    c: last_energy.get(c, 0.0) - b["energy_j"].get(c, 0.0) for c in last_energy
+                }
                 end_unix, status = max(last_unix, b["t_unix_s"]), "open"
                 duration = max(0.0, last_mono - b["t_mono_s"])
             row = {
-                "span_id": sid, "parent_id": b.get("parent_id"), "name": b["name"],
-                "tags": b.get("tags", {}), "start_unix_s": b["t_unix_s"], "end_unix_s": end_unix,
-                "duration_s": duration, "status": status,
+                "span_id": sid,
+                "parent_id": b.get("parent_id"),
+                "name": b["name"],
+                "tags": b.get("tags", {}),
+                "start_unix_s": b["t_unix_s"],
+                "end_unix_s": end_unix,
+                "duration_s": duration,
+                "status": status,
                 "energy_j": float(sum(v for v in energy.values() if v is not None)),
             }
             for cid, v in energy.items():
                 row[f"energy_j.{cid}"] = v
             rows.append(row)
-        frame = pd.DataFrame(rows, columns=None if rows else [
-            "span_id", "parent_id", "name", "tags", "start_unix_s", "end_unix_s", "duration_s",
-            "status", "energy_j"])
+        frame = pd.DataFrame(
+            rows,
+            columns=None
+            if rows
+            else [
+                "span_id",
+                "parent_id",
+                "name",
+                "tags",
+                "start_unix_s",
+                "end_unix_s",
+                "duration_s",
+                "status",
+                "energy_j",
+            ],
+        )
         frame["start"] = pd.to_datetime(frame["start_unix_s"], unit="s", utc=True)
         frame["end"] = pd.to_datetime(frame["end_unix_s"], unit="s", utc=True)
-        return frame
+        return frame  # type: ignore[no-any-return]
 
     def summary(self, energy_j: Mapping[str, float] | None = None) -> RunSummary:
         """Totals per component and per span. ``energy_j`` overrides the totals (the live
@@ -288,21 +342,37 @@ class Run:
             )
         gaps = [e for e in self.events if e.get("event") == "meter_error"]
         if gaps:
-            notes.append(f"{len(gaps)} meter read(s) failed; affected rows are flagged in the timeline")
+            notes.append(
+                f"{len(gaps)} meter read(s) failed; affected rows are flagged in the timeline"
+            )
         components = tuple(
-            ComponentEnergy(ch["id"], ch["component"], ch["name"], ch["source"], ch["method"],
-                            float(totals.get(ch["id"], math.nan)))
+            ComponentEnergy(
+                ch["id"],
+                ch["component"],
+                ch["name"],
+                ch["source"],
+                ch["method"],
+                float(totals.get(ch["id"], math.nan)),
+            )
             for ch in self.channels
         )
         not_counted = tuple(
-            (b["component"], b["detail"]) for b in self.meta.get("boundary", [])
+            (b["component"], b["detail"])
+            for b in self.meta.get("boundary", [])
             if b["status"] == "not counted"
         )
         return RunSummary(
-            run_id=self.meta["run_id"], name=self.meta.get("name"),
-            project=self.meta.get("project"), status=status, complete=self.complete,
-            start_utc=self.meta["start_utc"], duration_s=duration, components=components,
-            not_counted=not_counted, spans=self._span_energies(), notes=tuple(notes),
+            run_id=self.meta["run_id"],
+            name=self.meta.get("name"),
+            project=self.meta.get("project"),
+            status=status,
+            complete=self.complete,
+            start_utc=self.meta["start_utc"],
+            duration_s=duration,
+            components=components,
+            not_counted=not_counted,
+            spans=self._span_energies(),
+            notes=tuple(notes),
         )
 
     def _span_energies(self) -> tuple[SpanEnergy, ...]:
@@ -324,9 +394,19 @@ class Run:
                     measured += value
                 else:
                     estimated += value
-            out.append(SpanEnergy(row["span_id"], parent, row["name"], row["tags"],
-                                  float(row["duration_s"]), measured, estimated, row["status"],
-                                  depth[row["span_id"]]))
+            out.append(
+                SpanEnergy(
+                    row["span_id"],
+                    parent,
+                    row["name"],
+                    row["tags"],
+                    float(row["duration_s"]),
+                    measured,
+                    estimated,
+                    row["status"],
+                    depth[row["span_id"]],
+                )
+            )
         return tuple(out)
 
 

@@ -81,8 +81,9 @@ def run_command(tracker: Tracker, command: Sequence[str]) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)  # type: ignore[arg-type]
-        tracker.writer.write_event({"event": "child_exit", "returncode": returncode,
-                                    "pid": child.pid})
+        tracker.writer.write_event(
+            {"event": "child_exit", "returncode": returncode, "pid": child.pid}
+        )
         tracker.stop("finished" if returncode == 0 else f"command exited with {returncode}")
     return returncode
 

@@ -38,7 +38,9 @@ class SamplingConfig:
         if not 0 < self.power_hz <= 1000:
             raise ValueError(f"power_hz must be in (0, 1000], got {self.power_hz}")
         if not 0.01 <= self.row_interval_s <= 3600:
-            raise ValueError(f"row_interval_s must be in [0.01, 3600] seconds, got {self.row_interval_s}")
+            raise ValueError(
+                f"row_interval_s must be in [0.01, 3600] seconds, got {self.row_interval_s}"
+            )
         if self.counter_interval_s < self.row_interval_s:
             raise ValueError(
                 f"counter_interval_s ({self.counter_interval_s}) must be >= row_interval_s "
@@ -124,7 +126,9 @@ class Sampler:
                 source = integral if ch.power_method else total
                 prev = self._prev_integral if ch.power_method else self._prev_total
                 power[ch.id] = (source[ch.id] - prev[ch.id]) / dt
-        self.writer.write_row(self._wall(), now - self._t0, power, total, sorted(self.ledger.gaps()))
+        self.writer.write_row(
+            self._wall(), now - self._t0, power, total, sorted(self.ledger.gaps())
+        )
         self.writer.flush()
         self._prev_t, self._prev_integral, self._prev_total = now, integral, total
         self._prev_power = power

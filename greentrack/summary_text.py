@@ -48,7 +48,10 @@ def format_summary(s: RunSummary) -> str:
         else:
             lines.append("  measured total:  nothing measured on this machine")
         if any(c.source == "estimated" for c in s.components):
-            lines.append(f"  estimated total: {format_energy(s.estimated_energy_j)} (a model, not a measurement)")
+            lines.append(
+                f"  estimated total: {format_energy(s.estimated_energy_j)}"
+                " (a model, not a measurement)"
+            )
     else:
         lines.append("  no energy measured or estimated on this machine")
     for component, reason in s.not_counted:
@@ -64,6 +67,8 @@ def format_summary(s: RunSummary) -> str:
                 energy += f" + est. {format_energy(span.estimated_energy_j)}"
             lines.append(f"    {title:<36} {span.duration_s:9.2f} s  {energy}{status}")
         if len(s.spans) > MAX_SPAN_LINES:
-            lines.append(f"    ... {len(s.spans) - MAX_SPAN_LINES} more spans (load_run(path).spans)")
+            lines.append(
+                f"    ... {len(s.spans) - MAX_SPAN_LINES} more spans (load_run(path).spans)"
+            )
     lines += [f"  note: {n}" for n in s.notes]
     return "\n".join(lines)

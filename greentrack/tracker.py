@@ -270,14 +270,16 @@ class Tracker:
         end_mono, end_unix = self._clock.monotonic(), self._clock.time()
         self._final_totals = totals
         self.writer.write_event({"event": "run_end", "t_unix_s": end_unix, "status": status})
-        self.writer.write_summary({
-            "run_id": self.run_id,
-            "status": status,
-            "end_utc": metadata.utc_iso(end_unix),
-            "end_unix_s": end_unix,
-            "duration_s": end_mono - self._t0_mono,
-            "energy_j": totals,
-        })
+        self.writer.write_summary(
+            {
+                "run_id": self.run_id,
+                "status": status,
+                "end_utc": metadata.utc_iso(end_unix),
+                "end_unix_s": end_unix,
+                "duration_s": end_mono - self._t0_mono,
+                "energy_j": totals,
+            }
+        )
         self.writer.close()
         for meter in self._meters:
             try:
@@ -305,8 +307,9 @@ class Tracker:
 
     # --- spans -----------------------------------------------------------------------------
 
-    def begin_span(self, name: str, *, parent: Span | None | Literal["auto"] = "auto",
-                   **tags: Any) -> Span:
+    def begin_span(
+        self, name: str, *, parent: Span | Literal["auto"] | None = "auto", **tags: Any
+    ) -> Span:
         """Open a span. ``parent="auto"`` nests it in the innermost span opened with
         :meth:`span` in this context; pass a :class:`Span` or ``None`` to choose.
         Spans may overlap (end them in any order), as Zeus windows do."""
@@ -329,11 +332,18 @@ class Tracker:
             start_energy_j=start,
         )
         self._open[span.span_id] = span
-        self.writer.write_span({
-            "event": "begin", "span_id": span.span_id, "parent_id": span.parent_id,
-            "name": name, "tags": checked, "t_unix_s": span.start_unix_s,
-            "t_mono_s": span.start_mono_s - self._t0_mono, "energy_j": start,
-        })
+        self.writer.write_span(
+            {
+                "event": "begin",
+                "span_id": span.span_id,
+                "parent_id": span.parent_id,
+                "name": name,
+                "tags": checked,
+                "t_unix_s": span.start_unix_s,
+                "t_mono_s": span.start_mono_s - self._t0_mono,
+                "energy_j": start,
+            }
+        )
         return span
 
     def end_span(self, span: Span, *, status: str = "ok") -> SpanRecord:
@@ -351,16 +361,29 @@ class Tracker:
         end_mono, end_unix = self._clock.monotonic(), self._clock.time()
         energy = {cid: end[cid] - span.start_energy_j.get(cid, 0.0) for cid in end}
         record = SpanRecord(
-            span.span_id, span.parent_id, span.name, span.tags, span.start_unix_s, end_unix,
-            end_mono - span.start_mono_s, energy, status,
+            span.span_id,
+            span.parent_id,
+            span.name,
+            span.tags,
+            span.start_unix_s,
+            end_unix,
+            end_mono - span.start_mono_s,
+            energy,
+            status,
         )
         span.record = record
         del self._open[span.span_id]
-        self.writer.write_span({
-            "event": "end", "span_id": span.span_id, "t_unix_s": end_unix,
-            "t_mono_s": end_mono - self._t0_mono, "duration_s": record.duration_s,
-            "energy_j": energy, "status": status,
-        })
+        self.writer.write_span(
+            {
+                "event": "end",
+                "span_id": span.span_id,
+                "t_unix_s": end_unix,
+                "t_mono_s": end_mono - self._t0_mono,
+                "duration_s": record.duration_s,
+                "energy_j": energy,
+                "status": status,
+            }
+        )
         return record
 
     def span(self, name: str, **tags: Any) -> _SpanScope:
@@ -397,18 +420,28 @@ class Tracker:
 
     def _require_running(self, what: str) -> None:
         if self._state != "running":
-            raise RuntimeError(f"cannot {what}: the tracker is {self._state}; use it inside `with track(...)`")
+            raise RuntimeError(
+                f"cannot {what}: the tracker is {self._state}; use it inside `with track(...)`"
+            )
 
     def _on_meter_error(self, meter: Meter, operation: str, err: MeterError) -> None:
         key = id(meter)
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(f"greentrack: a meter failed, its channels show a gap (training continues): {err}",
-                          RuntimeWarning, stacklevel=2)
-        self.writer.write_event({
-            "event": "meter_error", "t_unix_s": self._clock.time(), "operation": operation,
-            "channels": [c.id for c in meter.channels], "error": str(err),
-        })
+            warnings.warn(
+                f"greentrack: a meter failed, its channels show a gap (training continues): {err}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.writer.write_event(
+            {
+                "event": "meter_error",
+                "t_unix_s": self._clock.time(),
+                "operation": operation,
+                "channels": [c.id for c in meter.channels],
+                "error": str(err),
+            }
+        )
 
 
 class _SpanScope:
@@ -421,8 +454,12 @@ class _SpanScope:
         self._token = _current_span.set(self._span)
         return self._span
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self._token is not None:
             _current_span.reset(self._token)
         if self._span.record is None and self._tracker.running:
@@ -447,6 +484,13 @@ def track(
     ``cpu_tdp_w``, ``require``...). Returns an unstarted :class:`Tracker`; ``with`` starts it.
     """
     return Tracker(
-        run_dir, project=project, name=name, config=config, meters=meters, sync=sync,
-        options=TrackerOptions.from_kwargs(**options), clock=clock, background=background,
+        run_dir,
+        project=project,
+        name=name,
+        config=config,
+        meters=meters,
+        sync=sync,
+        options=TrackerOptions.from_kwargs(**options),
+        clock=clock,
+        background=background,
     )

@@ -27,7 +27,7 @@ def require(module: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        extra = EXTRAS.get(module, module.split(".")[0])
+        extra = EXTRAS.get(module) or EXTRAS.get(module.split(".")[0], module.split(".")[0])
         raise ImportError(
             f"this greentrack integration needs {module!r}: pip install 'greentrack[{extra}]'"
         ) from e

@@ -6,8 +6,13 @@ from a wheel, an editable install or a zip.
 
 from __future__ import annotations
 
+import sys
 from importlib import resources
-from importlib.resources.abc import Traversable
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # pragma: no cover
+    from importlib.abc import Traversable
 
 
 def template_files() -> list[str]:

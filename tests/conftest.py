@@ -25,8 +25,9 @@ class FakePowercap:
         (path / "energy_uj").write_text(f"{energy_uj}\n")
         return path
 
-    def package(self, socket: int, *, dram: bool = True, energy_uj: int = 0,
-                max_uj: int = 262_143_328_850) -> None:
+    def package(
+        self, socket: int, *, dram: bool = True, energy_uj: int = 0, max_uj: int = 262_143_328_850
+    ) -> None:
         top = f"intel-rapl:{socket}"
         self.zone(top, f"package-{socket}", energy_uj, max_uj)
         self.zone(f"{top}/{top}:0", "core", 0)

@@ -14,14 +14,23 @@ class FakeCpuTimes:
         self.busy = 100.0
 
     def __call__(self) -> SimpleNamespace:
-        return SimpleNamespace(user=self.busy * 0.75, system=self.busy * 0.25, nice=0.0,
-                               irq=0.0, softirq=0.0, idle=1e6, iowait=50.0, steal=7.0)
+        return SimpleNamespace(
+            user=self.busy * 0.75,
+            system=self.busy * 0.25,
+            nice=0.0,
+            irq=0.0,
+            softirq=0.0,
+            idle=1e6,
+            iowait=50.0,
+            steal=7.0,
+        )
 
 
 def test_energy_is_tdp_times_busy_share():
     times = FakeCpuTimes()
-    meter = EstimatedCpuMeter(tdp_w=120.0, cpu_model="Test CPU", packages=2, cpu_times=times,
-                              cpu_count=16)
+    meter = EstimatedCpuMeter(
+        tdp_w=120.0, cpu_model="Test CPU", packages=2, cpu_times=times, cpu_count=16
+    )
     (ch,) = meter.channels
     assert (ch.id, ch.source, ch.energy_method) == ("cpu", "estimated", CPU_METHOD)
     times.busy += 40.0  # 40 CPU-seconds busy out of 16 logical CPUs
@@ -30,8 +39,12 @@ def test_energy_is_tdp_times_busy_share():
 
 
 def test_tdp_from_bundled_table():
-    meter = EstimatedCpuMeter(cpu_model="Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz", packages=1,
-                              cpu_times=FakeCpuTimes(), cpu_count=4)
+    meter = EstimatedCpuMeter(
+        cpu_model="Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
+        packages=1,
+        cpu_times=FakeCpuTimes(),
+        cpu_count=4,
+    )
     details = meter.channels[0].details
     assert details["tdp_w"] == 150.0 and details["tdp_table_name"] == "Intel Xeon Gold 6248"
 
@@ -51,13 +64,22 @@ def test_lookup_tdp(model, table_name, tdp):
 
 def test_unknown_model_error_names_model_and_fix():
     assert lookup_tdp("AMD EPYC") is None
-    with pytest.raises(MeterUnavailableError, match=r"'AMD EPYC'.*cpu_tdp_w=.*GREENTRACK_CPU_TDP_W"):
+    with pytest.raises(
+        MeterUnavailableError, match=r"'AMD EPYC'.*cpu_tdp_w=.*GREENTRACK_CPU_TDP_W"
+    ):
         EstimatedCpuMeter(cpu_model="AMD EPYC", cpu_times=FakeCpuTimes(), cpu_count=2)
 
 
 def test_dram_estimate_is_opt_in_and_constant_power(clock):
-    meter = EstimatedCpuMeter(tdp_w=10.0, cpu_model="x", cpu_times=FakeCpuTimes(), cpu_count=1,
-                              dram_w_per_gb=0.375, memory_bytes=64 * 10**9, clock=clock)
+    meter = EstimatedCpuMeter(
+        tdp_w=10.0,
+        cpu_model="x",
+        cpu_times=FakeCpuTimes(),
+        cpu_count=1,
+        dram_w_per_gb=0.375,
+        memory_bytes=64 * 10**9,
+        clock=clock,
+    )
     assert [c.id for c in meter.channels] == ["cpu", "dram"]
     clock.advance(10.0)
     assert meter.read_energy_j()["dram"] == pytest.approx(0.375 * 64 * 10.0)
@@ -70,7 +92,9 @@ def test_bad_values_rejected():
 
 def test_cpuinfo_parsing(tmp_path):
     info = tmp_path / "cpuinfo"
-    info.write_text("processor\t: 0\nmodel name\t: Foo 9000\nphysical id\t: 0\n\n"
-                    "processor\t: 1\nmodel name\t: Foo 9000\nphysical id\t: 1\n")
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Foo 9000\nphysical id\t: 0\n\n"
+        "processor\t: 1\nmodel name\t: Foo 9000\nphysical id\t: 1\n"
+    )
     assert cpu_model_and_packages(info) == ("Foo 9000", 2)
     assert normalize_cpu_name("AMD Ryzen(TM) 9 5950X 16-Core Processor") == "amd ryzen 9 5950x"

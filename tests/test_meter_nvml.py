@@ -57,7 +57,7 @@ def test_gpu_with_nothing_is_not_counted_never_zero(make_nvml):
 
 def test_nvml_missing_library_message_names_the_fix(clock):
     nvml = FakeNvml([FakeGpu()], clock, init_error=FakeNvml.NVML_ERROR_LIBRARY_NOT_FOUND)
-    with pytest.raises(MeterUnavailableError, match="libnvidia-ml.so was not found.*--gpus all"):
+    with pytest.raises(MeterUnavailableError, match=r"libnvidia-ml\.so was not found.*--gpus all"):
         NvmlMeter(nvml, environ={})
 
 

@@ -14,7 +14,11 @@ def test_two_sockets_with_dram(powercap):
     powercap.package(1, energy_uj=5_000_000)
     meter = RaplMeter(powercap.root)
     assert [(c.id, c.component) for c in meter.channels] == [
-        ("cpu0", "cpu"), ("dram0", "dram"), ("cpu1", "cpu"), ("dram1", "dram")]
+        ("cpu0", "cpu"),
+        ("dram0", "dram"),
+        ("cpu1", "cpu"),
+        ("dram1", "dram"),
+    ]
     assert all(c.source == "measured" and c.power_method is None for c in meter.channels)
     powercap.set("intel-rapl:0", 3_500_000)
     powercap.set("intel-rapl:1", 5_250_000)
@@ -57,7 +61,7 @@ def test_missing_root_explains(tmp_path):
 
 def test_no_package_zone(powercap):
     powercap.zone("intel-rapl:0", "psys")
-    with pytest.raises(MeterUnavailableError, match="no RAPL package zone.*intel_rapl_common"):
+    with pytest.raises(MeterUnavailableError, match=r"no RAPL package zone.*intel_rapl_common"):
         RaplMeter(powercap.root)
 
 

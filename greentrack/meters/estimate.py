@@ -2,9 +2,10 @@
 
 CPU: ``E = TDP x u x t``, linear in utilisation ``u`` and zero at idle (CodeCarbon 3.3's
 ``cpu_load`` mode uses the same line with a floor at 10 % of TDP; greentrack adds no floor, so
-idle power is not counted: the boundary in the report says so). ``u x t`` is taken exactly from the kernel's CPU-time counters
-(``psutil.cpu_times``: user + nice + system + irq + softirq, summed over logical CPUs, divided
-by their number), so the result does not depend on a sampling rate:
+idle power is not counted: the boundary in the report says so). ``u x t`` is taken exactly
+from the kernel's CPU-time counters (``psutil.cpu_times``: user + nice + system + irq +
+softirq, summed over logical CPUs, divided by their number), so the result does not depend
+on a sampling rate:
 
     E_cpu [J] = TDP [W] x packages x delta(busy CPU seconds) / logical CPUs
 
@@ -76,8 +77,10 @@ class EstimatedCpuMeter:
                     "GREENTRACK_CPU_TDP_W). In a VM, use the TDP share of your vCPUs."
                 )
             tdp_w = match.tdp_w
-            details.update(tdp_source="bundled table (CodeCarbon cpu_power.csv, MIT)",
-                           tdp_table_name=match.table_name)
+            details.update(
+                tdp_source="bundled table (CodeCarbon cpu_power.csv, MIT)",
+                tdp_table_name=match.table_name,
+            )
         else:
             details["tdp_source"] = "given by the user"
         if tdp_w <= 0:
@@ -88,7 +91,9 @@ class EstimatedCpuMeter:
         self._logical = cpu_count or psutil.cpu_count(logical=True) or 1
         self._start_busy = _busy_seconds(self._cpu_times())
         channels = [
-            Channel("cpu", "cpu", f"{model} x{self._packages}", "estimated", CPU_METHOD, None, details)
+            Channel(
+                "cpu", "cpu", f"{model} x{self._packages}", "estimated", CPU_METHOD, None, details
+            )
         ]
         self._clock = clock
         self._t0 = clock()
@@ -99,8 +104,15 @@ class EstimatedCpuMeter:
             mem = memory_bytes or psutil.virtual_memory().total
             self._dram_w = dram_w_per_gb * mem / 1e9
             channels.append(
-                Channel("dram", "dram", "DRAM", "estimated", DRAM_METHOD, None,
-                        {"w_per_gb": dram_w_per_gb, "memory_bytes": mem, "power_w": self._dram_w})
+                Channel(
+                    "dram",
+                    "dram",
+                    "DRAM",
+                    "estimated",
+                    DRAM_METHOD,
+                    None,
+                    {"w_per_gb": dram_w_per_gb, "memory_bytes": mem, "power_w": self._dram_w},
+                )
             )
         self._channels = tuple(channels)
 

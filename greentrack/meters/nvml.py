@@ -17,10 +17,10 @@ the metadata says that MIG instances share it.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from greentrack.errors import MeterError, MeterUnavailableError
@@ -31,7 +31,7 @@ POWER_INSTANT = "nvml-field-power-instant"
 POWER_USAGE = "nvml-power-usage (~1 s average on recent GPUs)"
 
 
-def load_pynvml() -> ModuleType:
+def load_pynvml() -> Any:
     """Import ``pynvml`` or raise :class:`MeterUnavailableError` saying how to install it."""
     try:
         import pynvml
@@ -53,9 +53,13 @@ def describe_nvml_error(nvml: Any, err: Exception) -> str:
     if code == getattr(nvml, "NVML_ERROR_DRIVER_NOT_LOADED", object()):
         return "the NVIDIA kernel driver is not loaded (check `nvidia-smi`)"
     if code == getattr(nvml, "NVML_ERROR_NO_PERMISSION", object()):
-        return "NVML denied access: this user may not query the GPU (check /dev/nvidia* permissions)"
+        return (
+            "NVML denied access: this user may not query the GPU (check /dev/nvidia* permissions)"
+        )
     if code == getattr(nvml, "NVML_ERROR_LIB_RM_VERSION_MISMATCH", object()):
-        return "the NVML library and the kernel driver differ in version: reboot or reload the driver"
+        return (
+            "the NVML library and the kernel driver differ in version: reboot or reload the driver"
+        )
     return f"NVML error: {err}"
 
 
@@ -82,7 +86,9 @@ def visible_gpus(nvml: Any, cuda_visible_devices: str | None) -> list[VisibleGpu
     count = int(nvml.nvmlDeviceGetCount())
     if cuda_visible_devices is None:
         return [VisibleGpu(i, nvml.nvmlDeviceGetHandleByIndex(i)) for i in range(count)]
-    uuids = [_decode(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+    uuids = [
+        _decode(nvml.nvmlDeviceGetUUID(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)
+    ]
     order: list[int] = []
     mig: dict[int, list[str]] = {}
     for raw in cuda_visible_devices.split(","):
@@ -100,9 +106,7 @@ def visible_gpus(nvml: Any, cuda_visible_devices: str | None) -> list[VisibleGpu
             mig.setdefault(index, []).append(token)
         if index not in order:
             order.append(index)
-    return [
-        VisibleGpu(i, nvml.nvmlDeviceGetHandleByIndex(i), tuple(mig.get(i, ()))) for i in order
-    ]
+    return [VisibleGpu(i, nvml.nvmlDeviceGetHandleByIndex(i), tuple(mig.get(i, ()))) for i in order]
 
 
 def _resolve_token(nvml: Any, token: str, uuids: list[str]) -> int | None:
@@ -169,7 +173,11 @@ class NvmlMeter:
             self.close()
             raise MeterUnavailableError(
                 "no visible GPU can be measured through NVML"
-                + (f": {self.not_counted}" if self.not_counted else " (CUDA_VISIBLE_DEVICES hides all)")
+                + (
+                    f": {self.not_counted}"
+                    if self.not_counted
+                    else " (CUDA_VISIBLE_DEVICES hides all)"
+                )
             )
 
     def _add_gpu(self, gpu: VisibleGpu, driver: str) -> None:
@@ -186,8 +194,12 @@ class NvmlMeter:
             "nvml_index": gpu.nvml_index,
             "uuid": _decode(nvml.nvmlDeviceGetUUID(handle)),
             "driver": driver,
-            "power_limit_w": _optional(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0),
-            "memory_total_bytes": _optional(lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+            "power_limit_w": _optional(
+                lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000.0
+            ),
+            "memory_total_bytes": _optional(
+                lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
+            ),
         }
         if _mig_enabled(nvml, handle) or gpu.mig_instances:
             details["mig"] = {
@@ -197,10 +209,14 @@ class NvmlMeter:
             }
         name = _decode(nvml.nvmlDeviceGetName(handle))
         if energy_method is None and power_method is None:
-            self.not_counted[cid] = f"{name}: neither the energy counter nor power readings are supported"
+            self.not_counted[cid] = (
+                f"{name}: neither the energy counter nor power readings are supported"
+            )
             return
         if energy_method is None:
-            details["note"] = "no energy counter on this GPU: energy is the integral of sampled power"
+            details["note"] = (
+                "no energy counter on this GPU: energy is the integral of sampled power"
+            )
         self._channels.append(
             Channel(cid, "gpu", name, "measured", energy_method, power_method, details)
         )
@@ -243,9 +259,13 @@ class NvmlMeter:
             handle = self._handles[ch.id]
             try:
                 if ch.power_method == POWER_INSTANT:
-                    value = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])[0]
+                    value = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])[
+                        0
+                    ]
                     if value.nvmlReturn != nvml.NVML_SUCCESS:
-                        raise MeterError(f"{ch.id}: power field returned NVML code {value.nvmlReturn}")
+                        raise MeterError(
+                            f"{ch.id}: power field returned NVML code {value.nvmlReturn}"
+                        )
                     out[ch.id] = value.value.uiVal / 1000.0
                 elif ch.power_method == POWER_USAGE:
                     out[ch.id] = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
@@ -256,10 +276,8 @@ class NvmlMeter:
     def close(self) -> None:
         if getattr(self, "_open", False):
             self._open = False
-            try:
+            with contextlib.suppress(self._nvml.NVMLError):
                 self._nvml.nvmlShutdown()
-            except self._nvml.NVMLError:
-                pass
 
 
 def _select(gpus: list[VisibleGpu], gpu_indices: Sequence[int] | None) -> list[VisibleGpu]:

@@ -72,9 +72,9 @@ def discover_zones(root: Path = DEFAULT_ROOT) -> tuple[list[RaplZone], dict[str,
         socket = int(name.split("-", 1)[1])
         zones.append(_zone(f"cpu{socket}", "cpu", name, top))
         for sub in sorted(top.iterdir(), key=lambda p: p.name):
-            if sub.is_dir() and sub.name.startswith(top.name + ":"):
-                if _read_text(sub / "name") == "dram":
-                    zones.append(_zone(f"dram{socket}", "dram", f"dram-{socket}", sub))
+            is_subzone = sub.is_dir() and sub.name.startswith(top.name + ":")
+            if is_subzone and _read_text(sub / "name") == "dram":
+                zones.append(_zone(f"dram{socket}", "dram", f"dram-{socket}", sub))
     if not zones:
         raise MeterUnavailableError(
             f"{root} has no RAPL package zone (the intel_rapl_common kernel module is not loaded,"
@@ -84,12 +84,16 @@ def discover_zones(root: Path = DEFAULT_ROOT) -> tuple[list[RaplZone], dict[str,
         try:
             int(_read_text(zone.path / "energy_uj"))
         except PermissionError as e:
-            raise MeterUnavailableError(f"{zone.path / 'energy_uj'} is not readable: {PERMISSION_FIX}") from e
+            raise MeterUnavailableError(
+                f"{zone.path / 'energy_uj'} is not readable: {PERMISSION_FIX}"
+            ) from e
     return zones, skipped
 
 
 def _zone(channel_id: str, component: str, name: str, path: Path) -> RaplZone:
-    return RaplZone(channel_id, component, name, path, int(_read_text(path / "max_energy_range_uj")))
+    return RaplZone(
+        channel_id, component, name, path, int(_read_text(path / "max_energy_range_uj"))
+    )
 
 
 def _read_text(path: Path) -> str:
@@ -147,7 +151,9 @@ class RaplMeter:
         try:
             return int(_read_text(zone.path / "energy_uj"))
         except (OSError, ValueError) as e:
-            raise MeterError(f"{zone.channel_id}: cannot read {zone.path / 'energy_uj'}: {e}") from e
+            raise MeterError(
+                f"{zone.channel_id}: cannot read {zone.path / 'energy_uj'}: {e}"
+            ) from e
 
     def read_energy_j(self) -> dict[str, float]:
         with self._lock:
