@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     summ = sub.add_parser("summary", help="print the energy summary of a run directory")
     summ.add_argument("run_dir", type=Path)
-    summ.add_argument("--json", action="store_true", help="print JSON")
+    summ.add_argument("--format", choices=("text", "json", "md"), default="text")
     return parser
 
 
@@ -159,8 +159,23 @@ def cmd_summary(args: argparse.Namespace) -> int:
     except RunFormatError as e:
         print(f"greentrack: {e}", file=sys.stderr)
         return 2
-    print(json.dumps(summary.to_dict(), indent=2) if args.json else summary)
+    if args.format == "json":
+        print(json.dumps(summary.to_dict(), indent=2))
+    elif args.format == "md":
+        print(render_markdown(summary.to_dict()))
+    else:
+        print(summary)
     return 0
+
+
+def render_markdown(summary: dict[str, object]) -> str:
+    """The run's energy table in Markdown, from the bundled ``summary.md.j2`` template."""
+    import jinja2
+
+    from greentrack.templates import template
+
+    env = jinja2.Environment(autoescape=False, keep_trailing_newline=True)
+    return env.from_string(template("summary.md.j2").read_text(encoding="utf-8")).render(s=summary)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

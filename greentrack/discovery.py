@@ -128,28 +128,20 @@ def _discover_cpu(
             tdp = float(env[TDP_ENV])
         except ValueError:
             raise ValueError(f"{TDP_ENV}={env[TDP_ENV]!r} is not a number of watts") from None
-    try:
-        est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb)
-    except MeterUnavailableError as e:
-        statuses.append(
-            ComponentStatus("cpu", "not counted", f"RAPL: {rapl_reason}. Estimate: {e}")
-        )
-        statuses.append(_dram_not_counted("no RAPL"))
-        return
+    est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb)
     meters.append(est)
     cpu = est.channels[0]
-    statuses.append(
-        ComponentStatus(
-            "cpu",
-            "estimated",
-            f"TDP {cpu.details['tdp_w']:g} W x utilisation "
-            f"({cpu.details['tdp_source']}); RAPL unavailable: {rapl_reason}",
+    if "tdp_w" in cpu.details:
+        how = f"TDP {cpu.details['tdp_w']:g} W x utilisation ({cpu.details['tdp_source']})"
+    else:
+        how = (
+            f"{cpu.details['cpus_used']} vCPU x {cpu.details['vcpu_min_w']}-"
+            f"{cpu.details['vcpu_max_w']} W by utilisation ({cpu.details['note']})"
         )
-    )
+    statuses.append(ComponentStatus("cpu", "estimated", f"{how}; RAPL unavailable: {rapl_reason}"))
     if len(est.channels) > 1:
-        statuses.append(
-            ComponentStatus("dram", "estimated", f"{options.dram_w_per_gb} W/GB installed")
-        )
+        detail = f"{options.dram_w_per_gb} W/GB installed (constant power)"
+        statuses.append(ComponentStatus("dram", "estimated", detail))
     else:
         statuses.append(_dram_not_counted("no RAPL"))
 

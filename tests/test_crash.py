@@ -88,3 +88,28 @@ def test_not_a_run_dir_and_newer_format(tmp_path):
     (tmp_path / "meta.json").write_text('{"format_version": 99}')
     with pytest.raises(greentrack.RunFormatError, match=r"version 99.*Upgrade"):
         greentrack.load_run(tmp_path)
+
+
+def test_summary_command_formats(tmp_path, clock):
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import gpu_cpu_meters, run_for
+
+    run_dir = tmp_path / "run"
+    with greentrack.track(
+        run_dir, meters=gpu_cpu_meters(clock), clock=clock, background=False, name="a|b"
+    ) as run:
+        run_for(run, clock, 3.6)
+    base = [sys.executable, "-m", "greentrack", "summary", str(run_dir)]
+    out = subprocess.run([*base, "--format", "json"], capture_output=True, text=True, check=True)
+    data = json.loads(out.stdout)
+    assert data["measured_energy_j"] == pytest.approx(290.0 * 3.6)
+    md = subprocess.run([*base, "--format", "md"], capture_output=True, text=True, check=True)
+    assert "## Energy of run a\\|b (finished)" in md.stdout
+    assert "| gpu0 | gpu |" in md.stdout and "| 0.00025 |" in md.stdout
+    text = subprocess.run(base, capture_output=True, text=True, check=True).stdout
+    assert "gpu0" in text and "measured total" in text
+    bad = subprocess.run([*base[:-1], str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a greentrack run directory" in bad.stderr

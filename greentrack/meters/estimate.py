@@ -1,13 +1,18 @@
 """Estimated CPU (and optionally DRAM) energy where nothing can be measured.
 
-CPU: ``E = TDP x u x t``, linear in utilisation ``u`` and zero at idle (CodeCarbon 3.3's
-``cpu_load`` mode uses the same line with a floor at 10 % of TDP; greentrack adds no floor, so
-idle power is not counted: the boundary in the report says so). ``u x t`` is taken exactly
-from the kernel's CPU-time counters (``psutil.cpu_times``: user + nice + system + irq +
-softirq, summed over logical CPUs, divided by their number), so the result does not depend
-on a sampling rate:
+Both CPU models use the kernel's CPU-time counters (``psutil.cpu_times(percpu=True)``, summed
+over the CPUs this process may run on, ``os.sched_getaffinity``), so they integrate exactly,
+whatever the sampling rate. ``busy`` = user + nice + system + irq + softirq CPU-seconds.
 
-    E_cpu [J] = TDP [W] x packages x delta(busy CPU seconds) / logical CPUs
+* TDP model, when the CPU model is in the bundled table or ``cpu_tdp_w`` is given:
+  ``E [J] = TDP [W] x packages x delta(busy) / logical CPUs of the machine``, linear in
+  utilisation and zero at idle. (CodeCarbon 3.3's ``cpu_load`` mode uses the same line with a
+  floor at 10 % of TDP; greentrack adds no floor, so idle power is not counted and the boundary
+  says so.)
+* Per-vCPU model, when the CPU model is unknown (typical of cloud VMs, which hide it):
+  ``E [J] = W_min x vCPUs x t + (W_max - W_min) x delta(busy)``, with Cloud Carbon Footprint's
+  SPECpower-derived coefficients per vCPU (AWS average: W_min = 0.74 W at 0 %, W_max = 3.5 W at
+  100 % utilisation; CCF methodology, Appendix I, Apache-2.0).
 
 DRAM (off unless asked): ``E = w_per_gb x installed GB x t``, a constant-power model
 (0.375 W/GB per Crucial's guidance, as CodeCarbon uses; measurements dispute it).
@@ -18,36 +23,53 @@ silently with measured figures.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from greentrack.errors import MeterUnavailableError
 from greentrack.meters.base import Channel
 from greentrack.meters.tdp import cpu_model_and_packages, lookup_tdp
 
-CPU_METHOD = "tdp-x-utilisation"
+TDP_METHOD = "tdp-x-utilisation"
+VCPU_METHOD = "per-vcpu-specpower-coefficients"
 DRAM_METHOD = "w-per-gb-x-installed-memory"
 CRUCIAL_W_PER_GB = 0.375
+# Cloud Carbon Footprint methodology, Appendix I (AWS average, derived from SPECpower).
+CCF_VCPU_MIN_W = 0.74
+CCF_VCPU_MAX_W = 3.5
+_BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
+
+CpuTimes = Callable[[], Sequence[Any]]
 
 
-def _busy_seconds(times: Any) -> float:
-    busy = 0.0
-    for field in ("user", "nice", "system", "irq", "softirq"):
-        busy += float(getattr(times, field, 0.0))
-    return busy
+def _busy_seconds(per_cpu: Sequence[Any], cpus: Sequence[int]) -> float:
+    total = 0.0
+    for i in cpus:
+        if i < len(per_cpu):
+            total += sum(float(getattr(per_cpu[i], f, 0.0)) for f in _BUSY_FIELDS)
+    return total
+
+
+def _affinity(count: int) -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return list(range(count))
 
 
 class EstimatedCpuMeter:
-    """CPU energy modelled from TDP and the kernel's CPU-time counters.
+    """CPU energy modelled from the kernel's CPU-time counters.
 
     Args:
-        tdp_w: the TDP of one package in watts; ``None`` looks the CPU model up in the bundled
-            table (raises :class:`MeterUnavailableError` naming the model when it is absent).
+        tdp_w: TDP of one package in watts (TDP model). ``None``: look the CPU model up in
+            the bundled table, else fall back to the per-vCPU model.
         cpu_model, packages: override what ``/proc/cpuinfo`` says.
-        cpu_times, cpu_count: injectable for tests (default ``psutil``).
+        cpu_times: per-CPU times, injectable for tests (default ``psutil.cpu_times(percpu=True)``).
+        cpus: indices of the CPUs this process may use (default: its affinity set).
+        logical_cpus: logical CPUs of the machine (default ``psutil.cpu_count()``).
         dram_w_per_gb: also estimate DRAM at this many W per GB installed (``None``: do not).
-        memory_bytes, clock: installed memory and a monotonic clock for the DRAM model.
+        memory_bytes, clock: installed memory and a monotonic clock in seconds.
     """
 
     def __init__(
@@ -56,8 +78,9 @@ class EstimatedCpuMeter:
         tdp_w: float | None = None,
         cpu_model: str | None = None,
         packages: int | None = None,
-        cpu_times: Callable[[], Any] | None = None,
-        cpu_count: int | None = None,
+        cpu_times: CpuTimes | None = None,
+        cpus: Sequence[int] | None = None,
+        logical_cpus: int | None = None,
         dram_w_per_gb: float | None = None,
         memory_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -67,52 +90,56 @@ class EstimatedCpuMeter:
         detected_model, detected_packages = cpu_model_and_packages()
         model = cpu_model or detected_model
         self._packages = packages or detected_packages
-        details: dict[str, Any] = {"cpu_model": model, "packages": self._packages}
+        self._logical = logical_cpus or psutil.cpu_count(logical=True) or 1
+        self._cpus = list(cpus) if cpus is not None else _affinity(self._logical)
+        self._cpu_times = cpu_times or (lambda: psutil.cpu_times(percpu=True))
+        self._clock = clock
+        details: dict[str, Any] = {
+            "cpu_model": model,
+            "packages": self._packages,
+            "logical_cpus": self._logical,
+            "cpus_used": len(self._cpus),
+        }
         if tdp_w is None:
             match = lookup_tdp(model)
-            if match is None:
-                raise MeterUnavailableError(
-                    f"CPU model {model!r} is not in the bundled TDP table, so its energy cannot "
-                    "be estimated; pass cpu_tdp_w=<watts per package> (or set "
-                    "GREENTRACK_CPU_TDP_W). In a VM, use the TDP share of your vCPUs."
+            if match is not None:
+                tdp_w = match.tdp_w
+                details.update(
+                    tdp_source="bundled table (CodeCarbon cpu_power.csv, MIT)",
+                    tdp_table_name=match.table_name,
                 )
-            tdp_w = match.tdp_w
-            details.update(
-                tdp_source="bundled table (CodeCarbon cpu_power.csv, MIT)",
-                tdp_table_name=match.table_name,
-            )
         else:
             details["tdp_source"] = "given by the user"
-        if tdp_w <= 0:
-            raise ValueError(f"cpu_tdp_w must be positive watts, got {tdp_w}")
-        details["tdp_w"] = tdp_w
-        self._tdp_w = float(tdp_w)
-        self._cpu_times = cpu_times or (lambda: psutil.cpu_times(percpu=False))
-        self._logical = cpu_count or psutil.cpu_count(logical=True) or 1
-        self._start_busy = _busy_seconds(self._cpu_times())
-        channels = [
-            Channel(
-                "cpu", "cpu", f"{model} x{self._packages}", "estimated", CPU_METHOD, None, details
+        self._tdp_w: float | None = None
+        if tdp_w is not None:
+            if tdp_w <= 0:
+                raise ValueError(f"cpu_tdp_w must be positive watts per package, got {tdp_w}")
+            self._tdp_w = float(tdp_w)
+            details["tdp_w"] = self._tdp_w
+            method = TDP_METHOD
+        else:
+            details.update(
+                vcpu_min_w=CCF_VCPU_MIN_W,
+                vcpu_max_w=CCF_VCPU_MAX_W,
+                note=(
+                    f"CPU model {model!r} is not in the TDP table: per-vCPU coefficients of "
+                    "Cloud Carbon Footprint (AWS average, SPECpower). Pass cpu_tdp_w to use a "
+                    "TDP instead."
+                ),
             )
-        ]
-        self._clock = clock
+            method = VCPU_METHOD
         self._t0 = clock()
+        self._start_busy = _busy_seconds(self._cpu_times(), self._cpus)
+        channels = [Channel("cpu", "cpu", model, "estimated", method, None, details)]
         self._dram_w = 0.0
         if dram_w_per_gb is not None:
             if dram_w_per_gb <= 0:
                 raise ValueError(f"dram_w_per_gb must be positive, got {dram_w_per_gb}")
             mem = memory_bytes or psutil.virtual_memory().total
             self._dram_w = dram_w_per_gb * mem / 1e9
+            dram_details = {"w_per_gb": dram_w_per_gb, "memory_bytes": mem, "power_w": self._dram_w}
             channels.append(
-                Channel(
-                    "dram",
-                    "dram",
-                    "DRAM",
-                    "estimated",
-                    DRAM_METHOD,
-                    None,
-                    {"w_per_gb": dram_w_per_gb, "memory_bytes": mem, "power_w": self._dram_w},
-                )
+                Channel("dram", "dram", "DRAM", "estimated", DRAM_METHOD, None, dram_details)
             )
         self._channels = tuple(channels)
 
@@ -121,10 +148,16 @@ class EstimatedCpuMeter:
         return self._channels
 
     def read_energy_j(self) -> dict[str, float]:
-        busy = _busy_seconds(self._cpu_times()) - self._start_busy
-        out = {"cpu": self._tdp_w * self._packages * busy / self._logical}
+        busy = _busy_seconds(self._cpu_times(), self._cpus) - self._start_busy
+        elapsed = self._clock() - self._t0
+        if self._tdp_w is not None:
+            cpu = self._tdp_w * self._packages * busy / self._logical
+        else:
+            idle_w = CCF_VCPU_MIN_W * len(self._cpus)
+            cpu = idle_w * elapsed + (CCF_VCPU_MAX_W - CCF_VCPU_MIN_W) * busy
+        out = {"cpu": cpu}
         if self._dram_w:
-            out["dram"] = self._dram_w * (self._clock() - self._t0)
+            out["dram"] = self._dram_w * elapsed
         return out
 
     def read_power_w(self) -> dict[str, float]:
