@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ class Sampler:
         self._thread: threading.Thread | None = None
         self.ticks = 0
         self.rows = 0
+        self.thread_cpu_s: float | None = None  # CPU time the sampler thread used, at stop
         self._failures = 0
 
     @property
@@ -144,6 +146,7 @@ class Sampler:
                 next_t = self._mono()
                 delay = 0.0
             if self._stop.wait(delay):
+                self.thread_cpu_s = time.thread_time()
                 return
             self.tick()
 

@@ -56,15 +56,23 @@ def format_summary(s: RunSummary) -> str:
         lines.append("  no energy measured or estimated on this machine")
     for component, reason in s.not_counted:
         lines.append(f"  not counted: {component}: {reason}")
+    has_measured = any(c.source == "measured" for c in s.components)
+    has_estimated = any(c.source == "estimated" for c in s.components)
     if s.spans:
-        lines.append("  spans (measured + estimated energy):")
+        kinds = " + ".join(
+            k for k, f in (("measured", has_measured), ("estimated", has_estimated)) if f
+        )
+        lines.append(f"  spans ({kinds or 'duration only'}):")
         for span in s.spans[:MAX_SPAN_LINES]:
             tags = ", ".join(f"{k}={v}" for k, v in span.tags.items())
             title = "  " * span.depth + span.name + (f" [{tags}]" if tags else "")
             status = "" if span.status == "ok" else f"  ({span.status})"
-            energy = format_energy(span.measured_energy_j)
-            if span.estimated_energy_j:
-                energy += f" + est. {format_energy(span.estimated_energy_j)}"
+            parts = []
+            if has_measured:
+                parts.append(format_energy(span.measured_energy_j))
+            if has_estimated:
+                parts.append(f"est. {format_energy(span.estimated_energy_j)}")
+            energy = " + ".join(parts) or "no energy channel"
             lines.append(f"    {title:<36} {span.duration_s:9.2f} s  {energy}{status}")
         if len(s.spans) > MAX_SPAN_LINES:
             lines.append(

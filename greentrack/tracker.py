@@ -269,7 +269,15 @@ class Tracker:
         self.sampler.write_row()
         end_mono, end_unix = self._clock.monotonic(), self._clock.time()
         self._final_totals = totals
-        self.writer.write_event({"event": "run_end", "t_unix_s": end_unix, "status": status})
+        self.writer.write_event(
+            {
+                "event": "run_end",
+                "t_unix_s": end_unix,
+                "status": status,
+                "sampler_ticks": self.sampler.ticks,
+                "sampler_cpu_s": self.sampler.thread_cpu_s,
+            }
+        )
         self.writer.write_summary(
             {
                 "run_id": self.run_id,

@@ -1,0 +1,40 @@
+"""The README's demo runs end to end and leaves a loadable run directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import greentrack
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plain_torch_demo(tmp_path):
+    run_dir = tmp_path / "demo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "plain_torch.py"),
+            "--run-dir",
+            str(run_dir),
+            "--epochs",
+            "1",
+            "--steps-per-group",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "greentrack run" in proc.stdout and "epoch [epoch=0]" in proc.stdout
+    run = greentrack.load_run(run_dir)
+    assert run.complete and run.meta["config"]["model"] == "mlp-128-512-10"
+    spans = run.spans
+    assert sorted(spans["name"].unique()) == ["epoch", "steps"]
+    assert (
+        spans.loc[spans["name"] == "steps", "parent_id"]
+        == spans.loc[spans["name"] == "epoch", "span_id"].iloc[0]
+    ).all()
