@@ -59,12 +59,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", default=None, help="a human label for the run (any characters)")
     run.add_argument("--project", default=None, help="project the run belongs to")
     run.add_argument("--quiet", action="store_true", help="do not print the summary")
+    run.add_argument(
+        "--region",
+        default=None,
+        help="grid region for CO2e: DE, US-CA, aws:eu-west-1, auto ($GREENTRACK_REGION)",
+    )
+    run.add_argument(
+        "--intensity",
+        type=float,
+        default=None,
+        help="explicit carbon intensity in gCO2e/kWh (with --intensity-source)",
+    )
+    run.add_argument("--intensity-source", default=None, help="where --intensity comes from")
+    run.add_argument(
+        "--pue", default=None, help="PUE (>= 1.0) or a preset: google, aws, azure, ..."
+    )
     _add_measure_options(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
     dev = sub.add_parser("devices", help="what can be measured here, and why not")
     dev.add_argument("--json", action="store_true", help="print JSON")
     _add_measure_options(dev)
+
+    from greentrack.cli_carbon import add_parsers
+
+    add_parsers(sub)
 
     summ = sub.add_parser("summary", help="print the energy summary of a run directory")
     summ.add_argument("run_dir", type=Path)
@@ -106,7 +125,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except PermissionError as e:
         print(f"greentrack: {e}", file=sys.stderr)
         return 126
+    from greentrack.carbon.accounting import resolve_settings
+
     try:
+        carbon = resolve_settings(
+            args.region,
+            intensity=args.intensity,
+            intensity_source=args.intensity_source,
+            pue=args.pue,
+        )
         tracker = Tracker(
             args.run_dir,
             project=args.project,
@@ -114,6 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             command=command,
             sync="none",
             options=TrackerOptions.from_kwargs(**_options(args)),
+            carbon=carbon,
         )
         returncode = run_command(tracker, command)
     except (GreentrackError, ValueError) as e:
@@ -180,7 +208,15 @@ def render_markdown(summary: dict[str, object]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": cmd_run, "devices": cmd_devices, "summary": cmd_summary}[args.command]
+    from greentrack.cli_carbon import cmd_regions, cmd_whatif
+
+    handler = {
+        "run": cmd_run,
+        "devices": cmd_devices,
+        "summary": cmd_summary,
+        "regions": cmd_regions,
+        "whatif": cmd_whatif,
+    }[args.command]
     return handler(args)
 
 

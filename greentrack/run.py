@@ -90,6 +90,7 @@ class RunSummary:
     not_counted: tuple[tuple[str, str], ...]
     spans: tuple[SpanEnergy, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    carbon: Mapping[str, Any] | None = None
 
     @property
     def measured_energy_j(self) -> float:
@@ -137,6 +138,7 @@ class RunSummary:
                 for s in self.spans
             ],
             "notes": list(self.notes),
+            "carbon": dict(self.carbon) if self.carbon else None,
         }
 
     def __str__(self) -> str:
@@ -362,6 +364,7 @@ class Run:
             if b["status"] == "not counted"
         )
         return RunSummary(
+            carbon=self._carbon(components),
             run_id=self.meta["run_id"],
             name=self.meta.get("name"),
             project=self.meta.get("project"),
@@ -374,6 +377,24 @@ class Run:
             spans=self._span_energies(),
             notes=tuple(notes),
         )
+
+    def _carbon(self, components: tuple[ComponentEnergy, ...]) -> dict[str, Any] | None:
+        """Annual-intensity CO2e of the run, measured and estimated apart (``None`` when the
+        run recorded no region or intensity)."""
+        from greentrack.carbon.accounting import co2e_g, settings_from_meta
+
+        settings = settings_from_meta(self.meta)
+        if settings is None:
+            return None
+        measured = sum(c.energy_j for c in components if c.source == "measured")
+        estimated = sum(c.energy_j for c in components if c.source == "estimated")
+        return {
+            **self.meta["carbon"],
+            "measured_co2e_g": co2e_g(measured, settings),
+            "estimated_co2e_g": co2e_g(estimated, settings),
+            "measured_energy_kwh_after_pue": measured / J_PER_KWH * settings.pue.value,
+            "estimated_energy_kwh_after_pue": estimated / J_PER_KWH * settings.pue.value,
+        }
 
     def _span_energies(self) -> tuple[SpanEnergy, ...]:
         frame = self.spans

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from greentrack.run import RunSummary
@@ -54,6 +55,8 @@ def format_summary(s: RunSummary) -> str:
             )
     else:
         lines.append("  no energy measured or estimated on this machine")
+    if s.carbon:
+        lines += _carbon_lines(s.carbon)
     for component, reason in s.not_counted:
         lines.append(f"  not counted: {component}: {reason}")
     has_measured = any(c.source == "measured" for c in s.components)
@@ -80,3 +83,30 @@ def format_summary(s: RunSummary) -> str:
             )
     lines += [f"  note: {n}" for n in s.notes]
     return "\n".join(lines)
+
+
+def _carbon_lines(c: Mapping[str, Any]) -> list[str]:
+    i, p = c["intensity"], c["pue"]
+    year = f", {i['year']}" if i.get("year") else ""
+    out = [
+        f"  carbon: {i['gco2e_per_kwh']:.4g} gCO2e/kWh for {i['region']} ({i['name']}{year}; "
+        f"{i['basis']}; {i['source']}), PUE {p['pue']:g} ({p['source']}) on "
+        f"{', '.join(c['pue_applies_to'])}",
+    ]
+    if c["measured_co2e_g"] or not c["estimated_co2e_g"]:
+        out.append(f"  CO2e of measured energy:  {format_mass(c['measured_co2e_g'])}")
+    if c["estimated_co2e_g"]:
+        out.append(f"  CO2e of estimated energy: {format_mass(c['estimated_co2e_g'])} (a model)")
+    return out
+
+
+def format_mass(grams: float) -> str:
+    """Grams of CO2e with a readable unit.
+
+    >>> format_mass(1534.0)
+    '1.534 kgCO2e'
+    """
+    for unit, scale in (("tCO2e", 1e6), ("kgCO2e", 1e3)):
+        if abs(grams) >= scale:
+            return f"{grams / scale:.4g} {unit}"
+    return f"{grams:.4g} gCO2e"

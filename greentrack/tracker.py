@@ -32,6 +32,7 @@ from greentrack.sampler import Sampler, SamplingConfig
 from greentrack.store import RunWriter
 
 if TYPE_CHECKING:
+    from greentrack.carbon.accounting import CarbonSettings
     from greentrack.run import RunSummary
 
 log = logging.getLogger("greentrack")
@@ -167,6 +168,8 @@ class Tracker:
         background: run the sampler on a background thread (``False``: the caller drives
             ``tracker.sampler.tick()``, as tests and benchmarks with a manual clock do).
         command: the command line to record (default ``sys.argv``).
+        carbon: resolved intensity and PUE (:func:`greentrack.carbon.accounting.resolve_settings`;
+            :func:`track` resolves ``region=``/``pue=`` for you).
     """
 
     def __init__(
@@ -182,6 +185,7 @@ class Tracker:
         clock: Any = None,
         background: bool = True,
         command: Sequence[str] | None = None,
+        carbon: CarbonSettings | None = None,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.project, self.name = project, name
@@ -192,6 +196,7 @@ class Tracker:
         self._clock = clock or Clock()
         self._command = command
         self._background = background
+        self.carbon = carbon
         self.run_id = uuid.uuid4().hex
         self._ids = itertools.count(1)
         self._open: dict[str, Span] = {}
@@ -242,6 +247,8 @@ class Tracker:
         )
         meta["channels"] = [c.to_dict() for c in channels]
         meta["boundary"] = [s.to_dict() for s in self.statuses]
+        if self.carbon is not None:
+            meta["carbon"] = self.carbon.to_dict(sorted({c.component for c in channels}))
         meta["sampling"] = {
             "power_hz": self.options.sampling.power_hz,
             "row_interval_s": self.options.sampling.row_interval_s,
@@ -484,13 +491,25 @@ def track(
     sync: SyncMode = "auto",
     clock: Any = None,
     background: bool = True,
+    region: str | None = None,
+    pue: float | str | None = None,
+    intensity: float | None = None,
+    intensity_source: str | None = None,
     **options: Any,
 ) -> Tracker:
     """Measure a block of code: ``with greentrack.track(run_dir=...) as run: ...``.
 
+    ``region`` (``"DE"``, ``"US-CA"``, ``"aws:eu-west-1"``, ``"auto"``) or ``intensity``
+    (gCO2e/kWh, with ``intensity_source``) and ``pue`` (a number >= 1 or a preset such as
+    ``"google"``) turn energy into CO2e; they are checked here, before any training starts.
     Keyword ``options`` are :class:`TrackerOptions` fields (``power_hz``, ``gpu_indices``,
     ``cpu_tdp_w``, ``require``...). Returns an unstarted :class:`Tracker`; ``with`` starts it.
     """
+    from greentrack.carbon.accounting import resolve_settings
+
+    carbon = resolve_settings(
+        region, intensity=intensity, intensity_source=intensity_source, pue=pue
+    )
     return Tracker(
         run_dir,
         project=project,
@@ -501,4 +520,5 @@ def track(
         options=TrackerOptions.from_kwargs(**options),
         clock=clock,
         background=background,
+        carbon=carbon,
     )

@@ -1,0 +1,1 @@
+"""Analyses over runs: counterfactuals (regions, Flexible Start, Pause & Resume)."""
