@@ -35,6 +35,7 @@ class _State:
     since_anchor_j: float = 0.0
     power_integral_j: float = 0.0
     anchor_t: float | None = None
+    origin_j: float = 0.0
     last_t: float | None = None
     last_p: float | None = None
 
@@ -139,17 +140,28 @@ class EnergyLedger:
                     if state.channel.power_method is None:
                         self._gaps.discard(cid)
 
-    def totals_j(self) -> dict[str, float]:
-        """Best cumulative energy per channel in joules (no meter is read)."""
+    def zero(self) -> None:
+        """Read every meter and make now the origin: totals count from this moment (the
+        run's start), not from when the meters were opened."""
         with self._lock:
-            return {cid: s.anchor_j + s.since_anchor_j for cid, s in self._states.items()}
+            self.snapshot_j()
+            for s in self._states.values():
+                s.origin_j = s.anchor_j + s.since_anchor_j
+                s.power_integral_j = 0.0
+
+    def totals_j(self) -> dict[str, float]:
+        """Best cumulative energy per channel in joules since :meth:`zero` (no meter is read)."""
+        with self._lock:
+            return {
+                cid: s.anchor_j + s.since_anchor_j - s.origin_j for cid, s in self._states.items()
+            }
 
     def power_integrals_j(self) -> dict[str, float]:
         """Integral of sampled power per channel in joules; counters' totals for channels
         without a power sensor."""
         with self._lock:
             return {
-                cid: s.power_integral_j if s.channel.power_method else s.anchor_j
+                cid: s.power_integral_j if s.channel.power_method else s.anchor_j - s.origin_j
                 for cid, s in self._states.items()
             }
 

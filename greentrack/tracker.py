@@ -255,7 +255,7 @@ class Tracker:
             "counter_interval_s": self.options.sampling.counter_interval_s,
         }
         self.writer = RunWriter(self.run_dir, meta, [c.id for c in channels])
-        self.ledger.snapshot_j()
+        self.ledger.zero()
         self.sampler = Sampler(
             self.ledger, self.writer, self._clock.monotonic, self._clock.time, self.options.sampling
         )

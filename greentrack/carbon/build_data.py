@@ -24,9 +24,9 @@ LB_PER_MWH_TO_G_PER_KWH = 0.453592  # 1 lb = 453.592 g; 1 MWh = 1000 kWh
 INTENSITY_COLUMNS = ["key", "name", "gco2e_per_kwh", "year", "basis", "source"]
 
 
-def _write(name: str, columns: list[str], rows: Iterable[Mapping[str, Any]]) -> int:
+def _write(out: Path, name: str, columns: list[str], rows: Iterable[Mapping[str, Any]]) -> int:
     rows = list(rows)
-    with (DATA / name).open("w", newline="", encoding="utf-8") as f:
+    with (out / name).open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
@@ -261,18 +261,26 @@ PUE_PRESETS = [
 ]
 
 
+def build(out: Path = DATA) -> None:
+    """Write every bundled table into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    _write(out, "intensity_countries.csv", INTENSITY_COLUMNS, countries())
+    _write(out, "intensity_us_states.csv", INTENSITY_COLUMNS, us_states())
+    _write(out, "intensity_electricitymaps_2024.csv", INTENSITY_COLUMNS, electricitymaps_zones())
+    _write(out, "intensity_china_provinces.csv", INTENSITY_COLUMNS, china_provinces())
+    _write(out, "cloud_regions.csv", CLOUD_COLUMNS, cloud_regions())
+    _write(out, "pue_presets.csv", PUE_COLUMNS, PUE_PRESETS)
+    name = "gb_carbon_intensity_2023-03-14_to_19.csv"
+    shutil.copyfile(RAW / name, out / name)
+    print(f"{name}: copied")
+
+
 def main() -> None:
-    _write("intensity_countries.csv", INTENSITY_COLUMNS, countries())
-    _write("intensity_us_states.csv", INTENSITY_COLUMNS, us_states())
-    _write("intensity_electricitymaps_2024.csv", INTENSITY_COLUMNS, electricitymaps_zones())
-    _write("intensity_china_provinces.csv", INTENSITY_COLUMNS, china_provinces())
-    _write("cloud_regions.csv", CLOUD_COLUMNS, cloud_regions())
-    _write("pue_presets.csv", PUE_COLUMNS, PUE_PRESETS)
-    shutil.copyfile(
-        RAW / "gb_carbon_intensity_2023-03-14_to_19.csv",
-        DATA / "gb_carbon_intensity_2023-03-14_to_19.csv",
-    )
-    print("gb_carbon_intensity_2023-03-14_to_19.csv: copied")
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Rebuild the bundled carbon tables.")
+    parser.add_argument("--out", type=Path, default=DATA, help="output directory")
+    build(parser.parse_args().out)
 
 
 if __name__ == "__main__":

@@ -68,13 +68,14 @@ def resolve_pue(pue: float | str | None, region: GridIntensity | None = None) ->
         if key in table:
             return table[key]
         try:
-            return Pue(validate_pue(float(key)), "given by the user")
+            number = float(key)
         except ValueError:
             close = difflib.get_close_matches(key, list(table), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ValueError(
                 f"unknown PUE preset {pue!r}{hint}; presets: {', '.join(table)}, or a number >= 1.0"
             ) from None
+        return Pue(validate_pue(number), "given by the user")
     if pue is not None:
         return Pue(validate_pue(pue), "given by the user")
     if region is not None and region.pue is not None:
