@@ -8,6 +8,7 @@ at ``import greentrack``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -184,6 +185,19 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, complete={self.complete})"
+
+    @cached_property
+    def parts(self) -> list[Run]:
+        """Runs measured by other processes of the same logical run (other ranks, resumed
+        segments), stored under ``parts/``; their energy is part of :meth:`summary`."""
+        root = self.path / "parts"
+        if not root.is_dir():
+            return []
+        return [Run(p) for p in sorted(root.iterdir()) if (p / META).exists()]
+
+    @property
+    def segment(self) -> int:
+        return int(self.meta.get("part", {}).get("segment", 0))
 
     @cached_property
     def events(self) -> list[dict[str, Any]]:
@@ -363,6 +377,8 @@ class Run:
             for b in self.meta.get("boundary", [])
             if b["status"] == "not counted"
         )
+        components, duration, part_notes = self._with_parts(components, duration)
+        notes += part_notes
         return RunSummary(
             carbon=self._carbon(components),
             run_id=self.meta["run_id"],
@@ -377,6 +393,45 @@ class Run:
             spans=self._span_energies(),
             notes=tuple(notes),
         )
+
+    def _with_parts(
+        self, own: tuple[ComponentEnergy, ...], duration: float
+    ) -> tuple[tuple[ComponentEnergy, ...], float, list[str]]:
+        """Add the parts' channels (ids prefixed by the part's name) and their time: ranks of
+        one segment overlap, so a segment lasts as long as its longest rank; segments add."""
+        if not self.parts:
+            return own, duration, []
+        components = list(own)
+        by_segment: dict[int, float] = {self.segment: duration}
+        bounds: dict[int, tuple[float, float]] = {}
+        notes = []
+        for part in [self, *self.parts]:
+            if part is not self:
+                summary = part.summary()
+                components += [
+                    ComponentEnergy(
+                        f"{part.path.name}/{c.channel}",
+                        c.component,
+                        c.name,
+                        c.source,
+                        c.method,
+                        c.energy_j,
+                    )
+                    for c in summary.components
+                ]
+                seg = part.segment
+                by_segment[seg] = max(by_segment.get(seg, 0.0), summary.duration_s)
+                if not part.complete:
+                    notes.append(f"part {part.path.name} did not stop cleanly")
+            start = float(part.meta["start_unix_s"])
+            end = float(part.final["end_unix_s"]) if part.final else part._last_row_time()[0]
+            lo, hi = bounds.get(part.segment, (start, end))
+            bounds[part.segment] = (min(lo, start), max(hi, end))
+        segments = sorted(bounds)
+        for a, b in itertools.pairwise(segments):
+            gap = bounds[b][0] - bounds[a][1]
+            notes.append(f"segment {b} resumed {gap:.1f} s after segment {a} ended (not counted)")
+        return tuple(components), sum(by_segment.values()), notes
 
     def _carbon(self, components: tuple[ComponentEnergy, ...]) -> dict[str, Any] | None:
         """Annual-intensity CO2e of the run, measured and estimated apart (``None`` when the

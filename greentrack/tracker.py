@@ -170,6 +170,8 @@ class Tracker:
         command: the command line to record (default ``sys.argv``).
         carbon: resolved intensity and PUE (:func:`greentrack.carbon.accounting.resolve_settings`;
             :func:`track` resolves ``region=``/``pue=`` for you).
+        extra_meta: more top-level keys for ``meta.json`` (integrations record e.g. ``part``:
+            which rank and segment of a larger run this process measured).
     """
 
     def __init__(
@@ -186,6 +188,7 @@ class Tracker:
         background: bool = True,
         command: Sequence[str] | None = None,
         carbon: CarbonSettings | None = None,
+        extra_meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.project, self.name = project, name
@@ -197,6 +200,7 @@ class Tracker:
         self._command = command
         self._background = background
         self.carbon = carbon
+        self._extra_meta = dict(extra_meta) if extra_meta else {}
         self.run_id = uuid.uuid4().hex
         self._ids = itertools.count(1)
         self._open: dict[str, Span] = {}
@@ -249,6 +253,7 @@ class Tracker:
         meta["boundary"] = [s.to_dict() for s in self.statuses]
         if self.carbon is not None:
             meta["carbon"] = self.carbon.to_dict(sorted({c.component for c in channels}))
+        meta.update(self._extra_meta)
         meta["sampling"] = {
             "power_hz": self.options.sampling.power_hz,
             "row_interval_s": self.options.sampling.row_interval_s,

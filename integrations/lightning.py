@@ -1,0 +1,413 @@
+"""Lightning integration: :class:`EmissionsCallback`.
+
+>>> import lightning as L                                                     # doctest: +SKIP
+>>> from greentrack.integrations.lightning import EmissionsCallback           # doctest: +SKIP
+>>> trainer = L.Trainer(callbacks=[EmissionsCallback(run_dir="runs/bert", region="DE", pue=1.1)])
+
+Works with ``lightning`` (``lightning.pytorch``) or the standalone ``pytorch_lightning``,
+whichever is installed (``lightning`` first).
+
+Logged keys (to every logger the trainer has, rank zero, once per train epoch; ``prefix``
+defaults to ``"energy/"``; energies summed over all ranks):
+
+* ``{prefix}epoch_kwh``, ``{prefix}epoch_avg_power_w``, ``{prefix}total_kwh``: measured energy.
+* ``{prefix}epoch_estimated_kwh``, ``{prefix}total_estimated_kwh``: estimated energy, only when
+  a component is estimated (kept apart from measured energy).
+* ``{prefix}epoch_co2e_g``, ``{prefix}total_co2e_g``: with ``region`` or ``intensity`` (measured
+  plus estimated energy x PUE x intensity).
+* ``{prefix}forecast_kwh``, ``{prefix}forecast_kwh_low``, ``{prefix}forecast_kwh_high`` (and
+  ``{prefix}forecast_co2e_kg``): after ``forecast_after_epochs`` epochs, the full run's energy
+  from ``max_epochs`` (or ``max_steps``), with the range given by the cheapest and dearest
+  epoch so far.
+
+Layout: rank 0 of the first segment writes ``run_dir``; every other rank, and every segment
+after a resume from a checkpoint, writes ``run_dir/parts/seg<S>-rank<R>``.
+``greentrack.load_run(run_dir).summary()`` adds them all up. CPU and DRAM belong to the node:
+only local rank 0 measures them. Each rank measures only its own GPU.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import socket
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from greentrack.carbon.accounting import resolve_settings
+from greentrack.meters.base import Meter
+from greentrack.store import write_json_atomic
+from greentrack.tracker import Span, Tracker, TrackerOptions, default_run_dir
+
+
+def _import_lightning() -> Any:
+    for name in ("lightning.pytorch", "pytorch_lightning"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError(
+        "EmissionsCallback needs Lightning: pip install 'greentrack[lightning]' "
+        "(or pytorch-lightning)"
+    )
+
+
+pl = _import_lightning()
+MetersFactory = Callable[[Any], Sequence[Meter]]
+
+
+class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
+    """Measure energy (and CO2e) of training, per phase and per epoch, on every rank.
+
+    Args:
+        run_dir: where to write (default ``runs/<UTC time>-<id>``).
+        project, name: labels for reports.
+        region, pue, intensity, intensity_source: as for :func:`greentrack.track`; checked
+            here, before training starts.
+        prefix: prefix of the logged keys.
+        forecast_after_epochs: log a forecast of the whole run after this many train epochs
+            (``0``: never).
+        budget_kwh, budget_kgco2e: limits for the forecast and the running total.
+        on_budget: ``"warn"`` (once) or ``"stop"`` (ask the trainer to stop cleanly).
+        meters_factory: ``f(trainer) -> meters`` replacing discovery (tests pass fakes).
+        tracker_options: :class:`greentrack.TrackerOptions` keyword fields (``power_hz``...).
+
+    Attributes (live, for your own code): ``last_metrics`` (the latest logged dict),
+    ``total_kwh``, ``epoch_kwh``, ``run_dir``.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path | None = None,
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        region: str | None = None,
+        pue: float | str | None = None,
+        intensity: float | None = None,
+        intensity_source: str | None = None,
+        prefix: str = "energy/",
+        forecast_after_epochs: int = 1,
+        budget_kwh: float | None = None,
+        budget_kgco2e: float | None = None,
+        on_budget: str = "warn",
+        meters_factory: MetersFactory | None = None,
+        tracker_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.carbon = resolve_settings(
+            region, intensity=intensity, intensity_source=intensity_source, pue=pue
+        )
+        if forecast_after_epochs < 0:
+            raise ValueError(f"forecast_after_epochs must be >= 0, got {forecast_after_epochs}")
+        if on_budget not in ("warn", "stop"):
+            raise ValueError(f"on_budget must be 'warn' or 'stop', got {on_budget!r}")
+        for label, value in (("budget_kwh", budget_kwh), ("budget_kgco2e", budget_kgco2e)):
+            if value is not None and value <= 0:
+                raise ValueError(f"{label} must be positive, got {value}")
+        self._options = TrackerOptions.from_kwargs(**(tracker_options or {}))
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
+        self.project, self.name, self.prefix = project, name, prefix
+        self.forecast_after_epochs = forecast_after_epochs
+        self.budget_kwh, self.budget_kgco2e, self.on_budget = budget_kwh, budget_kgco2e, on_budget
+        self._meters_factory = meters_factory
+        # state that survives a resume (state_dict / load_state_dict)
+        self.segment = 0
+        self.run_id: str | None = None
+        self._prior_j = [0.0, 0.0]  # measured, estimated energy of earlier segments (all ranks)
+        self._epoch_j: list[float] = []  # per completed epoch, all ranks, measured + estimated
+        # per-process state, created when a stage starts (never in __init__: DDP spawn pickles)
+        self._tracker: Tracker | None = None
+        self._spans: dict[str, Span] = {}
+        self._segment_j = [0.0, 0.0]
+        self._warned_budget = False
+        self.last_metrics: dict[str, float] = {}
+        self.total_kwh = 0.0
+        self.epoch_kwh = math.nan
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def _start(self, trainer: Any) -> None:
+        if self._tracker is not None:
+            return
+        rank, local_rank = trainer.global_rank, trainer.local_rank
+        if self.segment == 0 and rank == 0:
+            run_dir = self.run_dir
+        else:
+            run_dir = self.run_dir / "parts" / f"seg{self.segment}-rank{rank}"
+        if self._meters_factory is not None:
+            meters: Sequence[Meter] | None = list(self._meters_factory(trainer))
+            options = self._options
+        else:
+            meters = None
+            device = trainer.strategy.root_device
+            discovery = self._options.discovery
+            discovery = type(discovery)(
+                **{
+                    **{f: getattr(discovery, f) for f in discovery.__dataclass_fields__},
+                    "gpu": device.type == "cuda",
+                    "gpu_indices": [device.index or 0] if device.type == "cuda" else None,
+                    "cpu": local_rank == 0,
+                }
+            )
+            options = TrackerOptions(self._options.sampling, discovery)
+        part = {
+            "segment": self.segment,
+            "rank": rank,
+            "local_rank": local_rank,
+            "world_size": trainer.world_size,
+            "host": socket.gethostname(),
+            "node_rank": getattr(trainer, "node_rank", 0),
+        }
+        self._tracker = Tracker(
+            run_dir,
+            project=self.project,
+            name=self.name,
+            meters=meters,
+            options=options,
+            carbon=self.carbon,
+            extra_meta={"part": part, "framework": pl.__name__},
+        )
+        self._tracker.start()
+        if self.run_id is None:
+            self.run_id = self._tracker.run_id
+
+    def _stop(self, status: str) -> None:
+        if self._tracker is None:
+            return
+        for key in list(self._spans)[::-1]:
+            self._end(key, status="unclosed" if status == "finished" else "error")
+        tracker, self._tracker = self._tracker, None
+        tracker.stop(status)
+
+    def _begin(self, key: str, name: str, parent: str | None = None, **tags: Any) -> None:
+        if self._tracker is None:
+            return
+        parent_span = self._spans.get(parent) if parent else None
+        self._spans[key] = self._tracker.begin_span(name, parent=parent_span, **tags)
+
+    def _end(self, key: str, status: str = "ok") -> tuple[float, float, float] | None:
+        """End a span; return (measured J, estimated J, seconds) of this rank."""
+        span = self._spans.pop(key, None)
+        if span is None or self._tracker is None:
+            return None
+        rec = self._tracker.end_span(span, status=status)
+        sources = {c.id: c.source for c in self._tracker.ledger.channels}
+        measured = sum(v for c, v in rec.energy_j.items() if sources.get(c) == "measured")
+        estimated = sum(v for c, v in rec.energy_j.items() if sources.get(c) == "estimated")
+        return measured, estimated, rec.duration_s
+
+    # --- Lightning hooks ------------------------------------------------------------------
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._start(trainer)
+        self._begin("fit", "fit", segment=self.segment)
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end("fit")
+        self._gather_ranks(trainer)
+
+    def on_sanity_check_start(self, trainer: Any, pl_module: Any) -> None:
+        self._begin("sanity", "sanity_check", parent="fit")
+
+    def on_sanity_check_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end("sanity")
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        self._begin("epoch", "train_epoch", parent="fit", epoch=trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        result = self._end("epoch")
+        if result is not None:
+            self._log_epoch(trainer, pl_module, result)
+
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        self._start(trainer)  # trainer.validate() without fit
+        parent = "epoch" if "epoch" in self._spans else ("fit" if "fit" in self._spans else None)
+        self._begin("validation", "validation", parent=parent, epoch=trainer.current_epoch)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.sanity_checking:
+            self._end("validation")
+
+    def on_test_start(self, trainer: Any, pl_module: Any) -> None:
+        self._start(trainer)
+        self._begin("test", "test")
+
+    def on_test_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end("test")
+
+    def on_predict_start(self, trainer: Any, pl_module: Any) -> None:
+        self._start(trainer)
+        self._begin("predict", "predict")
+
+    def on_predict_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end("predict")
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._stop(f"failed: {type(exception).__name__}")
+
+    def teardown(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        self._stop("finished")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "run_id": self.run_id,
+            "segments": self.segment + 1,
+            "measured_j": self._prior_j[0] + self._segment_j[0],
+            "estimated_j": self._prior_j[1] + self._segment_j[1],
+            "epoch_j": list(self._epoch_j),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.segment = int(state_dict["segments"])
+        self.run_id = state_dict.get("run_id")
+        self._prior_j = [float(state_dict["measured_j"]), float(state_dict["estimated_j"])]
+        self._epoch_j = [float(x) for x in state_dict.get("epoch_j", [])]
+        if Path(state_dict.get("run_dir", self.run_dir)) != self.run_dir:
+            warnings.warn(
+                f"resuming into {self.run_dir}, but the checkpoint's run wrote to "
+                f"{state_dict['run_dir']}: the report of either will not include the other",
+                stacklevel=2,
+            )
+
+    # --- figures ----------------------------------------------------------------------------
+
+    def _reduce(self, trainer: Any, pl_module: Any, values: list[float]) -> list[float]:
+        """Sum over ranks through the strategy's collective (a no-op on one process)."""
+        if trainer.world_size <= 1:
+            return values
+        import torch
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=pl_module.device)
+        return [float(v) for v in trainer.strategy.reduce(tensor, reduce_op="sum")]
+
+    def _log_epoch(self, trainer: Any, pl_module: Any, result: tuple[float, float, float]) -> None:
+        measured, estimated = self._reduce(trainer, pl_module, [result[0], result[1]])
+        seconds = result[2]
+        self._segment_j[0] += measured
+        self._segment_j[1] += estimated
+        self._epoch_j.append(measured + estimated)
+        total_m = self._prior_j[0] + self._segment_j[0]
+        total_e = self._prior_j[1] + self._segment_j[1]
+        p = self.prefix
+        metrics = {
+            f"{p}epoch_kwh": measured / 3.6e6,
+            f"{p}epoch_avg_power_w": measured / seconds if seconds > 0 else math.nan,
+            f"{p}total_kwh": total_m / 3.6e6,
+        }
+        if self._has_estimates():
+            metrics[f"{p}epoch_estimated_kwh"] = estimated / 3.6e6
+            metrics[f"{p}total_estimated_kwh"] = total_e / 3.6e6
+        factor = self._g_per_joule()
+        if factor is not None:
+            metrics[f"{p}epoch_co2e_g"] = (measured + estimated) * factor
+            metrics[f"{p}total_co2e_g"] = (total_m + total_e) * factor
+        metrics.update(self._forecast(trainer, total_m + total_e, factor))
+        self.epoch_kwh, self.total_kwh = measured / 3.6e6, total_m / 3.6e6
+        self.last_metrics = metrics
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
+        self._check_budget(trainer, metrics)
+
+    def _has_estimates(self) -> bool:
+        return self._tracker is not None and any(
+            c.source == "estimated" for c in self._tracker.ledger.channels
+        )
+
+    def _g_per_joule(self) -> float | None:
+        if self.carbon is None:
+            return None
+        return self.carbon.pue.value * self.carbon.intensity.gco2e_per_kwh / 3.6e6
+
+    def _forecast(self, trainer: Any, total_j: float, g_per_j: float | None) -> dict[str, float]:
+        done = len(self._epoch_j)
+        if not self.forecast_after_epochs or done < self.forecast_after_epochs:
+            return {}
+        remaining = remaining_epochs(trainer, done)
+        if remaining is None:
+            return {}
+        recent = self._epoch_j[-max(self.forecast_after_epochs, 1) :]
+        mean = sum(recent) / len(recent)
+        p = self.prefix
+        out = {
+            f"{p}forecast_kwh": (total_j + mean * remaining) / 3.6e6,
+            f"{p}forecast_kwh_low": (total_j + min(recent) * remaining) / 3.6e6,
+            f"{p}forecast_kwh_high": (total_j + max(recent) * remaining) / 3.6e6,
+        }
+        if g_per_j is not None:
+            out[f"{p}forecast_co2e_kg"] = (total_j + mean * remaining) * g_per_j / 1000.0
+        return out
+
+    def _check_budget(self, trainer: Any, metrics: dict[str, float]) -> None:
+        p = self.prefix
+        over = []
+        kwh = max(
+            metrics.get(f"{p}forecast_kwh", 0.0),
+            metrics[f"{p}total_kwh"] + metrics.get(f"{p}total_estimated_kwh", 0.0),
+        )
+        if self.budget_kwh is not None and kwh > self.budget_kwh:
+            over.append(f"{kwh:.4g} kWh > budget {self.budget_kwh:g} kWh")
+        kg = max(
+            metrics.get(f"{p}forecast_co2e_kg", 0.0), metrics.get(f"{p}total_co2e_g", 0.0) / 1000
+        )
+        if self.budget_kgco2e is not None and kg > self.budget_kgco2e:
+            over.append(f"{kg:.4g} kgCO2e > budget {self.budget_kgco2e:g} kgCO2e")
+        if not over:
+            return
+        message = "greentrack energy budget: forecast or total " + "; ".join(over)
+        if self.on_budget == "stop":
+            trainer.should_stop = True
+            message += ": stopping after this epoch"
+        if not self._warned_budget or self.on_budget == "stop":
+            if trainer.is_global_zero:
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+            self._warned_budget = True
+        if self._tracker is not None:
+            self._tracker.writer.write_event({"event": "budget", "message": message})
+
+    def _gather_ranks(self, trainer: Any) -> None:
+        """Write ``ranks.json`` on rank 0: every rank's host and energy per channel."""
+        if self._tracker is None:
+            return
+        record = {
+            "rank": trainer.global_rank,
+            "local_rank": trainer.local_rank,
+            "host": socket.gethostname(),
+            "run_dir": str(self._tracker.run_dir),
+            "energy_j": self._tracker.energy_j(),
+        }
+        records = [record]
+        try:
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized() and trainer.world_size > 1:
+                gathered: list[Any] = [None] * dist.get_world_size()
+                dist.all_gather_object(gathered, record)
+                records = gathered
+        except ImportError:
+            pass
+        if trainer.is_global_zero:
+            write_json_atomic(
+                self.run_dir / f"ranks-seg{self.segment}.json",
+                {"segment": self.segment, "ranks": records},
+            )
+
+
+def remaining_epochs(trainer: Any, done: int) -> float | None:
+    """Epochs left from ``max_epochs``, or from ``max_steps`` with the steps per epoch seen so
+    far; ``None`` when the run has no end."""
+    max_epochs = trainer.max_epochs
+    if max_epochs is not None and max_epochs > 0:
+        return float(max(0, max_epochs - trainer.current_epoch - 1))
+    max_steps = trainer.max_steps
+    if max_steps is not None and max_steps > 0 and trainer.global_step > 0 and done:
+        steps_per_epoch = float(trainer.global_step) / float(trainer.current_epoch + 1)
+        return max(0.0, float(max_steps - trainer.global_step) / steps_per_epoch)
+    return None

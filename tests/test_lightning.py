@@ -1,0 +1,245 @@
+"""EmissionsCallback in a real CPU Trainer with fake meters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from greentrack.integrations.lightning import EmissionsCallback, pl
+
+import greentrack
+from tests.lightning_helpers import CPU_W, GPU_W, TinyModel, fake_meters, loaders
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _trainer(tmp_path, callback, max_epochs=3, **kw):
+    return pl.Trainer(
+        max_epochs=max_epochs,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[callback],
+        logger=pl.loggers.CSVLogger(tmp_path / "logs", name="", version=0),
+        limit_train_batches=4,
+        limit_val_batches=2,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        log_every_n_steps=1,
+        **kw,
+    )
+
+
+def _metrics(tmp_path) -> pd.DataFrame:
+    return pd.read_csv(tmp_path / "logs" / "version_0" / "metrics.csv")
+
+
+def test_fit_spans_and_logged_energy(tmp_path):
+    cb = EmissionsCallback(tmp_path / "run", region="FR", pue=1.2, meters_factory=fake_meters)
+    trainer = _trainer(tmp_path, cb, enable_checkpointing=False)
+    trainer.fit(TinyModel(), *loaders())
+    run = greentrack.load_run(tmp_path / "run")
+    spans = run.spans.set_index("span_id")
+    names = spans["name"].tolist()
+    assert names.count("train_epoch") == 3 and names.count("validation") == 3
+    assert names[:2] == ["fit", "sanity_check"]
+    fit_id = spans.index[spans["name"] == "fit"][0]
+    epochs = spans[spans["name"] == "train_epoch"]
+    assert (epochs["parent_id"] == fit_id).all()
+    vals = spans[spans["name"] == "validation"]
+    assert set(vals["parent_id"]) <= set(epochs.index)
+    # logged per-epoch measured energy equals the scripted trace over each epoch span
+    m = _metrics(tmp_path).dropna(subset=["energy/epoch_kwh"])
+    assert len(m) == 3
+    expected = (epochs["energy_j.gpu0"] + epochs["energy_j.cpu0"]).to_numpy() / 3.6e6
+    assert m["energy/epoch_kwh"].to_numpy() == pytest.approx(expected, rel=1e-9)
+    assert m["energy/epoch_kwh"].to_numpy() == pytest.approx(
+        (GPU_W + CPU_W) * epochs["duration_s"].to_numpy() / 3.6e6, rel=0.02
+    )
+    assert m["energy/total_kwh"].iloc[-1] == pytest.approx(expected.sum(), rel=1e-9)
+    grams = expected.sum() * 1.2 * greentrack.carbon.intensity.resolve_region("FR").gco2e_per_kwh
+    assert m["energy/total_co2e_g"].iloc[-1] == pytest.approx(grams, rel=1e-9)
+    assert "energy/forecast_kwh" in m.columns and m["energy/forecast_kwh"].notna().all()
+    # after the last epoch the forecast is the total itself
+    assert m["energy/forecast_kwh"].iloc[-1] == pytest.approx(m["energy/total_kwh"].iloc[-1])
+    assert cb.total_kwh == pytest.approx(expected.sum(), rel=1e-9)
+    assert run.complete and run.summary().status == "finished"
+    assert run.meta["part"]["rank"] == 0 and run.meta["framework"] == pl.__name__
+
+
+def test_forecast_and_budget_stop(tmp_path):
+    cb = EmissionsCallback(
+        tmp_path / "run",
+        meters_factory=fake_meters,
+        budget_kwh=1e-9,
+        on_budget="stop",
+        forecast_after_epochs=1,
+    )
+    trainer = _trainer(tmp_path, cb, max_epochs=5, enable_checkpointing=False)
+    with pytest.warns(RuntimeWarning, match="budget"):
+        trainer.fit(TinyModel(), *loaders())
+    assert trainer.current_epoch == 1  # stopped after the first epoch
+    events = greentrack.load_run(tmp_path / "run").events
+    assert any(e["event"] == "budget" for e in events)
+
+
+def test_exception_in_training_step_leaves_a_complete_run(tmp_path):
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    trainer = _trainer(tmp_path, cb, enable_checkpointing=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.fit(TinyModel(fail_at=6), *loaders())
+    run = greentrack.load_run(tmp_path / "run")
+    assert run.complete
+    assert run.summary().status == "failed: RuntimeError"
+    statuses = run.spans.set_index("name")["status"]
+    assert statuses["fit"] == "error"
+    assert run.summary().measured_energy_j > 0
+
+
+def test_resume_from_checkpoint_continues_totals(tmp_path):
+    ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[cb, ckpt],
+        logger=False,
+        limit_train_batches=4,
+        limit_val_batches=2,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(TinyModel(), *loaders())
+    first_total = cb.total_kwh
+    import torch
+
+    saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["callbacks"]
+    state = next(v for k, v in saved.items() if "EmissionsCallback" in k)
+    assert state["segments"] == 1 and state["measured_j"] == pytest.approx(first_total * 3.6e6)
+
+    cb2 = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    trainer2 = pl.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[cb2],
+        logger=False,
+        limit_train_batches=4,
+        limit_val_batches=2,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+    )
+    trainer2.fit(TinyModel(), *loaders(), ckpt_path=tmp_path / "ckpt" / "last.ckpt")
+    assert cb2.segment == 1
+    assert cb2.total_kwh > first_total
+    assert (tmp_path / "run" / "parts" / "seg1-rank0" / "summary.json").exists()
+    summary = greentrack.load_run(tmp_path / "run").summary()
+    channels = [c.channel for c in summary.components]
+    assert channels == ["gpu0", "cpu0", "seg1-rank0/gpu0", "seg1-rank0/cpu0"]
+    assert any("segment 1 resumed" in n for n in summary.notes)
+    # the run's total is both segments: the callback's running total after segment 2
+    assert summary.measured_energy_j / 3.6e6 >= cb2.total_kwh
+
+
+def test_bad_arguments_fail_in_init():
+    with pytest.raises(ValueError, match="is not a PUE"):
+        EmissionsCallback(region="DE", pue=0.8)
+    with pytest.raises(ValueError, match="on_budget"):
+        EmissionsCallback(on_budget="explode")
+    with pytest.raises(TypeError, match="unknown tracker option"):
+        EmissionsCallback(tracker_options={"hz": 3})
+
+
+DDP_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {root!r})
+    from greentrack.integrations.lightning import EmissionsCallback, pl
+    from tests.lightning_helpers import TinyModel, fake_meters, loaders
+
+    if __name__ == "__main__":
+        cb = EmissionsCallback(sys.argv[1], meters_factory=fake_meters)
+        logger = pl.loggers.CSVLogger(sys.argv[2], name="", version=0)
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy="ddp",
+                             callbacks=[cb], logger=logger,
+                             limit_train_batches=4, limit_val_batches=2, enable_progress_bar=False,
+                             enable_model_summary=False, enable_checkpointing=False,
+                             use_distributed_sampler=False)
+        trainer.fit(TinyModel(), *loaders())
+    """
+)
+
+
+def test_ddp_two_processes_sum_over_ranks(tmp_path):
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "logs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = greentrack.load_run(tmp_path / "run")
+    summary = run.summary()
+    channels = {c.channel: c.energy_j for c in summary.components}
+    # rank 1 measures its own GPU only: the node's CPU is counted once, by local rank 0
+    assert set(channels) == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
+    ranks = json.loads((tmp_path / "run" / "ranks-seg0.json").read_text())["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["host"] for r in ranks)
+    # ranks.json is gathered at the end of fit, a moment before each rank's final reading
+    assert 0 < ranks[1]["energy_j"]["gpu0"] <= channels["seg0-rank1/gpu0"]
+    assert ranks[1]["energy_j"]["gpu0"] == pytest.approx(channels["seg0-rank1/gpu0"], rel=0.05)
+    # logged epoch energy is the sum over both ranks' epoch spans
+    m = pd.read_csv(tmp_path / "logs" / "version_0" / "metrics.csv").dropna(
+        subset=["energy/epoch_kwh"]
+    )
+    rank1 = greentrack.load_run(tmp_path / "run" / "parts" / "seg0-rank1").spans
+    e0 = run.spans[run.spans["name"] == "train_epoch"]
+    e1 = rank1[rank1["name"] == "train_epoch"]
+    expected = (e0["energy_j"].to_numpy() + e1["energy_j"].to_numpy()) / 3.6e6
+    assert m["energy/epoch_kwh"].to_numpy() == pytest.approx(expected, rel=1e-9)
+    assert summary.measured_energy_j == pytest.approx(sum(channels.values()))
+
+
+PL_ONLY = textwrap.dedent(
+    """
+    import sys
+    sys.modules["lightning"] = None  # as if only pytorch_lightning were installed
+    sys.path.insert(0, {root!r})
+    import pytorch_lightning
+    from greentrack.integrations.lightning import EmissionsCallback, pl
+    assert pl is pytorch_lightning, pl
+    from tests.lightning_helpers import TinyModel, fake_meters, loaders
+    cb = EmissionsCallback(sys.argv[1], meters_factory=fake_meters)
+    trainer = pytorch_lightning.Trainer(max_epochs=1, accelerator="cpu", devices=1, callbacks=[cb],
+                                        logger=False, limit_train_batches=2, limit_val_batches=1,
+                                        enable_progress_bar=False, enable_checkpointing=False,
+                                        default_root_dir=sys.argv[1] + "-pl")
+    trainer.fit(TinyModel(), *loaders())
+    print("ok", cb.total_kwh)
+    """
+)
+
+
+def test_standalone_pytorch_lightning(tmp_path):
+    pytest.importorskip("pytorch_lightning")
+    proc = subprocess.run(
+        [sys.executable, "-c", PL_ONLY.format(root=str(ROOT)), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1].startswith("ok ")
+    assert greentrack.load_run(tmp_path / "run").meta["framework"] == "pytorch_lightning"
