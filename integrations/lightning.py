@@ -10,12 +10,14 @@ whichever is installed (``lightning`` first).
 Logged keys (to every logger the trainer has, rank zero, once per train epoch; ``prefix``
 defaults to ``"energy/"``; energies summed over all ranks):
 
-* ``{prefix}epoch_kwh``, ``{prefix}epoch_avg_power_w``, ``{prefix}total_kwh``: measured energy.
+* ``{prefix}epoch_kwh``, ``{prefix}epoch_avg_power_w``, ``{prefix}total_kwh``: measured energy
+  (only when a component is measured).
 * ``{prefix}epoch_estimated_kwh``, ``{prefix}total_estimated_kwh``: estimated energy, only when
   a component is estimated (kept apart from measured energy).
 * ``{prefix}epoch_co2e_g``, ``{prefix}total_co2e_g``: with ``region`` or ``intensity`` (measured
   plus estimated energy x PUE x intensity).
-* ``{prefix}forecast_kwh``, ``{prefix}forecast_kwh_low``, ``{prefix}forecast_kwh_high`` (and
+* ``{prefix}forecast_kwh``, ``{prefix}forecast_kwh_low``, ``{prefix}forecast_kwh_high``
+  (measured plus estimated energy; and
   ``{prefix}forecast_co2e_kg``): after ``forecast_after_epochs`` epochs, the full run's energy
   from ``max_epochs`` (or ``max_steps``), with the range given by the cheapest and dearest
   epoch so far.
@@ -296,12 +298,12 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         total_m = self._prior_j[0] + self._segment_j[0]
         total_e = self._prior_j[1] + self._segment_j[1]
         p = self.prefix
-        metrics = {
-            f"{p}epoch_kwh": measured / 3.6e6,
-            f"{p}epoch_avg_power_w": measured / seconds if seconds > 0 else math.nan,
-            f"{p}total_kwh": total_m / 3.6e6,
-        }
-        if self._has_estimates():
+        metrics: dict[str, float] = {}
+        if self._has_source("measured"):
+            metrics[f"{p}epoch_kwh"] = measured / 3.6e6
+            metrics[f"{p}epoch_avg_power_w"] = measured / seconds if seconds > 0 else math.nan
+            metrics[f"{p}total_kwh"] = total_m / 3.6e6
+        if self._has_source("estimated"):
             metrics[f"{p}epoch_estimated_kwh"] = estimated / 3.6e6
             metrics[f"{p}total_estimated_kwh"] = total_e / 3.6e6
         factor = self._g_per_joule()
@@ -316,9 +318,9 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
                 logger.log_metrics(metrics, step=trainer.global_step)
         self._check_budget(trainer, metrics)
 
-    def _has_estimates(self) -> bool:
+    def _has_source(self, source: str) -> bool:
         return self._tracker is not None and any(
-            c.source == "estimated" for c in self._tracker.ledger.channels
+            c.source == source for c in self._tracker.ledger.channels
         )
 
     def _g_per_joule(self) -> float | None:
@@ -350,7 +352,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         over = []
         kwh = max(
             metrics.get(f"{p}forecast_kwh", 0.0),
-            metrics[f"{p}total_kwh"] + metrics.get(f"{p}total_estimated_kwh", 0.0),
+            metrics.get(f"{p}total_kwh", 0.0) + metrics.get(f"{p}total_estimated_kwh", 0.0),
         )
         if self.budget_kwh is not None and kwh > self.budget_kwh:
             over.append(f"{kwh:.4g} kWh > budget {self.budget_kwh:g} kWh")

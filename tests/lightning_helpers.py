@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import torch
-from greentrack.integrations.lightning import pl
 from torch.utils.data import DataLoader, TensorDataset
 
+from greentrack.integrations.lightning import pl
 from greentrack.meters.fake import FakeChannelSpec, FakeGpu, FakeMeter, FakeNvml, PowerTrace
 from greentrack.meters.nvml import NvmlMeter
 

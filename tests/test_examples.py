@@ -38,3 +38,26 @@ def test_plain_torch_demo(tmp_path):
         spans.loc[spans["name"] == "steps", "parent_id"]
         == spans.loc[spans["name"] == "epoch", "span_id"].iloc[0]
     ).all()
+
+
+def test_lightning_example(tmp_path):
+    run_dir = tmp_path / "lightning"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "lightning_mnist_style.py"),
+            "--run-dir",
+            str(run_dir),
+            "--epochs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "last logged energy metrics" in proc.stdout
+    run = greentrack.load_run(run_dir)
+    assert run.complete and run.meta["carbon"]["intensity"]["region"] == "FR"
+    assert run.summary().carbon is not None

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from greentrack.integrations.lightning import EmissionsCallback, pl
 
 import greentrack
+from greentrack.integrations.lightning import EmissionsCallback, pl
 from tests.lightning_helpers import CPU_W, GPU_W, TinyModel, fake_meters, loaders
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,3 +243,29 @@ def test_standalone_pytorch_lightning(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.splitlines()[-1].startswith("ok ")
     assert greentrack.load_run(tmp_path / "run").meta["framework"] == "pytorch_lightning"
+
+
+def test_ddp_launched_by_torchrun(tmp_path):
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed beside this Python")
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node=2",
+            str(script),
+            str(tmp_path / "run"),
+            str(tmp_path / "logs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = greentrack.load_run(tmp_path / "run").summary()
+    assert {c.channel for c in summary.components} == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
+    ranks = json.loads((tmp_path / "run" / "ranks-seg0.json").read_text())["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1]

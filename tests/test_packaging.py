@@ -71,6 +71,7 @@ def test_wheel_contains_integrations_and_templates(tmp_path):
 
 def test_missing_framework_names_the_extra(monkeypatch):
     import pytest
+
     from greentrack.integrations import require
 
     monkeypatch.setitem(sys.modules, "flwr", None)  # as if flwr were not installed

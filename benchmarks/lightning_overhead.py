@@ -1,0 +1,100 @@
+"""Overhead of EmissionsCallback on a real Lightning fit: paired A/B, interleaved.
+
+A small transformer encoder (2 layers, d_model 128) on synthetic token data, a fixed number of
+steps per fit; pairs alternate which variant runs first. An A/A control (no callback in either)
+gives the machine's noise floor. On a GPU machine the same script measures the GPU path.
+
+    python -m benchmarks.lightning_overhead [--pairs 6] [--steps 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from benchmarks.common import quantiles, save
+from greentrack.integrations.lightning import EmissionsCallback, pl
+
+
+class TinyTransformer(pl.LightningModule):  # type: ignore[misc, name-defined]
+    def __init__(self) -> None:
+        super().__init__()
+        layer = torch.nn.TransformerEncoderLayer(d_model=128, nhead=4, batch_first=True)
+        self.embed = torch.nn.Embedding(1000, 128)
+        self.encoder = torch.nn.TransformerEncoder(layer, num_layers=2)
+        self.head = torch.nn.Linear(128, 1000)
+
+    def training_step(self, batch, batch_idx):
+        (tokens,) = batch
+        logits = self.head(self.encoder(self.embed(tokens)))
+        return torch.nn.functional.cross_entropy(logits.view(-1, 1000), tokens.view(-1))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=1e-3)
+
+
+def fit(steps: int, callback: EmissionsCallback | None, root: Path) -> float:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randint(0, 1000, (steps * 16, 64)))
+    trainer = pl.Trainer(
+        max_epochs=3,
+        limit_train_batches=steps // 3,
+        accelerator="auto",
+        devices=1,
+        callbacks=[callback] if callback else [],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=root,
+    )
+    model = TinyTransformer()
+    t0 = time.perf_counter()
+    trainer.fit(model, DataLoader(data, batch_size=16))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        fit(6, None, root)  # warm-up
+        for variant in ("untracked-control", "callback"):
+            ratios = []
+            for i in range(args.pairs):
+
+                def b(i: int = i, variant: str = variant) -> float:
+                    cb = (
+                        None
+                        if variant == "untracked-control"
+                        else EmissionsCallback(root / f"r{i}")
+                    )
+                    return fit(args.steps, cb, root)
+
+                if i % 2 == 0:
+                    a, t = fit(args.steps, None, root), b()
+                else:
+                    t, a = b(), fit(args.steps, None, root)
+                ratios.append(t / a)
+                print(f"{variant} pair {i}: A {a:.3f} s, B {t:.3f} s, ratio {t / a:.4f}")
+            results[variant] = {"ratio_b_over_a": quantiles(ratios)}
+    print(json.dumps(results, indent=2))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    save(
+        f"lightning_overhead_{device}",
+        {"pairs": args.pairs, "steps": args.steps, "device": device, "results": results},
+    )
+
+
+if __name__ == "__main__":
+    main()
