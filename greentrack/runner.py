@@ -89,10 +89,12 @@ def run_command(tracker: Tracker, command: Sequence[str]) -> int:
 
 
 def _wait(child: subprocess.Popen[bytes]) -> int:
+    # A timed wait wakes the main thread regularly, so a signal handler runs promptly even
+    # if the kernel delivered the signal to another thread.
     while True:
         try:
-            return child.wait()
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            return child.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
             continue
 
 

@@ -137,6 +137,7 @@ class Sampler:
         self.rows += 1
 
     def _loop(self) -> None:
+        _block_process_signals()
         period = self.period_s
         next_t = self._mono()
         while True:
@@ -160,3 +161,21 @@ class Sampler:
         if self._thread is not None:
             self._thread.join(timeout=10.0)
             self._thread = None
+
+
+def _block_process_signals() -> None:
+    """Keep process-directed signals (SIGTERM, SIGINT...) away from this thread.
+
+    The kernel delivers such a signal to any thread that does not block it. If it lands here,
+    CPython only sets a flag for the main thread, and a main thread blocked in a system call
+    (``waitpid`` in ``greentrack run``, a data-loader wait in training) would not see it until
+    that call returns. Blocking them here sends them to the main thread, as without greentrack.
+    """
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        return
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGCHLD")
+    signal.pthread_sigmask(
+        signal.SIG_BLOCK, {getattr(signal, n) for n in names if hasattr(signal, n)}
+    )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,22 @@ def test_background_thread_real_time(tmp_path):
     assert s.record is not None
     assert s.record.energy_j["gpu0"] == pytest.approx(100.0 * s.record.duration_s, rel=1e-3)
     assert run.sampler.rows >= 4
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/task"), reason="Linux /proc")
+def test_sampler_thread_blocks_process_signals(tmp_path):
+    """Process signals must reach the main thread, not the sampler (see sampler.py)."""
+    import signal
+    import threading
+    import time
+
+    meter = FakeMeter([FakeChannelSpec("gpu0")], time.monotonic)
+    with greentrack.track(tmp_path / "run", meters=[meter]):
+        time.sleep(0.3)
+        (thread,) = [t for t in threading.enumerate() if t.name == "greentrack-sampler"]
+        status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+        blocked = int(
+            next(ln for ln in status.splitlines() if ln.startswith("SigBlk:")).split()[1], 16
+        )
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            assert blocked & (1 << (sig - 1)), sig
