@@ -17,10 +17,11 @@ defaults to ``"energy/"``; energies summed over all ranks):
 * ``{prefix}epoch_co2e_g``, ``{prefix}total_co2e_g``: with ``region`` or ``intensity`` (measured
   plus estimated energy x PUE x intensity).
 * ``{prefix}forecast_kwh``, ``{prefix}forecast_kwh_low``, ``{prefix}forecast_kwh_high``
-  (measured plus estimated energy; and
-  ``{prefix}forecast_co2e_kg``): after ``forecast_after_epochs`` epochs, the full run's energy
-  from ``max_epochs`` (or ``max_steps``), with the range given by the cheapest and dearest
-  epoch so far.
+  (measured plus estimated energy; and ``{prefix}forecast_co2e_kg``): after
+  ``forecast_after_epochs`` epochs, the full run's energy from ``max_epochs`` (or
+  ``max_steps``), by :func:`greentrack.analysis.predict.forecast` (recent epochs without the
+  warm-up one; the interval covers their spread and trend). Each forecast is also an event in
+  the run directory, for comparison with the final figure.
 
 Layout: rank 0 of the first segment writes ``run_dir``; every other rank, and every segment
 after a resume from a checkpoint, writes ``run_dir/parts/seg<S>-rank<R>``.
@@ -38,6 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from greentrack.analysis.predict import forecast
 from greentrack.carbon.accounting import resolve_settings
 from greentrack.meters.base import Meter
 from greentrack.store import write_json_atomic
@@ -335,16 +337,25 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         remaining = remaining_epochs(trainer, done)
         if remaining is None:
             return {}
-        recent = self._epoch_j[-max(self.forecast_after_epochs, 1) :]
-        mean = sum(recent) / len(recent)
+        # the epochs of earlier segments are in _epoch_j too: total_j is their sum
+        f = forecast(self._epoch_j, remaining)
         p = self.prefix
         out = {
-            f"{p}forecast_kwh": (total_j + mean * remaining) / 3.6e6,
-            f"{p}forecast_kwh_low": (total_j + min(recent) * remaining) / 3.6e6,
-            f"{p}forecast_kwh_high": (total_j + max(recent) * remaining) / 3.6e6,
+            f"{p}forecast_kwh": f.point / 3.6e6,
+            f"{p}forecast_kwh_low": f.low / 3.6e6,
+            f"{p}forecast_kwh_high": f.high / 3.6e6,
         }
         if g_per_j is not None:
-            out[f"{p}forecast_co2e_kg"] = (total_j + mean * remaining) * g_per_j / 1000.0
+            out[f"{p}forecast_co2e_kg"] = f.point * g_per_j / 1000.0
+        if self._tracker is not None:
+            self._tracker.writer.write_event(
+                {
+                    "event": "forecast",
+                    "epoch": trainer.current_epoch,
+                    **f.to_dict("j"),
+                    "co2e_g_per_j": g_per_j,
+                }
+            )
         return out
 
     def _check_budget(self, trainer: Any, metrics: dict[str, float]) -> None:

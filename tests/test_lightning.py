@@ -68,6 +68,9 @@ def test_fit_spans_and_logged_energy(tmp_path):
     # after the last epoch the forecast is the total itself
     assert m["energy/forecast_kwh"].iloc[-1] == pytest.approx(m["energy/total_kwh"].iloc[-1])
     assert cb.total_kwh == pytest.approx(expected.sum(), rel=1e-9)
+    forecasts = [e for e in run.events if e["event"] == "forecast"]
+    assert [f["units_remaining"] for f in forecasts] == [2.0, 1.0, 0.0]
+    assert forecasts[-1]["forecast_j"] == pytest.approx(expected.sum() * 3.6e6, rel=1e-9)
     assert run.complete and run.summary().status == "finished"
     assert run.meta["part"]["rank"] == 0 and run.meta["framework"] == pl.__name__
 
