@@ -82,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_measure_options(dev)
 
     from greentrack.cli_carbon import add_parsers
+    from greentrack.cli_estimate import add_parser as add_estimate
 
     add_parsers(sub)
+    add_estimate(sub)
 
     summ = sub.add_parser("summary", help="print the energy summary of a run directory")
     summ.add_argument("run_dir", type=Path)
@@ -209,6 +211,7 @@ def render_markdown(summary: dict[str, object]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from greentrack.cli_carbon import cmd_regions, cmd_whatif
+    from greentrack.cli_estimate import cmd_estimate
 
     handler = {
         "run": cmd_run,
@@ -216,8 +219,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": cmd_summary,
         "regions": cmd_regions,
         "whatif": cmd_whatif,
+        "estimate": cmd_estimate,
     }[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:  # e.g. `greentrack regions | head`: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
