@@ -65,18 +65,25 @@ def run_command(tracker: Tracker, command: Sequence[str]) -> int:
     previous: dict[int, object] = {}
     child: subprocess.Popen[bytes] | None = None
 
+    pending: list[int] = []  # signals that arrived before Popen returned
+
     def forward(signum: int, _frame: FrameType | None) -> None:
-        if child is None or child.poll() is not None:
-            return
         if signum in (signal.SIGINT, signal.SIGQUIT) and keyboard_reaches_child:
             return
-        child.send_signal(signum)
+        if child is None:
+            pending.append(signum)
+        elif child.poll() is None:
+            child.send_signal(signum)
 
     with tracker:
         for sig in FORWARDED:
             previous[sig] = signal.signal(sig, forward)
         try:
             child = subprocess.Popen(list(command))
+            # The child may run (and be signalled) before Popen returns here: deliver what
+            # arrived in that window instead of dropping it.
+            while pending:
+                child.send_signal(pending.pop(0))
             returncode = _wait(child)
         finally:
             for sig, handler in previous.items():

@@ -83,6 +83,7 @@ def _start(tmp_path, sig: str, trap: bool) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         _gt(tmp_path, CHILD_WAITS.format(sig=sig, trap=trap)),
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
@@ -95,16 +96,16 @@ def _start(tmp_path, sig: str, trap: bool) -> subprocess.Popen[str]:
 def test_signal_forwarded_to_child(tmp_path, sig):
     proc = _start(tmp_path, sig, trap=True)
     os.kill(proc.pid, getattr(signal, sig))
-    out, _ = proc.communicate(timeout=30)
-    assert out.strip() == f"child got {sig}"
-    assert proc.returncode == 7
+    out, err = proc.communicate(timeout=60)
+    assert out.strip() == f"child got {sig}", err
+    assert proc.returncode == 7, err
 
 
 def test_child_killed_by_signal_kills_greentrack_the_same_way(tmp_path):
     proc = _start(tmp_path, "SIGTERM", trap=False)
     os.kill(proc.pid, signal.SIGTERM)
-    proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGTERM
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == f"command exited with {-signal.SIGTERM}"
 
