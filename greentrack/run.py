@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack.errors import RunFormatError
+from greentrack.meters.base import split_by_source
 from greentrack.store import EVENTS, FORMAT_VERSION, META, SPANS, SUMMARY, TIMELINE
 
 if TYPE_CHECKING:
@@ -441,8 +442,9 @@ class Run:
         settings = settings_from_meta(self.meta)
         if settings is None:
             return None
-        measured = sum(c.energy_j for c in components if c.source == "measured")
-        estimated = sum(c.energy_j for c in components if c.source == "estimated")
+        measured, estimated = split_by_source(
+            {c.channel: c.energy_j for c in components}, {c.channel: c.source for c in components}
+        )
         return {
             **self.meta["carbon"],
             "measured_co2e_g": co2e_g(measured, settings),
@@ -461,15 +463,9 @@ class Run:
         for row in frame.sort_values("start_unix_s", kind="stable").to_dict("records"):
             parent = row["parent_id"] if isinstance(row["parent_id"], str) else None
             depth[row["span_id"]] = depth.get(parent, -1) + 1 if parent else 0
-            measured = estimated = 0.0
-            for cid, src in sources.items():
-                value = row.get(f"energy_j.{cid}")
-                if value is None or (isinstance(value, float) and math.isnan(value)):
-                    continue
-                if src == "measured":
-                    measured += value
-                else:
-                    estimated += value
+            measured, estimated = split_by_source(
+                {cid: row.get(f"energy_j.{cid}") for cid in sources}, sources
+            )
             out.append(
                 SpanEnergy(
                     row["span_id"],

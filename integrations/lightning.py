@@ -41,7 +41,7 @@ from typing import Any
 
 from greentrack.analysis.predict import forecast
 from greentrack.carbon.accounting import resolve_settings
-from greentrack.meters.base import Meter
+from greentrack.meters.base import Meter, split_by_source
 from greentrack.store import write_json_atomic
 from greentrack.tracker import Span, Tracker, TrackerOptions, default_run_dir
 
@@ -199,8 +199,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             return None
         rec = self._tracker.end_span(span, status=status)
         sources = {c.id: c.source for c in self._tracker.ledger.channels}
-        measured = sum(v for c, v in rec.energy_j.items() if sources.get(c) == "measured")
-        estimated = sum(v for c, v in rec.energy_j.items() if sources.get(c) == "estimated")
+        measured, estimated = split_by_source(rec.energy_j, sources)
         return measured, estimated, rec.duration_s
 
     # --- Lightning hooks ------------------------------------------------------------------

@@ -89,3 +89,20 @@ class Meter(Protocol):
     def close(self) -> None:
         """Release vendor handles. Idempotent."""
         ...
+
+
+def split_by_source(
+    energy_j: Mapping[str, float | None], sources: Mapping[str, str]
+) -> tuple[float, float]:
+    """Sum energy per channel into (measured J, estimated J), never mixing the two; channels
+    missing from ``sources`` or with no value (None, NaN) are skipped.
+
+    >>> split_by_source({"gpu0": 10.0, "cpu": 2.0}, {"gpu0": "measured", "cpu": "estimated"})
+    (10.0, 2.0)
+    """
+    totals = {"measured": 0.0, "estimated": 0.0}
+    for cid, value in energy_j.items():
+        src = sources.get(cid)
+        if src in totals and value is not None and value == value:  # value == value: not NaN
+            totals[src] += float(value)
+    return totals["measured"], totals["estimated"]
