@@ -1,10 +1,10 @@
 """greentrack: measured energy and CO2e of PyTorch training and federated learning.
 
-Importing greentrack does not import torch, lightning, flwr or pandas.
+Importing greentrack does not import torch, lightning, flwr or pandas (tests/test_packaging.py
+checks it in a fresh interpreter).
 
 >>> import greentrack
->>> sorted(n for n in ("torch", "lightning", "flwr") if n in __import__("sys").modules)
-[]
+>>> run = greentrack.track  # the entry point: ``with greentrack.track(run_dir=...) as run:``
 """
 
 from greentrack._version import __version__

@@ -1,8 +1,9 @@
 """Lightning integration: :class:`EmissionsCallback`.
 
->>> import lightning as L                                                     # doctest: +SKIP
->>> from greentrack.integrations.lightning import EmissionsCallback           # doctest: +SKIP
->>> trainer = L.Trainer(callbacks=[EmissionsCallback(run_dir="runs/bert", region="DE", pue=1.1)])
+>>> import lightning as L  # doctest: +SKIP
+>>> from greentrack.integrations.lightning import EmissionsCallback  # doctest: +SKIP
+>>> cb = EmissionsCallback("runs/bert", region="DE", pue=1.1)  # doctest: +SKIP
+>>> trainer = L.Trainer(callbacks=[cb])  # doctest: +SKIP
 
 Works with ``lightning`` (``lightning.pytorch``) or the standalone ``pytorch_lightning``,
 whichever is installed (``lightning`` first).
