@@ -168,7 +168,15 @@ class EnergyLedger:
     def snapshot_j(self) -> dict[str, float]:
         """Read every meter now (counters and power) and return the totals: the precise
         reading used at span edges."""
+        return self.snapshot()[1]
+
+    def snapshot(self) -> tuple[float, dict[str, float]]:
+        """Like :meth:`snapshot_j`, with the monotonic time the readings describe (the middle
+        of the reads, taken under the same lock), so that a span's times and its energy refer
+        to the same instants even if the thread is preempted just before or after."""
         with self._lock:
+            before = self._clock()
             self.sample_power()
             self.read_counters()
-            return self.totals_j()
+            after = self._clock()
+            return (before + after) / 2.0, self.totals_j()

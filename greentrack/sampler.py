@@ -101,6 +101,7 @@ class Sampler:
 
     def _tick(self) -> None:
         self.ticks += 1
+        before = self._mono()
         if self.ledger.has_power:
             self.ledger.sample_power()
         now = self._mono()
@@ -111,14 +112,16 @@ class Sampler:
             self._next_counter = now + self.config.counter_interval_s
         else:
             self.ledger.read_counters(cheap_only=True)
-        self.write_row()
+        # the row's time is that of its readings: the middle of this tick's reads
+        self.write_row(at=(before + self._mono()) / 2.0)
         self._next_row += self.config.row_interval_s * max(
             1, int((now - self._next_row) // self.config.row_interval_s) + 1
         )
 
-    def write_row(self) -> None:
-        """Append a timeline row for the time since the previous one and flush."""
-        now = self._mono()
+    def write_row(self, at: float | None = None) -> None:
+        """Append a timeline row for the time since the previous one and flush. ``at`` is the
+        monotonic time the current totals describe (default: now)."""
+        now = self._mono() if at is None else at
         dt = now - self._prev_t
         integral = self.ledger.power_integrals_j()
         total = self.ledger.totals_j()
@@ -128,9 +131,8 @@ class Sampler:
                 source = integral if ch.power_method else total
                 prev = self._prev_integral if ch.power_method else self._prev_total
                 power[ch.id] = (source[ch.id] - prev[ch.id]) / dt
-        self.writer.write_row(
-            self._wall(), now - self._t0, power, total, sorted(self.ledger.gaps())
-        )
+        wall = self._wall() - (self._mono() - now)
+        self.writer.write_row(wall, now - self._t0, power, total, sorted(self.ledger.gaps()))
         self.writer.flush()
         self._prev_t, self._prev_integral, self._prev_total = now, integral, total
         self._prev_power = power

@@ -277,9 +277,9 @@ class Tracker:
         self.sampler.stop()
         for span in reversed(list(self._open.values())):
             self._finish(span, "unclosed")
-        totals = self.ledger.snapshot_j()
-        self.sampler.write_row()
-        end_mono, end_unix = self._clock.monotonic(), self._clock.time()
+        end_mono, totals = self.ledger.snapshot()
+        self.sampler.write_row(at=end_mono)
+        end_unix = self._unix_at(end_mono)
         self._final_totals = totals
         self.writer.write_event(
             {
@@ -341,14 +341,14 @@ class Tracker:
             raise SpanError(f"parent span {parent.name!r} ({parent.span_id}) is not open")
         if self._sync is not None:
             self._sync()
-        start = self.ledger.snapshot_j()
+        start_mono, start = self.ledger.snapshot()
         span = Span(
             span_id=f"s{next(self._ids)}",
             name=name,
             parent_id=parent.span_id if parent is not None else None,
             tags=checked,
-            start_mono_s=self._clock.monotonic(),
-            start_unix_s=self._clock.time(),
+            start_mono_s=start_mono,
+            start_unix_s=self._unix_at(start_mono),
             start_energy_j=start,
         )
         self._open[span.span_id] = span
@@ -377,8 +377,8 @@ class Tracker:
         return self._finish(span, status)
 
     def _finish(self, span: Span, status: str) -> SpanRecord:
-        end = self.ledger.snapshot_j()
-        end_mono, end_unix = self._clock.monotonic(), self._clock.time()
+        end_mono, end = self.ledger.snapshot()
+        end_unix = self._unix_at(end_mono)
         energy = {cid: end[cid] - span.start_energy_j.get(cid, 0.0) for cid in end}
         record = SpanRecord(
             span.span_id,
@@ -437,6 +437,10 @@ class Tracker:
         return load_run(self.run_dir).summary(energy_j=live)
 
     # --- internals -------------------------------------------------------------------------
+
+    def _unix_at(self, t_mono: float) -> float:
+        """Wall-clock (UTC) time of a past monotonic instant."""
+        return self._clock.time() - (self._clock.monotonic() - t_mono)
 
     def _require_running(self, what: str) -> None:
         if self._state != "running":

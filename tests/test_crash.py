@@ -41,7 +41,7 @@ def test_sigkill_run_is_reportable(tmp_path):
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "ready"
-    time.sleep(2.5)
+    time.sleep(4.0)
     os.kill(child.pid, signal.SIGKILL)
     killed_at = time.time()
     child.wait()
