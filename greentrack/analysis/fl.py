@@ -1,0 +1,116 @@
+"""The Green FL breakdown of a federated run: client compute, upload, download, server.
+
+From the server's run directory (written by
+:class:`greentrack.integrations.flower.EmissionsStrategy`): ``fl.jsonl`` gives each client's
+bytes per direction and its measured (or estimated) energy per round; the server's own
+channels give server energy. Network energy is bytes x a kWh/GB coefficient
+(:mod:`greentrack.carbon.network`), reported under every published coefficient as a range.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from greentrack.carbon.network import NetworkCoefficient, coefficient, network_kwh, network_range
+
+if TYPE_CHECKING:
+    from greentrack.run import Run
+
+FL_FILE = "fl.jsonl"
+
+
+@dataclass(frozen=True)
+class FlBreakdown:
+    """Energy of a federated run by part, in kWh (before PUE), with its sources."""
+
+    rounds: int
+    client_replies: int
+    unmeasured_replies: int
+    client_measured_kwh: float
+    client_estimated_kwh: float
+    upload_bytes: int
+    download_bytes: int
+    upload_kwh: float
+    download_kwh: float
+    server_kwh: float
+    network: str
+    network_range_kwh: tuple[float, float]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_kwh(self) -> float:
+        return (
+            self.client_measured_kwh
+            + self.client_estimated_kwh
+            + self.upload_kwh
+            + self.download_kwh
+            + self.server_kwh
+        )
+
+    def shares(self) -> dict[str, float]:
+        """Fraction of the total per part (the Green FL paper's breakdown)."""
+        total = self.total_kwh or 1.0
+        return {
+            "client_compute": (self.client_measured_kwh + self.client_estimated_kwh) / total,
+            "upload": self.upload_kwh / total,
+            "download": self.download_kwh / total,
+            "server": self.server_kwh / total,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["total_kwh"] = self.total_kwh
+        out["shares"] = self.shares()
+        return out
+
+
+def fl_records(run: Run) -> list[dict[str, Any]]:
+    path = run.path / FL_FILE
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line torn by a crash
+    return rows
+
+
+def breakdown(run: Run, network: NetworkCoefficient | None = None) -> FlBreakdown:
+    """The breakdown of ``run`` (a server run directory with ``fl.jsonl``)."""
+    rows = fl_records(run)
+    if not rows:
+        raise ValueError(f"{run.path} has no {FL_FILE}: it is not a Flower server run")
+    coeff = network or coefficient()
+    up = sum(int(r.get("upload_bytes") or 0) for r in rows)
+    down = sum(int(r.get("download_bytes") or 0) for r in rows)
+    measured = sum(float(r.get("client_measured_j") or 0.0) for r in rows) / 3.6e6
+    estimated = sum(float(r.get("client_estimated_j") or 0.0) for r in rows) / 3.6e6
+    unmeasured = sum(1 for r in rows if r.get("client_measured_j") is None and not r.get("error"))
+    summary = run.summary()
+    server = (summary.measured_energy_j + summary.estimated_energy_j) / 3.6e6
+    spread = [kwh for _, kwh in network_range(up + down)]
+    notes = []
+    if unmeasured:
+        notes.append(
+            f"{unmeasured} client replies carried no energy record (no energy_mod, or "
+            "the client could not measure): their compute is not counted"
+        )
+    return FlBreakdown(
+        rounds=len({r["round"] for r in rows}),
+        client_replies=len(rows),
+        unmeasured_replies=unmeasured,
+        client_measured_kwh=measured,
+        client_estimated_kwh=estimated,
+        upload_bytes=up,
+        download_bytes=down,
+        upload_kwh=network_kwh(up, coeff),
+        download_kwh=network_kwh(down, coeff),
+        server_kwh=server,
+        network=f"{coeff.kwh_per_gb:g} kWh/GB ({coeff.key})",
+        network_range_kwh=(spread[0], spread[-1]),
+        notes=notes,
+    )
