@@ -176,3 +176,25 @@ def test_green_fl_breakdown(tmp_path):
     lo, hi = b.network_range_kwh
     assert lo < b.upload_kwh + b.download_kwh < hi
     assert b.rounds == 2 and b.unmeasured_replies == 0
+
+
+def test_ray_simulation_end_to_end(tmp_path):
+    """The mod inside a real ClientApp and the wrapper on the simulation's grid."""
+    pytest.importorskip("ray")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent / "apps" / "flower_sim.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "FLWR_DISABLE_UPDATE_CHECK": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "fl.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 3 and len({r["node_id"] for r in rows}) == 3
+    assert all(r["client_measured_j"] > 0 and r["download_bytes"] > 4000 for r in rows)
