@@ -93,6 +93,7 @@ class RunSummary:
     spans: tuple[SpanEnergy, ...] = ()
     notes: tuple[str, ...] = field(default=())
     carbon: Mapping[str, Any] | None = None
+    federated: Mapping[str, Any] | None = None
 
     @property
     def measured_energy_j(self) -> float:
@@ -141,6 +142,7 @@ class RunSummary:
             ],
             "notes": list(self.notes),
             "carbon": dict(self.carbon) if self.carbon else None,
+            "federated": dict(self.federated) if self.federated else None,
         }
 
     def __str__(self) -> str:
@@ -382,6 +384,7 @@ class Run:
         notes += part_notes
         return RunSummary(
             carbon=self._carbon(components),
+            federated=self._federated(),
             run_id=self.meta["run_id"],
             name=self.meta.get("name"),
             project=self.meta.get("project"),
@@ -433,6 +436,14 @@ class Run:
             gap = bounds[b][0] - bounds[a][1]
             notes.append(f"segment {b} resumed {gap:.1f} s after segment {a} ended (not counted)")
         return tuple(components), sum(by_segment.values()), notes
+
+    def _federated(self) -> dict[str, Any] | None:
+        """The Green FL breakdown when this is a Flower server run (``fl.jsonl``)."""
+        if not (self.path / "fl.jsonl").exists():
+            return None
+        from greentrack.analysis.fl import breakdown
+
+        return breakdown(self, include_server=False).to_dict()
 
     def _carbon(self, components: tuple[ComponentEnergy, ...]) -> dict[str, Any] | None:
         """Annual-intensity CO2e of the run, measured and estimated apart (``None`` when the

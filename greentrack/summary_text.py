@@ -57,6 +57,8 @@ def format_summary(s: RunSummary) -> str:
         lines.append("  no energy measured or estimated on this machine")
     if s.carbon:
         lines += _carbon_lines(s.carbon)
+    if s.federated:
+        lines += _federated_lines(s.federated)
     for component, reason in s.not_counted:
         lines.append(f"  not counted: {component}: {reason}")
     has_measured = any(c.source == "measured" for c in s.components)
@@ -110,3 +112,23 @@ def format_mass(grams: float) -> str:
         if abs(grams) >= scale:
             return f"{grams / scale:.4g} {unit}"
     return f"{grams:.4g} gCO2e"
+
+
+def _federated_lines(f: Mapping[str, Any]) -> list[str]:
+    j = 3.6e6
+    lo, hi = f["network_range_kwh"]
+    out = [
+        f"  federated: {f['rounds']} rounds, {f['client_replies']} client replies",
+        f"    client compute: {format_energy(f['client_measured_kwh'] * j)} measured"
+        + (
+            f" + {format_energy(f['client_estimated_kwh'] * j)} estimated"
+            if f["client_estimated_kwh"]
+            else ""
+        ),
+        f"    upload {f['upload_bytes'] / 1e6:.4g} MB -> {format_energy(f['upload_kwh'] * j)}, "
+        f"download {f['download_bytes'] / 1e6:.4g} MB -> {format_energy(f['download_kwh'] * j)}"
+        f" (estimated at {f['network']}; published range "
+        f"{format_energy(lo * j)} to {format_energy(hi * j)} for both directions)",
+    ]
+    out += [f"    note: {n}" for n in f["notes"]]
+    return out

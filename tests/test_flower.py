@@ -198,3 +198,24 @@ def test_ray_simulation_end_to_end(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "fl.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 * 3 and len({r["node_id"] for r in rows}) == 3
     assert all(r["client_measured_j"] > 0 and r["download_bytes"] > 4000 for r in rows)
+
+
+def test_server_summary_shows_the_federated_breakdown(tmp_path):
+    server = FakeMeter(
+        [FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(80.0), has_power=False)], time.monotonic
+    )
+    strategy = EmissionsStrategy(
+        FedAvg(min_train_nodes=2, min_evaluate_nodes=2, min_available_nodes=2),
+        tmp_path / "fl",
+        meters=[server],
+    )
+    strategy.start(
+        InProcessGrid([1, 2], EnergyMod(meters_factory=client_meters)),
+        ArrayRecord([np.zeros(1000, dtype=np.float32)]),
+        num_rounds=1,
+    )
+    summary = greentrack.load_run(tmp_path / "fl").summary()
+    assert summary.federated is not None and summary.federated["rounds"] == 1
+    assert summary.federated["server_kwh"] == 0.0  # the server is in the summary's own channels
+    text = str(summary)
+    assert "federated: 1 rounds, 4 client replies" in text and "published range" in text

@@ -79,8 +79,13 @@ def fl_records(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
-def breakdown(run: Run, network: NetworkCoefficient | None = None) -> FlBreakdown:
-    """The breakdown of ``run`` (a server run directory with ``fl.jsonl``)."""
+def breakdown(
+    run: Run, network: NetworkCoefficient | None = None, *, include_server: bool = True
+) -> FlBreakdown:
+    """The breakdown of ``run`` (a server run directory with ``fl.jsonl``).
+
+    ``include_server=False`` leaves the server at 0 (used inside the run's own summary, which
+    reports the server's channels itself)."""
     rows = fl_records(run)
     if not rows:
         raise ValueError(f"{run.path} has no {FL_FILE}: it is not a Flower server run")
@@ -90,8 +95,10 @@ def breakdown(run: Run, network: NetworkCoefficient | None = None) -> FlBreakdow
     measured = sum(float(r.get("client_measured_j") or 0.0) for r in rows) / 3.6e6
     estimated = sum(float(r.get("client_estimated_j") or 0.0) for r in rows) / 3.6e6
     unmeasured = sum(1 for r in rows if r.get("client_measured_j") is None and not r.get("error"))
-    summary = run.summary()
-    server = (summary.measured_energy_j + summary.estimated_energy_j) / 3.6e6
+    server = 0.0
+    if include_server:
+        summary = run.summary()
+        server = (summary.measured_energy_j + summary.estimated_energy_j) / 3.6e6
     spread = [kwh for _, kwh in network_range(up + down)]
     notes = []
     if unmeasured:
