@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from greentrack.analysis.predict import forecast
 from greentrack.carbon.accounting import resolve_settings
 from greentrack.discovery import DiscoveryOptions, discover
 from greentrack.errors import MeterError
@@ -170,6 +171,9 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self._round = 0
         self._downloads: dict[tuple[str, int], int] = {}
         self._fl: Any = None
+        self._num_rounds = 0
+        self._round_client_j = 0.0
+        self._per_round_j: list[float] = []  # server + measured/estimated client energy
 
     # Strategy's round loop calls the four methods below on ``self``.
     def start(
@@ -189,6 +193,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
             carbon=self._carbon,
             extra_meta={"framework": "flwr", "fl_role": "server"},
         )
+        self._num_rounds = num_rounds
         with self.tracker:
             self._fl = (self.run_dir / FL_FILE).open("a", encoding="utf-8")
             try:
@@ -236,13 +241,16 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self._round_span = self.tracker.begin_span("round", parent=None, round=server_round)
 
     def _close_round(self) -> None:
-        if (
-            self.tracker is not None
-            and self._round_span is not None
-            and self._round_span.record is None
-        ):
-            self.tracker.end_span(self._round_span)
+        tracker, span = self.tracker, self._round_span
+        if tracker is not None and span is not None and span.record is None:
+            record = tracker.end_span(span)
+            self._per_round_j.append(record.total_energy_j + self._round_client_j)
+            f = forecast(self._per_round_j, max(0, self._num_rounds - self._round))
+            tracker.writer.write_event(
+                {"event": "forecast", "round": self._round, **f.to_dict("j")}
+            )
         self._round_span = None
+        self._round_client_j = 0.0
 
     def _server_span(self, name: str, server_round: int) -> Any:
         import contextlib
@@ -286,6 +294,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
             }
             if not r.has_error() and r.has_content() and RECORD in r.content:
                 rec = r.content[RECORD]
+                self._round_client_j += float(rec["measured_j"]) + float(rec["estimated_j"])
                 row.update(
                     client_measured_j=float(rec["measured_j"]),
                     client_estimated_j=float(rec["estimated_j"]),

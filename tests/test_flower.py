@@ -151,6 +151,11 @@ def test_strategy_wrapper_records_rounds(tmp_path):
     assert spans[spans["name"] == "round"]["tags"].tolist() == [{"round": 1}, {"round": 2}]
     assert set(spans["name"]) == {"round", "aggregate_train", "aggregate_evaluate"}
     assert run.meta["carbon"]["intensity"]["region"] == "US-CA"
+    forecasts = [e for e in run.events if e["event"] == "forecast"]
+    assert [(f["round"], f["units_remaining"]) for f in forecasts] == [(1, 1), (2, 0)]
+    client_j = sum(r["client_measured_j"] for r in rows)
+    server_j = spans[spans["name"] == "round"]["energy_j"].sum()
+    assert forecasts[-1]["forecast_j"] == pytest.approx(client_j + server_j, rel=1e-9)
 
 
 def test_green_fl_breakdown(tmp_path):
