@@ -38,6 +38,26 @@ def client_meters():
     return [FakeMeter([spec], time.monotonic)]
 
 
+def run_server(tmp_path, nodes, rounds, n_floats=1000, **kwargs):
+    """Run EmissionsStrategy(FedAvg) over an in-process grid; return (strategy, grid, rows)."""
+    server = FakeMeter(
+        [FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(80.0), has_power=False)], time.monotonic
+    )
+    n = len(nodes)
+    strategy = EmissionsStrategy(
+        FedAvg(min_train_nodes=n, min_evaluate_nodes=n, min_available_nodes=n),
+        tmp_path / "fl",
+        meters=[server],
+        **kwargs,
+    )
+    grid = InProcessGrid(nodes, EnergyMod(meters_factory=client_meters))
+    result = strategy.start(
+        grid, ArrayRecord([np.zeros(n_floats, dtype=np.float32)]), num_rounds=rounds
+    )
+    rows = [json.loads(line) for line in (tmp_path / "fl" / "fl.jsonl").read_text().splitlines()]
+    return result, grid, rows
+
+
 def handler(msg: Message, context: object) -> Message:
     time.sleep(0.05)
     arrays = msg.content["arrays"]
@@ -123,20 +143,8 @@ def test_mod_passes_error_replies_and_survives_meter_failure():
 
 
 def test_strategy_wrapper_records_rounds(tmp_path):
-    server = FakeMeter(
-        [FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(80.0), has_power=False)], time.monotonic
-    )
-    strategy = EmissionsStrategy(
-        FedAvg(min_train_nodes=3, min_evaluate_nodes=3, min_available_nodes=3),
-        tmp_path / "fl",
-        region="US-CA",
-        pue=1.1,
-        meters=[server],
-    )
-    grid = InProcessGrid([11, 12, 13], EnergyMod(meters_factory=client_meters))
-    result = strategy.start(grid, ArrayRecord([np.zeros(1000, dtype=np.float32)]), num_rounds=2)
+    result, grid, rows = run_server(tmp_path, [11, 12, 13], 2, region="US-CA", pue=1.1)
     assert result.arrays is not None  # FedAvg aggregated: it never saw our record
-    rows = [json.loads(line) for line in (tmp_path / "fl" / "fl.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 * 3
     sent = {
         (m.metadata.message_type, int(m.metadata.dst_node_id)): payload_bytes(m) for m in grid.sent
@@ -161,18 +169,8 @@ def test_strategy_wrapper_records_rounds(tmp_path):
 def test_green_fl_breakdown(tmp_path):
     from greentrack.analysis.fl import breakdown
 
-    server = FakeMeter(
-        [FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(80.0), has_power=False)], time.monotonic
-    )
-    strategy = EmissionsStrategy(
-        FedAvg(min_train_nodes=2, min_evaluate_nodes=2, min_available_nodes=2),
-        tmp_path / "fl",
-        meters=[server],
-    )
-    grid = InProcessGrid([1, 2], EnergyMod(meters_factory=client_meters))
-    strategy.start(grid, ArrayRecord([np.zeros(250_000, dtype=np.float32)]), num_rounds=2)
+    _, _, rows = run_server(tmp_path, [1, 2], 2, n_floats=250_000)
     b = breakdown(greentrack.load_run(tmp_path / "fl"))
-    rows = [json.loads(line) for line in (tmp_path / "fl" / "fl.jsonl").read_text().splitlines()]
     assert b.upload_bytes == sum(r["upload_bytes"] for r in rows)
     assert b.download_bytes == sum(r["download_bytes"] for r in rows)
     assert b.download_kwh == pytest.approx(b.download_bytes / 1e9 * 0.06)
@@ -206,19 +204,7 @@ def test_ray_simulation_end_to_end(tmp_path):
 
 
 def test_server_summary_shows_the_federated_breakdown(tmp_path):
-    server = FakeMeter(
-        [FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(80.0), has_power=False)], time.monotonic
-    )
-    strategy = EmissionsStrategy(
-        FedAvg(min_train_nodes=2, min_evaluate_nodes=2, min_available_nodes=2),
-        tmp_path / "fl",
-        meters=[server],
-    )
-    strategy.start(
-        InProcessGrid([1, 2], EnergyMod(meters_factory=client_meters)),
-        ArrayRecord([np.zeros(1000, dtype=np.float32)]),
-        num_rounds=1,
-    )
+    run_server(tmp_path, [1, 2], 1)
     summary = greentrack.load_run(tmp_path / "fl").summary()
     assert summary.federated is not None and summary.federated["rounds"] == 1
     assert summary.federated["server_kwh"] == 0.0  # the server is in the summary's own channels
