@@ -32,6 +32,7 @@ only local rank 0 measures them. Each rank measures only its own GPU.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import socket
@@ -148,14 +149,12 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         else:
             meters = None
             device = trainer.strategy.root_device
-            discovery = self._options.discovery
-            discovery = type(discovery)(
-                **{
-                    **{f: getattr(discovery, f) for f in discovery.__dataclass_fields__},
-                    "gpu": device.type == "cuda",
-                    "gpu_indices": [device.index or 0] if device.type == "cuda" else None,
-                    "cpu": local_rank == 0,
-                }
+            # this rank's GPU only; the node's CPU and DRAM only on local rank 0
+            discovery = dataclasses.replace(
+                self._options.discovery,
+                gpu=device.type == "cuda",
+                gpu_indices=[device.index or 0] if device.type == "cuda" else None,
+                cpu=local_rank == 0,
             )
             options = TrackerOptions(self._options.sampling, discovery)
         part = {

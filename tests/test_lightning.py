@@ -272,3 +272,14 @@ def test_ddp_launched_by_torchrun(tmp_path):
     assert {c.channel for c in summary.components} == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
     ranks = json.loads((tmp_path / "run" / "ranks-seg0.json").read_text())["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
+
+
+def test_default_discovery_on_a_cpu_trainer(tmp_path):
+    """Without a meters factory the callback discovers this machine's meters; a CPU-only
+    trainer asks for no GPU, and local rank 0 takes the CPU."""
+    cb = EmissionsCallback(tmp_path / "run", tracker_options={"cpu_tdp_w": 20.0})
+    trainer = _trainer(tmp_path, cb, max_epochs=1, enable_checkpointing=False)
+    trainer.fit(TinyModel(), *loaders())
+    run = greentrack.load_run(tmp_path / "run")
+    assert {b["component"] for b in run.meta["boundary"]} <= {"cpu", "dram"}
+    assert run.summary().components  # the CPU, measured (RAPL) or estimated (TDP given)
