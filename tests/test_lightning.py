@@ -283,3 +283,48 @@ def test_default_discovery_on_a_cpu_trainer(tmp_path):
     run = greentrack.load_run(tmp_path / "run")
     assert {b["component"] for b in run.meta["boundary"]} <= {"cpu", "dram"}
     assert run.summary().components  # the CPU, measured (RAPL) or estimated (TDP given)
+
+
+def test_ddp_under_slurm_environment(tmp_path):
+    """Two processes started as `srun` would (SLURM_* variables): Lightning's SLURM
+    environment gives each its rank, and the callback splits and sums as under torchrun."""
+    import os
+    import socket
+
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in (0, 1):
+        env = {
+            **os.environ,
+            "SLURM_NTASKS": "2",
+            "SLURM_NTASKS_PER_NODE": "2",
+            "SLURM_PROCID": str(rank),
+            "SLURM_LOCALID": str(rank),
+            "SLURM_NODEID": "0",
+            "SLURM_JOB_NAME": "greentrack-test",
+            "SLURM_JOB_ID": "42",
+            "SLURM_NODELIST": "localhost",
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "logs")],
+                env=env,
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    summary = greentrack.load_run(tmp_path / "run").summary()
+    assert {c.channel for c in summary.components} == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
+    ranks = json.loads((tmp_path / "run" / "ranks-seg0.json").read_text())["ranks"]
+    assert [r["rank"] for r in ranks] == [0, 1]
