@@ -29,10 +29,11 @@ that share it, modelled device profiles for clients that cannot measure, the leg
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,23 +253,17 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self._round_span = None
         self._round_client_j = 0.0
 
-    def _server_span(self, name: str, server_round: int) -> Any:
-        import contextlib
-
-        tracker, parent = self.tracker, self._round_span
-
-        @contextlib.contextmanager
-        def span() -> Any:
-            if tracker is None:
-                yield
-                return
-            s = tracker.begin_span(name, parent=parent, round=server_round)
-            try:
-                yield
-            finally:
-                tracker.end_span(s)
-
-        return span()
+    @contextlib.contextmanager
+    def _server_span(self, name: str, server_round: int) -> Iterator[None]:
+        """A span of server work inside the current round (nothing when not started)."""
+        if self.tracker is None:
+            yield
+            return
+        span = self.tracker.begin_span(name, parent=self._round_span, round=server_round)
+        try:
+            yield
+        finally:
+            self.tracker.end_span(span)
 
     def _note_downloads(self, phase: str, messages: Iterable[Any]) -> list[Any]:
         out = list(messages)  # configure_* may return a generator: materialise once

@@ -93,7 +93,7 @@ class Estimate:
         return asdict(self)
 
 
-def _power(count: int, power_w: float | None, proc: Processor | None) -> tuple[float, str]:
+def _power(power_w: float | None, proc: Processor | None) -> tuple[float, str]:
     if power_w is not None:
         if power_w <= 0:
             raise ValueError(f"--power-w must be positive watts per processor, got {power_w}")
@@ -127,7 +127,7 @@ def estimate(
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"--count must be a positive number of processors, got {count!r}")
     proc = processor(processor_key) if processor_key else None
-    watts, basis = _power(count, power_w, proc)
+    watts, basis = _power(power_w, proc)
     assumptions = [f"average power {watts:g} W per processor: {basis}"]
     if (hours is None) == (flops is None):
         raise ValueError("give exactly one of --hours or --flops (with --utilization)")

@@ -56,7 +56,7 @@ def discover_zones(root: Path = DEFAULT_ROOT) -> tuple[list[RaplZone], dict[str,
     Raises :class:`MeterUnavailableError` when no zone exists or none can be read.
     """
     if not root.is_dir():
-        raise MeterUnavailableError(f"{root} does not exist ({_absence_reason(root)})")
+        raise MeterUnavailableError(f"{root} does not exist ({_absence_reason()})")
     zones: list[RaplZone] = []
     skipped: dict[str, str] = {}
     for top in sorted(root.iterdir(), key=lambda p: p.name):
@@ -100,7 +100,7 @@ def _read_text(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _absence_reason(root: Path) -> str:
+def _absence_reason() -> str:
     if not Path("/sys/class").is_dir():
         return "not Linux, or /sys is not mounted"
     if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
