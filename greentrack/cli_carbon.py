@@ -140,6 +140,8 @@ def whatif(args: argparse.Namespace) -> dict[str, Any]:
         "energy_kwh_it": energy_kwh,
         "pue": pue.to_dict(),
         "energy_kwh": energy_kwh * pue.value,
+        # the counterfactuals use all IT energy; this says how much of it is a model
+        "energy_kwh_it_estimated": energy_curve(run, source="estimated").total_j / 3.6e6,
         "assumption": "the run's power profile is unchanged by moving, shifting or pausing it",
     }
     if settings is not None:
@@ -182,6 +184,9 @@ def whatif(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_whatif(r: dict[str, Any]) -> str:
     lines = [f"what if: {r['run_dir']}  ({r['energy_kwh']:.6g} kWh after PUE {r['pue']['pue']:g})"]
+    if r["energy_kwh_it_estimated"]:
+        share = r["energy_kwh_it_estimated"] / r["energy_kwh_it"] if r["energy_kwh_it"] else 1.0
+        lines.append(f"  {share:.0%} of this energy is estimated, not measured")
     if "actual" in r:
         lines.append(
             f"  as run: {r['actual']['region']} at {r['actual']['gco2e_per_kwh']:.4g} gCO2e/kWh"

@@ -165,6 +165,7 @@ def test_cli_whatif_on_the_gb_series(tmp_path):
     assert fs["co2e_kg"] <= fs["actual_co2e_kg"]
     assert out["series"]["energy_kwh"] == pytest.approx(1.2 * 1.1, rel=1e-6)
     assert [r["region"] for r in out["regions"]] == ["SE", "PL"]
+    assert out["energy_kwh_it_estimated"] == 0.0  # the fake GPU is a measured channel
     assert json.loads((tmp_path / "run" / "whatif.json").read_text()) == out
     text = subprocess.run(
         [*GT, "whatif", str(tmp_path / "run"), "--flexible-start", "2h"],
