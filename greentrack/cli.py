@@ -83,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from greentrack.cli_carbon import add_parsers
     from greentrack.cli_estimate import add_parser as add_estimate
+    from greentrack.cli_report import add_parser as add_report
 
     add_parsers(sub)
     add_estimate(sub)
+    add_report(sub)
 
     summ = sub.add_parser("summary", help="print the energy summary of a run directory")
     summ.add_argument("run_dir", type=Path)
@@ -212,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from greentrack.cli_carbon import cmd_regions, cmd_whatif
     from greentrack.cli_estimate import cmd_estimate
+    from greentrack.cli_report import cmd_report
 
     handler = {
         "run": cmd_run,
@@ -220,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "regions": cmd_regions,
         "whatif": cmd_whatif,
         "estimate": cmd_estimate,
+        "report": cmd_report,
     }[args.command]
     try:
         return handler(args)

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from greentrack.analysis.metrics import scalar_metrics
 from greentrack.analysis.predict import forecast
 from greentrack.carbon.accounting import resolve_settings
 from greentrack.discovery import DiscoveryOptions, discover
@@ -217,7 +218,9 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
     def aggregate_train(self, server_round: int, replies: Iterable[Any]) -> Any:
         replies = self._note_replies("train", server_round, replies)
         with self._server_span("aggregate_train", server_round):
-            return self.strategy.aggregate_train(server_round, replies)
+            result = self.strategy.aggregate_train(server_round, replies)
+        self._record_metrics("train", server_round, result[1] if result else None)
+        return result
 
     def configure_evaluate(
         self, server_round: int, arrays: Any, config: Any, grid: Any
@@ -230,9 +233,21 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Any]) -> Any:
         replies = self._note_replies("evaluate", server_round, replies)
         with self._server_span("aggregate_evaluate", server_round):
-            return self.strategy.aggregate_evaluate(server_round, replies)
+            result = self.strategy.aggregate_evaluate(server_round, replies)
+        self._record_metrics("evaluate", server_round, result)
+        return result
 
     # --- bookkeeping ---------------------------------------------------------------------
+
+    def _record_metrics(self, phase: str, server_round: int, record: Any) -> None:
+        """Store the aggregated metrics of a round as an event (for emissions-to-target)."""
+        if self.tracker is None or not record:
+            return
+        values = {f"{phase}_{k}": v for k, v in scalar_metrics(record).items()}
+        if values:
+            self.tracker.writer.write_event(
+                {"event": "metrics", "round": server_round, "phase": phase, "metrics": values}
+            )
 
     def _open_round(self, server_round: int) -> None:
         if self.tracker is None or server_round == self._round:

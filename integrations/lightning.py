@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from greentrack.analysis.metrics import scalar_metrics
 from greentrack.analysis.predict import forecast
 from greentrack.carbon.accounting import resolve_settings
 from greentrack.meters.base import Meter, split_by_source
@@ -317,7 +318,19 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
+            self._record_model_metrics(trainer)
         self._check_budget(trainer, metrics)
+
+    def _record_model_metrics(self, trainer: Any) -> None:
+        """Store the model's own scalar metrics of this epoch (loss, accuracy...) as an event,
+        so a report can put emissions next to them (emissions to reach a target metric)."""
+        if self._tracker is None:
+            return
+        model_metrics = scalar_metrics(trainer.callback_metrics)
+        if model_metrics:
+            self._tracker.writer.write_event(
+                {"event": "metrics", "epoch": trainer.current_epoch, "metrics": model_metrics}
+            )
 
     def _has_source(self, source: str) -> bool:
         return self._tracker is not None and any(

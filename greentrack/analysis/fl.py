@@ -121,3 +121,54 @@ def breakdown(
         network_range_kwh=(spread[0], spread[-1]),
         notes=notes,
     )
+
+
+def per_round(run: Run, network: NetworkCoefficient | None = None) -> list[dict[str, Any]]:
+    """The breakdown of each round, with the clients that took part and the failures.
+
+    Server energy of a round is the energy of its ``round`` span on the server.
+    """
+    coeff = network or coefficient()
+    rounds: dict[int, dict[str, Any]] = {}
+    for r in fl_records(run):
+        row = rounds.setdefault(
+            int(r["round"]),
+            {
+                "round": int(r["round"]),
+                "clients": set(),
+                "failures": 0,
+                "client_kwh": 0.0,
+                "upload_bytes": 0,
+                "download_bytes": 0,
+                "server_kwh": 0.0,
+                "duration_s": None,
+            },
+        )
+        row["clients"].add(r.get("node_id"))
+        row["failures"] += 1 if r.get("error") else 0
+        row["client_kwh"] += (
+            float(r.get("client_measured_j") or 0.0) + float(r.get("client_estimated_j") or 0.0)
+        ) / 3.6e6
+        row["upload_bytes"] += int(r.get("upload_bytes") or 0)
+        row["download_bytes"] += int(r.get("download_bytes") or 0)
+    frame = run.spans
+    if not frame.empty:
+        for span in frame[frame["name"] == "round"].to_dict("records"):
+            number = span["tags"].get("round") if isinstance(span["tags"], dict) else None
+            if number in rounds:
+                rounds[number]["server_kwh"] = float(span["energy_j"]) / 3.6e6
+                rounds[number]["duration_s"] = float(span["duration_s"])
+    out = []
+    cumulative = 0.0
+    for number in sorted(rounds):
+        row = rounds[number]
+        row["clients"] = len(row["clients"])
+        row["upload_kwh"] = network_kwh(row["upload_bytes"], coeff)
+        row["download_kwh"] = network_kwh(row["download_bytes"], coeff)
+        row["total_kwh"] = (
+            row["client_kwh"] + row["upload_kwh"] + row["download_kwh"] + row["server_kwh"]
+        )
+        cumulative += row["total_kwh"]
+        row["cumulative_kwh"] = cumulative
+        out.append(row)
+    return out

@@ -1,0 +1,65 @@
+"""How a report writes numbers: one place, so every format shows the same digits."""
+
+from __future__ import annotations
+
+import math
+
+SIGNIFICANT = 4
+
+
+def num(x: float | None, sig: int = SIGNIFICANT) -> str:
+    """``x`` to ``sig`` significant digits, without exponent notation; ``'n/a'`` for none.
+
+    >>> num(1234.5678), num(0.000123456), num(12.0), num(None), num(1234567.0)
+    ('1235', '0.0001235', '12', 'n/a', '1235000')
+    """
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    digits = sig - 1 - math.floor(math.log10(abs(x)))
+    rounded = round(x, digits)
+    if digits <= 0:
+        return f"{rounded:.0f}"
+    text = f"{rounded:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with one decimal.
+
+    >>> pct(0.12345), pct(None)
+    ('12.3%', 'n/a')
+    """
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x * 100:.1f}%"
+
+
+def energy(kwh: float | None) -> str:
+    """Energy with a unit that keeps the number readable (MWh, kWh or Wh).
+
+    >>> energy(1523.0), energy(2.5), energy(0.0042)
+    ('1.523 MWh', '2.5 kWh', '4.2 Wh')
+    """
+    if kwh is None or not math.isfinite(kwh):
+        return "n/a"
+    if abs(kwh) >= 1000:
+        return f"{num(kwh / 1000)} MWh"
+    if abs(kwh) >= 1 or kwh == 0:
+        return f"{num(kwh)} kWh"
+    return f"{num(kwh * 1000)} Wh"
+
+
+def mass(grams: float | None) -> str:
+    """CO2e mass with a readable unit (t, kg or g).
+
+    >>> mass(1534.0), mass(12.0), mass(2.5e6)
+    ('1.534 kg', '12 g', '2.5 t')
+    """
+    if grams is None or not math.isfinite(grams):
+        return "n/a"
+    for unit, scale in (("t", 1e6), ("kg", 1e3)):
+        if abs(grams) >= scale:
+            return f"{num(grams / scale)} {unit}"
+    return f"{num(grams)} g"

@@ -1,0 +1,361 @@
+"""Report figures (matplotlib, an extra: ``pip install greentrack[plots]``).
+
+Sized for one column of a two-column paper (3.4 in wide, 8 pt text) and readable in grayscale:
+series differ by line style and gray level, bars by hatching. Long timelines are reduced to
+at most :data:`MAX_POINTS` bin means per device before plotting (a 24 h run at 1 Hz has 86,400
+rows per device; the means keep its energy, the figure cannot show more anyway).
+Each figure is written as PNG (for HTML and Markdown) and PDF (for LaTeX).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from greentrack.report.model import Report
+    from greentrack.run import Run
+
+MAX_POINTS = 1500
+WIDTH_IN = 3.4
+HEIGHT_IN = 2.1
+GRAYS = ("0.0", "0.45", "0.65", "0.25", "0.8", "0.55", "0.35", "0.15")
+STYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)))
+HATCHES = ("", "///", "...", "xxx", "\\\\\\", "ooo")
+DPI = 200
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A written figure: ``stem`` with ``.png`` and ``.pdf`` beside it, and its caption."""
+
+    key: str
+    stem: Path
+    caption: str
+
+    @property
+    def png(self) -> Path:
+        return self.stem.with_suffix(".png")
+
+    @property
+    def pdf(self) -> Path:
+        return self.stem.with_suffix(".pdf")
+
+
+def available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_figures(report: Report, out_dir: Path) -> dict[str, list[Plot]]:
+    """Write every figure the report has data for; returns them per run id (and
+    ``"comparison"``). Needs matplotlib."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, list[Plot]] = {}
+    runs = report.data["runs"]
+    with plt.rc_context(_RC):
+        for i, (run, r) in enumerate(zip(report.runs, runs, strict=True)):
+            prefix = f"run{i + 1}-" if len(runs) > 1 else ""
+            made: list[Plot] = []
+            for key, caption, draw in DRAWERS:
+                fig = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN))
+                ax = fig.add_subplot()
+                try:
+                    if draw(ax, report, run, r):
+                        made.append(_save(fig, out_dir / f"{prefix}{key}", key, caption))
+                finally:
+                    plt.close(fig)
+            figures[r["id"]] = made
+        if report.data.get("comparison"):
+            fig = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN))
+            try:
+                if _comparison(fig.add_subplot(), report.data["comparison"]):
+                    figures["comparison"] = [
+                        _save(
+                            fig,
+                            out_dir / "comparison",
+                            "comparison",
+                            "Energy and CO2e of the runs compared.",
+                        )
+                    ]
+            finally:
+                plt.close(fig)
+    return figures
+
+
+DRAWERS: list[tuple[str, str, Callable[[Axes, Report, Run, dict[str, Any]], bool]]] = []
+
+_RC: Any = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.0,
+    "pdf.fonttype": 42,
+    "svg.fonttype": "none",
+}
+
+
+def _save(fig: Figure, stem: Path, key: str, caption: str) -> Plot:
+    fig.tight_layout(pad=0.3)
+    fig.savefig(stem.with_suffix(".png"), dpi=DPI)
+    fig.savefig(stem.with_suffix(".pdf"))
+    return Plot(key, stem, caption)
+
+
+def _binned(t: Any, y: Any, max_points: int = MAX_POINTS) -> tuple[Any, Any]:
+    """Means of ``y`` over equal bins of ``t`` (at most ``max_points``), NaNs skipped."""
+    import numpy as np
+
+    t = np.asarray(t, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(t) <= max_points:
+        return t, y
+    edges = np.linspace(t[0], t[-1], max_points + 1)
+    idx = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, max_points - 1)
+    ok = ~np.isnan(y)
+    sums = np.bincount(idx[ok], weights=y[ok], minlength=max_points)
+    counts = np.bincount(idx[ok], minlength=max_points)
+    centers = (edges[:-1] + edges[1:]) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return centers, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _time_axis(seconds: float) -> tuple[float, str]:
+    if seconds >= 2 * 3600:
+        return 3600.0, "time since start (h)"
+    if seconds >= 120:
+        return 60.0, "time since start (min)"
+    return 1.0, "time since start (s)"
+
+
+def _power(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
+    import numpy as np
+
+    wide = run._wide
+    channels = [c for c in run.channels if c.get("power_method") or c["source"] == "estimated"]
+    if wide.empty or not channels:
+        return False
+    t = wide["t_unix_s"].to_numpy(dtype=float) - float(run.meta["start_unix_s"])
+    scale, label = _time_axis(float(t[-1]) if len(t) else 0.0)
+    plotted = 0
+    for i, ch in enumerate(channels):
+        col = f"{ch['id']}_power_w"
+        if col not in wide:
+            continue
+        x, y = _binned(t / scale, wide[col].to_numpy(dtype=float))
+        if np.all(np.isnan(y)):
+            continue
+        name = ch["id"] + (" (est.)" if ch["source"] == "estimated" else "")
+        ax.plot(x, y, color=GRAYS[i % len(GRAYS)], linestyle=STYLES[i % len(STYLES)], label=name)
+        plotted += 1
+    if not plotted:
+        return False
+    _shade_phases(ax, run, scale)
+    ax.set_xlabel(label)
+    ax.set_ylabel("power (W)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="lower right", ncol=min(4, plotted), frameon=False)
+    return True
+
+
+def _shade_phases(ax: Axes, run: Run, scale: float) -> None:
+    frame = run.spans
+    if frame.empty:
+        return
+    t0 = float(run.meta["start_unix_s"])
+    for name, alpha in (("train_epoch", 0.08), ("round", 0.08), ("validation", 0.22)):
+        rows = frame[frame["name"] == name].sort_values("start_unix_s")
+        bars = [
+            ((s - t0) / scale, (e - s) / scale)
+            for k, (s, e) in enumerate(zip(rows["start_unix_s"], rows["end_unix_s"], strict=True))
+            if name == "validation" or k % 2 == 0
+        ]
+        if bars:
+            ax.broken_barh(
+                bars,
+                (0, 1),
+                transform=ax.get_xaxis_transform(),
+                color="0.3",
+                alpha=alpha,
+                linewidth=0,
+            )
+
+
+def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
+    import numpy as np
+
+    from greentrack.report.model import _combined_curve
+
+    curve = _combined_curve([run, *run.parts])
+    if len(curve.t_unix_s) < 2 or curve.total_j <= 0:
+        return False
+    t = curve.t_unix_s - float(run.meta["start_unix_s"])
+    scale, label = _time_axis(float(t[-1]))
+    x, y = _binned(t / scale, curve.energy_j / 3.6e6)
+    ax.plot(x, y, color="0.0", label="energy (IT)")
+    ax.set_xlabel(label)
+    ax.set_ylabel("energy (kWh)")
+    ax.set_ylim(bottom=0)
+    c = r["carbon"]
+    if not c or c["co2e_g"] is None or not r["energy"]["it_kwh"]:
+        return True
+    g = c["co2e_g"] / r["energy"]["it_kwh"]  # gCO2e per IT kWh, PUE included
+    if c["method"] == "annual":
+        # CO2e is proportional to energy: a second scale, not a second line
+        sec = ax.secondary_yaxis("right", functions=(lambda k: k * g, lambda co2: co2 / g))
+        sec.set_ylabel("CO2e (g)")
+        return True
+    if report.series is not None:
+        mid = (curve.t_unix_s[1:] + curve.t_unix_s[:-1]) / 2
+        k = np.clip(
+            ((mid - report.series.start_unix_s) // report.series.step_s).astype(int),
+            0,
+            len(report.series.values) - 1,
+        )
+        values = np.asarray(report.series.values, dtype=float)[k]
+        values = np.where(np.isnan(values), c["effective_gco2e_per_kwh"], values)
+        co2 = np.concatenate(
+            [[0.0], np.cumsum(np.diff(curve.energy_j) / 3.6e6 * values * c["pue"])]
+        )
+        twin = ax.twinx()
+        x2, y2 = _binned(t / scale, co2)
+        twin.plot(x2, y2, color="0.5", linestyle="--", label="CO2e (series)")
+        twin.set_ylabel("CO2e (g)")
+        twin.set_ylim(bottom=0)
+        twin.spines["right"].set_visible(True)
+        lines = ax.get_lines() + twin.get_lines()
+        ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left", frameon=False)
+    return True
+
+
+def _intensity(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
+    import numpy as np
+
+    series = report.series
+    c = r["carbon"]
+    if series is None or not c or not c.get("series"):
+        return False
+    start = float(run.meta["start_unix_s"])
+    end = start + r["duration_s"]
+    margin = max(series.step_s, (end - start) * 0.5)
+    k = np.arange(len(series.values))
+    t = series.start_unix_s + k * series.step_s
+    keep = (t >= start - margin) & (t <= end + margin)
+    if not keep.any():
+        return False
+    scale, label = _time_axis(float(t[keep][-1] - t[keep][0]))
+    ax.step((t[keep] - start) / scale, np.asarray(series.values)[keep], where="post", color="0.0")
+    ax.axvspan(0, (end - start) / scale, color="0.3", alpha=0.15, linewidth=0, label="run")
+    ax.axhline(c["effective_gco2e_per_kwh"], color="0.4", linestyle="--", label="run-weighted")
+    ax.set_xlabel(label.replace("since start", "from run start"))
+    ax.set_ylabel("gCO2e/kWh")
+    ax.legend(frameon=False, loc="best")
+    return True
+
+
+def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
+    import numpy as np
+
+    f = r["federated"]
+    if not f or not f["per_round"]:
+        return False
+    rows = f["per_round"]
+    x = np.array([row["round"] for row in rows])
+    bottom = np.zeros(len(rows))
+    parts = (
+        ("client compute", "client_kwh"),
+        ("upload", "upload_kwh"),
+        ("download", "download_kwh"),
+        ("server", "server_kwh"),
+    )
+    for i, (label, key) in enumerate(parts):
+        values = np.array([row[key] * 1000 for row in rows])
+        ax.bar(
+            x,
+            values,
+            bottom=bottom,
+            color=GRAYS[i + 1 if i else 0],
+            hatch=HATCHES[i],
+            edgecolor="0.2",
+            linewidth=0.4,
+            label=label,
+        )
+        bottom += values
+    ax.set_xlabel("round")
+    ax.set_ylabel("energy (Wh)")
+    ax.set_xticks(x)
+    ax.legend(frameon=False, fontsize=6)
+    return True
+
+
+def _regions(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
+    cf = r["counterfactuals"]
+    if not cf or not cf.get("regions"):
+        return False
+    rows = cf["regions"]
+    names = [row["region"] for row in rows]
+    values = [row["co2e_g"] for row in rows]
+    bars = ax.barh(names, values, color="0.6", edgecolor="0.2", linewidth=0.4)
+    for bar, row in zip(bars, rows, strict=True):
+        if row.get("actual"):
+            bar.set_hatch("///")
+            bar.set_facecolor("0.3")
+    ax.invert_yaxis()
+    ax.set_xlabel("CO2e (g)")
+    return True
+
+
+def _comparison(ax: Axes, rows: list[dict[str, Any]]) -> bool:
+    import numpy as np
+
+    if not rows:
+        return False
+    x = np.arange(len(rows))
+    ax.bar(x, [row["energy_kwh"] for row in rows], color="0.5", edgecolor="0.2", linewidth=0.4)
+    ax.set_xticks(x, [row["label"] for row in rows], rotation=20, ha="right")
+    ax.set_ylabel("energy (kWh)")
+    return True
+
+
+DRAWERS += [
+    (
+        "power",
+        "Power per device over the run; shaded: validation (dense) and alternate epochs or "
+        "rounds (light).",
+        _power,
+    ),
+    (
+        "cumulative",
+        "Cumulative energy (IT, before PUE; left) and CO2e (PUE included; right).",
+        _cumulative,
+    ),
+    ("intensity", "Grid carbon intensity during the run (series given to the report).", _intensity),
+    (
+        "rounds",
+        "Energy per federated round: client compute, upload, download, server.",
+        _rounds,
+    ),
+    (
+        "regions",
+        "The same run's CO2e in other regions (annual intensities; hatched: as run).",
+        _regions,
+    ),
+]

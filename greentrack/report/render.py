@@ -1,0 +1,277 @@
+"""Render a :class:`~greentrack.report.model.Report` to LaTeX, Markdown, HTML, JSON or a
+Hugging Face model card.
+
+One Jinja2 environment per markup, all sharing the number filters of :mod:`.numbers`:
+
+* HTML autoescapes every value; images are embedded as base64 ``data:`` URIs, CSS is inline,
+  so the page is one self-contained file.
+* LaTeX escapes every value through ``finalize`` (``_ % & # $ { } \\ ^ ~`` and the rest), so
+  a run name cannot break compilation or inject commands; the templates use ``\\VAR{...}``
+  and ``\\BLOCK{...}`` delimiters so that Jinja's ``{{ }}`` never meets TeX's braces.
+* Markdown escapes table cells (``|``, newlines) and inline markup characters.
+
+Users can pass their own template directory: a template of the same name there wins.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from greentrack.report.numbers import energy, mass, num, pct
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from greentrack.report.model import Report
+    from greentrack.report.plots import Plot
+
+FORMATS = ("latex", "md", "html", "json", "model-card")
+EXTENSIONS = {"latex": ".tex", "md": ".md", "html": ".html", "json": ".json", "model-card": ".md"}
+TEMPLATES = {
+    "latex": "appendix.tex.j2",
+    "md": "appendix.md.j2",
+    "html": "appendix.html.j2",
+    "model-card": "model_card.md.j2",
+}
+
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    '"': r"\textquotedbl{}",
+}
+_SAFE_TEX_PATH = re.compile(r"[A-Za-z0-9_./-]+")
+_TEX_RE = re.compile("|".join(re.escape(k) for k in _TEX))
+
+
+class TexRaw(str):
+    """LaTeX that a template emits as is (built by this module, never from user input)."""
+
+    __slots__ = ()
+
+
+def tex_escape(text: object) -> str:
+    r"""Escape ``text`` for LaTeX body text.
+
+    >>> print(tex_escape("lr_0.1 & 50% {x} #1 $5 ^~ \\cmd"))
+    lr\_0.1 \& 50\% \{x\} \#1 \$5 \textasciicircum{}\textasciitilde{} \textbackslash{}cmd
+    """
+    if isinstance(text, TexRaw):
+        return text
+    out = _TEX_RE.sub(lambda m: _TEX[m.group()], str(text))
+    # CO2 subscripts and the non-ASCII characters pdfLaTeX cannot take without packages
+    return out.replace("CO2e", r"CO\textsubscript{2}e").replace("×", r"$\times$")
+
+
+def md_escape(text: object) -> str:
+    r"""Escape ``text`` for a Markdown table cell or inline text.
+
+    >>> md_escape("a|b *c* _d_\nnext")
+    'a\\|b \\*c\\* \\_d\\_ next'
+    """
+    out = str(text).replace("\\", "\\\\")
+    for ch in "|*_`[]<>":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\r", " ").replace("\n", " ")
+
+
+def _filters() -> dict[str, Callable[..., Any]]:
+    return {"num": num, "pct": pct, "energy": energy, "mass": mass, "duration": _duration}
+
+
+def _duration(seconds: float) -> str:
+    from greentrack.report.model import _duration as d
+
+    return d(seconds)
+
+
+def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environment:
+    """The Jinja2 environment for ``fmt``: user templates first, then the bundled ones."""
+    import jinja2
+
+    from greentrack.templates import template
+
+    bundled = Path(str(template("appendix.md.j2"))).parent
+    search = [str(template_dir)] if template_dir else []
+    loader = jinja2.FileSystemLoader([*search, str(bundled)])
+    common: dict[str, Any] = {
+        "loader": loader,
+        "undefined": jinja2.StrictUndefined,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "keep_trailing_newline": True,
+    }
+    env: jinja2.Environment
+    if fmt == "html":
+        env = jinja2.Environment(autoescape=True, **common)
+    elif fmt == "latex":
+        env = jinja2.Environment(
+            block_start_string="\\BLOCK{",
+            block_end_string="}",
+            variable_start_string="\\VAR{",
+            variable_end_string="}",
+            comment_start_string="\\#{",
+            comment_end_string="}",
+            finalize=tex_escape,
+            autoescape=False,
+            **common,
+        )
+        env.filters["raw"] = TexRaw
+    else:
+        env = jinja2.Environment(autoescape=False, **common)
+        env.filters["md"] = md_escape
+    env.filters.update(_filters())
+    return env
+
+
+def render(
+    report: Report,
+    fmt: str,
+    *,
+    figures: dict[str, list[Plot]] | None = None,
+    figure_base: Path | None = None,
+    template_dir: Path | None = None,
+    standalone: bool = False,
+    training_type: str = "pre-training",
+) -> str:
+    """The report as text in ``fmt`` (see :data:`FORMATS`).
+
+    ``figures`` are embedded (HTML) or referenced relative to ``figure_base`` (the output
+    file's directory; LaTeX and Markdown)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    data = report.to_dict()
+    if fmt == "json":
+        return json.dumps(data, indent=2, allow_nan=False, default=_json_default) + "\n"
+    env = environment(fmt, template_dir)
+    context: dict[str, Any] = {
+        "report": data,
+        "runs": data["runs"],
+        "figures": _figure_context(fmt, figures or {}, figure_base),
+        "standalone": standalone,
+    }
+    if fmt == "model-card":
+        context["front_matter"] = model_card_front_matter(data, training_type)
+    return env.get_template(TEMPLATES[fmt]).render(**context)
+
+
+def _json_default(value: object) -> object:
+    raise TypeError(f"not JSON serializable: {value!r}")
+
+
+def _figure_context(
+    fmt: str, figures: dict[str, list[Plot]], base: Path | None
+) -> dict[str, list[dict[str, str]]]:
+    out: dict[str, list[dict[str, str]]] = {}
+    for key, plots in figures.items():
+        items = []
+        for p in plots:
+            if fmt == "html":
+                src = "data:image/png;base64," + base64.b64encode(p.png.read_bytes()).decode()
+            elif fmt == "latex":
+                src = _relative(p.pdf, base)
+                if not _SAFE_TEX_PATH.fullmatch(src):
+                    raise ValueError(
+                        f"LaTeX cannot include the figure {src!r}: its path has characters "
+                        "TeX treats as markup. Write the report to a path of letters, digits, "
+                        "'-', '_', '.' and '/' (or pass --no-plots)"
+                    )
+            else:
+                src = _relative(p.png, base)
+            items.append({"key": p.key, "src": src, "caption": p.caption})
+        out[key] = items
+    return out
+
+
+def _relative(path: Path, base: Path | None) -> str:
+    if base is None:
+        return path.as_posix()
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+# --- Hugging Face model card ---------------------------------------------------------------
+
+
+def model_card_front_matter(data: dict[str, Any], training_type: str) -> str:
+    """YAML front matter: the Hub's ``co2_eq_emissions`` (grams) and a ``greentrack`` block
+    with what the Hub's schema lacks (energy, PUE, intensity, measured/estimated split)."""
+    import yaml
+
+    runs = data["runs"]
+    with_carbon = [r for r in runs if r["carbon"]]
+    grams = sum(_run_co2e_g(r) for r in with_carbon)
+    hardware = sorted(
+        {f"{g['count']} x {g['model']}" for r in runs for g in r["hardware"]["gpus"]}
+        | {
+            f"CPU {r['hardware']['cpu']['model']}"
+            for r in runs
+            if not r["hardware"]["gpus"] and r["hardware"]["cpu"]
+        }
+    )
+    regions = sorted(
+        {
+            r["carbon"]["region_name"] or r["carbon"]["region"]
+            for r in with_carbon
+            if r["carbon"]["region"] or r["carbon"]["region_name"]
+        }
+    )
+    front: dict[str, Any] = {}
+    if with_carbon:
+        front["co2_eq_emissions"] = {
+            "emissions": round(grams, 3),
+            "source": f"greentrack {data['greentrack_version']} "
+            + ("(measured: NVML/RAPL energy counters; estimated parts labelled)"),
+            "training_type": training_type,
+            "geographical_location": ", ".join(regions) or "not recorded",
+            "hardware_used": ", ".join(hardware) or "not recorded",
+        }
+    front["greentrack"] = {
+        "report_schema": data["schema"],
+        "runs": [
+            {
+                "run_id": r["id"],
+                "label": r["label"],
+                "duration_s": round(r["duration_s"], 3),
+                "energy_kwh_it": _sig(r["energy"]["it_kwh"]),
+                "energy_kwh_measured": _sig(r["energy"]["measured_kwh"]),
+                "energy_kwh_estimated": _sig(r["energy"]["estimated_kwh"]),
+                "pue": r["energy"]["pue"],
+                "intensity_gco2e_per_kwh": _sig(r["carbon"]["effective_gco2e_per_kwh"])
+                if r["carbon"]
+                else None,
+                "intensity_source": r["carbon"]["source"] if r["carbon"] else None,
+                "intensity_year": r["carbon"]["year"] if r["carbon"] else None,
+                "co2e_g": _sig(_run_co2e_g(r)) if r["carbon"] else None,
+            }
+            for r in runs
+        ],
+    }
+    return yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
+
+
+def _run_co2e_g(r: dict[str, Any]) -> float:
+    if r["federated"] and r["federated"]["co2e_g"] is not None:
+        return float(r["federated"]["co2e_g"])
+    return float(r["carbon"]["co2e_g"])
+
+
+def _sig(x: float | None) -> float | None:
+    return None if x is None else float(num(x)) if num(x) != "n/a" else None
