@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def report_text(args: argparse.Namespace) -> str:
     from greentrack.report import plots
     from greentrack.report.model import ReportOptions, build_report
-    from greentrack.report.render import EXTENSIONS, render
+    from greentrack.report.render import EXTENSIONS
 
     if args.target is not None and args.metric is None:
         raise ValueError("--target needs --metric NAME (the metric the target is for)")
@@ -103,7 +104,13 @@ def report_text(args: argparse.Namespace) -> str:
     figures = None
     base = args.output.parent if args.output else Path.cwd()
     wants_plots = args.format not in ("json",) and not args.no_plots
+    if args.output is not None and args.output.suffix == "":
+        args.output = args.output.with_suffix(EXTENSIONS[args.format])
     if wants_plots and plots.available():
+        if args.format == "html":  # embedded in the page: nothing left beside it
+            with tempfile.TemporaryDirectory() as tmp:
+                figures = plots.make_figures(report, Path(tmp))
+                return _render(report, args, figures, base)
         stem = args.output.stem if args.output else "report"
         figures = plots.make_figures(report, base / f"{stem}_figures")
     elif wants_plots:
@@ -112,8 +119,12 @@ def report_text(args: argparse.Namespace) -> str:
             "(pip install 'greentrack[plots]', or pass --no-plots)",
             file=sys.stderr,
         )
-    if args.output is not None and args.output.suffix == "":
-        args.output = args.output.with_suffix(EXTENSIONS[args.format])
+    return _render(report, args, figures, base)
+
+
+def _render(report: Any, args: argparse.Namespace, figures: Any, base: Path) -> str:
+    from greentrack.report.render import render
+
     return render(
         report,
         args.format,

@@ -608,20 +608,29 @@ def _counterfactuals(
     if series is not None:
         curve = _combined_curve(runs)
         if opts.flexible_start_s is not None:
-            out["flexible_start"] = cf.flexible_start(
-                curve, series, opts.flexible_start_s, pue=pue
-            ).to_dict()
+            out["flexible_start"] = _with_grams(
+                cf.flexible_start(curve, series, opts.flexible_start_s, pue=pue).to_dict()
+            )
         if opts.pause_resume is not None:
-            out["pause_resume"] = cf.pause_resume(
-                curve, series, opts.pause_resume, pue=pue
-            ).to_dict()
+            out["pause_resume"] = _with_grams(
+                cf.pause_resume(curve, series, opts.pause_resume, pue=pue).to_dict()
+            )
     else:
         for key in ("flexible_start", "pause_resume"):
             if key in saved:
-                out[key] = saved[key]  # computed by `greentrack whatif` with its series
+                out[key] = _with_grams(saved[key])  # from `greentrack whatif`, with its series
                 out["from_whatif"].append(key)
     has_any = out["regions"] or out["flexible_start"] or out["pause_resume"]
     return out if has_any else None
+
+
+def _with_grams(d: dict[str, Any]) -> dict[str, Any]:
+    """``*_kg`` figures of a counterfactual also in grams (``*_g``), as the report shows them."""
+    out = dict(d)
+    for key, value in d.items():
+        if key.endswith("_kg") and isinstance(value, int | float):
+            out[key[:-3] + "_g"] = value * 1000.0
+    return out
 
 
 def _federated(run: Run, settings: CarbonSettings | None) -> dict[str, Any]:

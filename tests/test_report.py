@@ -1,0 +1,403 @@
+"""greentrack report: one model, five formats that agree, escaping, real TeX and browser checks."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from greentrack.carbon.intensity import resolve_region
+from greentrack.carbon.series import IntensitySeries
+from greentrack.report.model import ReportOptions, build_report
+from greentrack.report.numbers import mass, num
+from greentrack.report.render import render, tex_escape
+from tests.report_helpers import GB_SERIES_START, training_run
+
+GT = [sys.executable, "-m", "greentrack"]
+SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
+NASTY = r"lr_0.1 50% &x #1 $5 {a} \relax ^~ <b>|"
+
+# the helper's run: 2 GPUs at 300 W (80% of each 20 s epoch) and 210 W (20%), CPU 40 W est.
+GPU_J = 3 * (16 * 300.0 + 4 * 210.0)
+CPU_J = 60 * 40.0
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return training_run(tmp_path / "run")
+
+
+def gt(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GT, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
+
+
+def test_model_numbers_are_those_of_the_run(run_dir: Path) -> None:
+    report = build_report([run_dir], ReportOptions(metric="val_acc", target=0.8))
+    r = report.to_dict()["runs"][0]
+    assert r["energy"]["measured_kwh"] == pytest.approx(2 * GPU_J / 3.6e6)
+    assert r["energy"]["estimated_kwh"] == pytest.approx(CPU_J / 3.6e6)
+    it_kwh = (2 * GPU_J + CPU_J) / 3.6e6
+    assert r["energy"]["facility_kwh"] == pytest.approx(it_kwh * 1.1)
+    g = resolve_region("DE").gco2e_per_kwh
+    assert r["carbon"]["co2e_g"] == pytest.approx(it_kwh * 1.1 * g)
+    assert r["carbon"]["estimated_co2e_g"] == pytest.approx(CPU_J / 3.6e6 * 1.1 * g)
+    gpus = [c for c in r["energy"]["components"] if c["component"] == "gpu"]
+    assert [c["avg_power_w"] for c in gpus] == pytest.approx([GPU_J / 60] * 2)
+    assert r["hardware"]["gpus"] == [
+        {
+            "model": "NVIDIA H100 80GB HBM3",
+            "count": 2,
+            "driver": r["hardware"]["gpus"][0]["driver"],
+            "power_limit_w": 700.0,
+            "mig": False,
+        }
+    ]
+    phases = {p["name"]: p for p in r["phases"]}
+    assert phases["validation"]["count"] == 3
+    assert phases["validation"]["measured_kwh"] == pytest.approx(2 * 3 * 4 * 210.0 / 3.6e6)
+    assert [u["index"] for u in r["units"]["rows"]] == [0, 1, 2]
+    # val_acc 0.61, 0.78, 0.84: the target 0.8 is first reached at epoch 2, the end of the run
+    assert r["metric"]["reached_at"] == 2
+    assert r["metric"]["energy_kwh_to_reach"] == pytest.approx(it_kwh, rel=1e-6)
+    # statuses of the boundary and what is never counted
+    status = {b["component"]: b["status"] for b in r["boundary"]}
+    assert status["gpu"] == "measured" and status["cpu"] == "estimated"
+    assert status["embodied carbon"] == "not counted"
+    car = next(e for e in r["equivalences"] if e["key"] == "car_km")
+    assert car["amount"] == pytest.approx(r["carbon"]["co2e_g"] / (404 / 1.609344))
+    assert "measured" in r["sentence"] and "estimated" in r["sentence"]
+    assert mass(r["carbon"]["co2e_g"]) in r["sentence"]
+
+
+def test_metric_to_best_and_target_never_reached(run_dir: Path) -> None:
+    best = build_report([run_dir], ReportOptions(metric="val_loss")).to_dict()["runs"][0]
+    assert best["metric"]["lower_is_better"] and best["metric"]["best"] == pytest.approx(0.16)
+    assert best["metric"]["reached_at"] == 2
+    never = build_report([run_dir], ReportOptions(metric="val_acc", target=0.99))
+    m = never.to_dict()["runs"][0]["metric"]
+    assert m["reached_at"] is None and m["energy_kwh_to_reach"] is None
+    assert "never reached" in render(never, "md")
+    with pytest.raises(ValueError, match=r"recorded: val_acc, val_loss"):
+        build_report([run_dir], ReportOptions(metric="accuracy"))
+
+
+def _key_numbers(report_dict: dict) -> list[str]:
+    r = report_dict["runs"][0]
+    return [
+        num(r["energy"]["it_kwh"]),
+        num(r["energy"]["measured_kwh"]),
+        num(r["carbon"]["co2e_g"]),
+        mass(r["carbon"]["co2e_g"]),
+        *(num(c["energy_kwh"]) for c in r["energy"]["components"]),
+        *(num(c["co2e_g"]) for c in r["counterfactuals"]["regions"]),
+        num(r["equivalences"][0]["amount"]),
+    ]
+
+
+def test_every_format_shows_the_same_numbers(run_dir: Path) -> None:
+    report = build_report([run_dir], ReportOptions(metric="val_acc"))
+    data = report.to_dict()
+    texts = {fmt: render(report, fmt) for fmt in ("md", "html", "latex", "model-card")}
+    dumped = json.loads(render(report, "json"))
+    assert dumped == json.loads(json.dumps(data))
+    for fmt, text in texts.items():
+        for value in _key_numbers(data):
+            assert value in text, (fmt, value)
+    # the paste-ready sentence is the same sentence everywhere (modulo each markup's escaping)
+    sentence = data["runs"][0]["sentence"]
+    assert sentence.replace("_", "\\_") in texts["md"]
+    assert tex_escape(sentence) in texts["latex"]
+
+
+def test_json_follows_the_published_schema(run_dir: Path, tmp_path: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    other = training_run(tmp_path / "other", name="lr=0.01", gpu_w=250.0, region=None)
+    for paths in ([run_dir], [run_dir, other]):
+        data = json.loads(render(build_report(paths), "json"))
+        jsonschema.validate(data, SCHEMA)
+    # a run without carbon settings still validates, with carbon null
+    assert data["runs"][1]["carbon"] is None
+
+
+def test_model_card_front_matter(run_dir: Path) -> None:
+    report = build_report([run_dir])
+    text = render(report, "model-card", training_type="fine-tuning")
+    assert text.startswith("---\n")
+    front = yaml.safe_load(text.split("---\n")[1])
+    co2 = front["co2_eq_emissions"]
+    assert co2["emissions"] == pytest.approx(report.to_dict()["runs"][0]["carbon"]["co2e_g"], 1e-3)
+    assert co2["training_type"] == "fine-tuning"
+    assert co2["geographical_location"] == "Germany"
+    assert co2["hardware_used"] == "2 x NVIDIA H100 80GB HBM3"
+    block = front["greentrack"]["runs"][0]
+    assert block["pue"] == 1.1 and block["intensity_year"] == 2024
+    assert "# Energy and carbon footprint" in text  # the appendix is the card's body
+
+
+def test_user_text_is_escaped_in_every_markup(tmp_path: Path) -> None:
+    run = training_run(tmp_path / "nasty", name=NASTY)
+    report = build_report([run])
+    html = render(report, "html")
+    assert "<b>|" not in html and "&lt;b&gt;|" in html
+    md = render(report, "md")
+    row = next(line for line in md.splitlines() if line.startswith("| hosts"))
+    assert row.count("|") - row.count("\\|") == 3
+    assert "lr\\_0.1" in md and "&lt;b&gt;" not in md and "\\<b\\>\\|" in md
+    tex = render(report, "latex")
+    assert "\\relax" not in tex.replace("\\textbackslash{}relax", "")
+
+
+def _compile(tex: Path) -> str:
+    out = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tex.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    text = subprocess.run(
+        ["pdftotext", "-layout", tex.with_suffix(".pdf").name, "-"],
+        cwd=tex.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return text
+
+
+@pytest.mark.skipif(
+    not (shutil.which("pdflatex") and shutil.which("pdftotext")),
+    reason="no TeX engine: apt-get install texlive-latex-recommended poppler-utils "
+    "(.ci/run installs them)",
+)
+def test_latex_compiles_with_hostile_names_and_figures(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    run = training_run(tmp_path / "nasty", name=NASTY)
+    out = tmp_path / "paper"
+    out.mkdir()
+    done = gt("report", run, "--format", "latex", "--standalone", "-o", out / "appendix.tex")
+    assert done.returncode == 0, done.stderr
+    assert (out / "appendix_figures" / "power.pdf").exists()
+    text = _compile(out / "appendix.tex")
+    flat = " ".join(text.split())
+    assert "lr_0.1 50% &x #1 $5 {a} \\relax ^~ <b>|" in flat
+    assert "Measurement boundary" in flat and "Energy by component" in flat
+    report = build_report([run]).to_dict()["runs"][0]
+    assert num(report["energy"]["it_kwh"]) in flat and mass(report["carbon"]["co2e_g"]) in flat
+    # the default output is a \section for a paper's own preamble: it compiles there too
+    section = gt("report", run, "--format", "latex", "--no-plots", "-o", out / "section.tex")
+    assert section.returncode == 0, section.stderr
+    (out / "paper.tex").write_text(
+        "\\documentclass[twocolumn]{article}\\usepackage[T1]{fontenc}"
+        "\\usepackage{booktabs,graphicx,array}\\begin{document}\\input{section}\\end{document}\n"
+    )
+    assert "Measurement boundary" in _compile(out / "paper.tex")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no browser: apt-get install chromium (.ci/run installs it)"
+)
+def test_html_renders_in_a_real_browser(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    run = training_run(tmp_path / "run")
+    page = tmp_path / "appendix.html"
+    done = gt("report", run, "--format", "html", "-o", page, "--metric", "val_acc")
+    assert done.returncode == 0, done.stderr
+    html = page.read_text()
+    assert "<script" not in html and "http" not in html.split("</head>")[1]
+    assert not list(tmp_path.glob("*_figures"))  # figures are inside the page
+    # a copy with a probe: after load, the title says how many images decoded with a size
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        html.replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => { const im = [...document.images];"
+            " document.title = 'images ' + im.filter(i => i.complete && i.naturalWidth > 100"
+            " && i.getBoundingClientRect().height > 50).length + '/' + im.length; });"
+            "</script></body>",
+        )
+    )
+    profile = tmp_path / "profile"
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    n_figures = html.count('<figure class="plot"')
+    assert n_figures >= 3
+    assert f"<title>images {n_figures}/{n_figures}</title>" in dom.stdout
+    shot = tmp_path / "shot.png"
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--screenshot={shot}",
+            "--window-size=1100,2400",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and shot.stat().st_size > 20_000
+    errors = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln and "rror" in ln]
+    assert not errors, errors
+
+
+def _series_csv(path: Path) -> Path:
+    s = IntensitySeries.gb_example()
+    with path.open("w") as f:
+        f.write("timestamp,gco2e_per_kwh\n")
+        for k, v in enumerate(s.values):
+            if v == v:  # the genuine gap stays a gap (no row)
+                t = datetime.fromtimestamp(s.start_unix_s + k * s.step_s, timezone.utc)
+                f.write(f"{t.isoformat()},{v}\n")
+    return path
+
+
+def test_series_flexible_start_and_pause_resume(run_dir: Path, tmp_path: Path) -> None:
+    csv = _series_csv(tmp_path / "gb.csv")
+    options = ReportOptions(
+        intensity_csv=csv, flexible_start_s=24 * 3600.0, pause_resume=2.0, regions=["FR"]
+    )
+    report = build_report([run_dir], options)
+    r = report.to_dict()["runs"][0]
+    c = r["carbon"]
+    assert c["method"] == "series"
+    series = IntensitySeries.from_csv(csv)
+    at_start = series.value_at(GB_SERIES_START)
+    assert c["series"]["min_gco2e_per_kwh"] <= at_start <= c["series"]["max_gco2e_per_kwh"]
+    it_kwh = r["energy"]["it_kwh"]
+    assert c["co2e_g"] == pytest.approx(it_kwh * 1.1 * c["effective_gco2e_per_kwh"])
+    cf = r["counterfactuals"]
+    assert [x["region"] for x in cf["regions"]] == sorted(
+        ["FR", "DE"], key=lambda k: resolve_region(k).gco2e_per_kwh
+    )
+    assert 0 <= cf["flexible_start"]["saving"] < 1 and cf["pause_resume"] is not None
+    md = render(report, "md")
+    assert "Flexible Start (window 24 h)" in md and "Pause & Resume" in md
+    assert "run-weighted" in r["sentence"]
+
+
+def test_cli_writes_figures_next_to_the_output(run_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    csv = _series_csv(tmp_path / "gb.csv")
+    out = tmp_path / "out"
+    out.mkdir()
+    done = gt(
+        "report",
+        run_dir,
+        "-f",
+        "md",
+        "-o",
+        out / "appendix.md",
+        "--intensity-csv",
+        csv,
+        "--regions",
+        "SE,PL",
+    )
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (out / "appendix_figures").iterdir())
+    for key in ("power", "cumulative", "intensity", "regions"):
+        assert f"{key}.png" in names and f"{key}.pdf" in names
+    text = (out / "appendix.md").read_text()
+    assert "](appendix_figures/intensity.png)" in text
+
+
+def test_several_runs_are_compared(run_dir: Path, tmp_path: Path) -> None:
+    other = training_run(tmp_path / "b", name="resnet_lr=0.1", gpu_w=200.0, epochs=2)
+    report = build_report([run_dir, other], ReportOptions(metric="val_acc"))
+    data = report.to_dict()
+    rows = data["comparison"]
+    assert [r["label"] for r in rows] == ["resnet_lr=0.1 (1)", "resnet_lr=0.1 (2)"]
+    for row, run in zip(rows, data["runs"], strict=True):
+        assert row["energy_kwh"] == run["headline"]["energy_kwh"]
+        assert row["co2e_g"] == run["carbon"]["co2e_g"]
+        assert row["metric_best"] == run["metric"]["best"]
+    assert rows[1]["energy_kwh"] < rows[0]["energy_kwh"]
+    md = render(report, "md")
+    assert "## Comparison of runs" in md and md.count("| resnet\\_lr=0.1 (") == 2
+
+
+def test_report_of_a_run_that_died(tmp_path: Path) -> None:
+    run = training_run(tmp_path / "run")
+    (run / "summary.json").unlink()  # as if SIGKILLed before the tracker stopped
+    r = build_report([run]).to_dict()["runs"][0]
+    assert r["status"] == "incomplete" and not r["complete"]
+    assert any("ended without stopping" in n for n in r["notes"])
+    assert r["energy"]["measured_kwh"] > 0
+
+
+def test_region_and_pue_given_to_the_report(tmp_path: Path) -> None:
+    run = training_run(tmp_path / "run", region=None)
+    assert build_report([run]).to_dict()["runs"][0]["carbon"] is None
+    r = build_report([run], ReportOptions(region="FR", pue=1.2)).to_dict()["runs"][0]
+    assert r["carbon"]["region"] == "FR" and r["carbon"]["pue"] == 1.2
+    assert r["carbon"]["chosen_by"] == "given to greentrack report"
+    with pytest.raises(ValueError, match="--pue needs --region"):
+        build_report([run], ReportOptions(pue=1.2))
+
+
+def test_cli_errors_name_the_problem_and_the_fix(run_dir: Path, tmp_path: Path) -> None:
+    cases = [
+        (["--target", "0.9"], "--target needs --metric"),
+        (["--metric", "acc"], "recorded: val_acc, val_loss"),
+        (["--flexible-start", "24h"], "need an intensity series (--intensity-csv)"),
+        (["--template-dir", tmp_path / "nope"], "is not a directory"),
+        (["--region", "Atlantis"], "Atlantis"),
+    ]
+    for extra, message in cases:
+        done = gt("report", run_dir, "--no-plots", *extra)
+        assert done.returncode == 2 and message in done.stderr, (extra, done.stderr)
+    done = gt("report", tmp_path / "missing", "--no-plots")
+    assert done.returncode == 2 and "is not a greentrack run directory" in done.stderr
+    assert not done.stdout
+
+
+def test_user_templates_override_the_bundled_ones(run_dir: Path, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "appendix.md.j2").write_text(
+        "{% for r in runs %}{{ r.label | md }}: {{ r.headline.co2e_g | num }} g{% endfor %}\n"
+    )
+    done = gt("report", run_dir, "--no-plots", "--template-dir", templates)
+    assert done.returncode == 0, done.stderr
+    co2 = build_report([run_dir]).to_dict()["runs"][0]["headline"]["co2e_g"]
+    assert done.stdout.strip() == f"resnet\\_lr=0.1: {num(co2)} g"
+    (templates / "appendix.md.j2").write_text("{% for r in runs %}{{ r.nope }}{% endfor %}")
+    broken = gt("report", run_dir, "--no-plots", "--template-dir", templates)
+    assert broken.returncode == 2 and "template failed" in broken.stderr
+
+
+def test_numbers_helpers_never_print_exponents() -> None:
+    for x in (1.234e-9, 4.2e-6, 0.5, 12345678.9):
+        assert not re.search(r"e[-+]?\d", num(x))
