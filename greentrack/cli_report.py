@@ -109,10 +109,11 @@ def report_text(args: argparse.Namespace) -> str:
     if wants_plots and plots.available():
         if args.format == "html":  # embedded in the page: nothing left beside it
             with tempfile.TemporaryDirectory() as tmp:
-                figures = plots.make_figures(report, Path(tmp))
+                figures = plots.make_figures(report, Path(tmp), ("png",))
                 return _render(report, args, figures, base)
         stem = args.output.stem if args.output else "report"
-        figures = plots.make_figures(report, base / f"{stem}_figures")
+        kinds = ("pdf",) if args.format == "latex" else ("png",)
+        figures = plots.make_figures(report, base / f"{stem}_figures", kinds)
     elif wants_plots:
         print(
             "greentrack: matplotlib is not installed: the report has no figures "

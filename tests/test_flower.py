@@ -210,3 +210,35 @@ def test_server_summary_shows_the_federated_breakdown(tmp_path):
     assert summary.federated["server_kwh"] == 0.0  # the server is in the summary's own channels
     text = str(summary)
     assert "federated: 1 rounds, 4 client replies" in text and "published range" in text
+
+
+def test_report_of_a_federated_run(tmp_path):
+    from greentrack.analysis.fl import breakdown
+    from greentrack.report.model import ReportOptions, build_report
+    from greentrack.report.render import render
+
+    run_server(tmp_path, [1, 2, 3], 3, region="FR", pue=1.2)
+    run = greentrack.load_run(tmp_path / "fl")
+    metric_events = [e for e in run.events if e["event"] == "metrics"]
+    assert [e["round"] for e in metric_events if e["phase"] == "evaluate"] == [1, 2, 3]
+    assert metric_events[-1]["metrics"]["evaluate_loss"] == pytest.approx(0.5)
+    report = build_report([tmp_path / "fl"], ReportOptions(metric="evaluate_loss"))
+    r = report.to_dict()["runs"][0]
+    f, b = r["federated"], breakdown(run)
+    assert r["kind"] == "federated" and f["rounds"] == 3
+    rows = f["per_round"]
+    assert [row["clients"] for row in rows] == [3, 3, 3]
+    assert sum(row["client_kwh"] for row in rows) == pytest.approx(b.client_measured_kwh)
+    assert sum(row["upload_kwh"] for row in rows) == pytest.approx(b.upload_kwh)
+    assert sum(row["server_kwh"] for row in rows) <= b.server_kwh  # rounds inside the run
+    assert rows[-1]["cumulative_kwh"] == pytest.approx(sum(row["total_kwh"] for row in rows))
+    g = 1.2 * r["carbon"]["gco2e_per_kwh"]
+    assert f["co2e_g"] == pytest.approx(f["total_kwh"] * g)
+    assert r["headline"]["co2e_g"] == f["co2e_g"]
+    assert sum(p["share"] for p in f["parts"]) == pytest.approx(1.0)
+    # the loss is flat at 0.5: its best is reached in round 1
+    assert r["metric"]["reached_at"] == 1
+    assert r["metric"]["energy_kwh_to_reach"] == pytest.approx(rows[0]["total_kwh"])
+    md = render(report, "md")
+    assert "### Federated breakdown" in md and "| client compute | measured |" in md
+    assert "Federated training (3 rounds)" in r["sentence"]

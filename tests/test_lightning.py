@@ -73,6 +73,16 @@ def test_fit_spans_and_logged_energy(tmp_path):
     assert forecasts[-1]["forecast_j"] == pytest.approx(expected.sum() * 3.6e6, rel=1e-9)
     assert run.complete and run.summary().status == "finished"
     assert run.meta["part"]["rank"] == 0 and run.meta["framework"] == pl.__name__
+    # the model's own metrics are stored per epoch, for emissions-to-target in reports
+    model_metrics = [e for e in run.events if e["event"] == "metrics"]
+    assert [e["epoch"] for e in model_metrics] == [0, 1, 2]
+    assert all("val_loss" in e["metrics"] for e in model_metrics)
+    from greentrack.report.model import ReportOptions, build_report
+
+    report = build_report([tmp_path / "run"], ReportOptions(metric="val_loss"))
+    r = report.to_dict()["runs"][0]
+    assert r["kind"] == "training" and r["metric"]["reached_at"] in (0, 1, 2)
+    assert r["metric"]["energy_kwh_to_reach"] <= r["energy"]["it_kwh"] * (1 + 1e-9)
 
 
 def test_forecast_and_budget_stop(tmp_path):

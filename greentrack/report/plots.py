@@ -4,7 +4,8 @@ Sized for one column of a two-column paper (3.4 in wide, 8 pt text) and readable
 series differ by line style and gray level, bars by hatching. Long timelines are reduced to
 at most :data:`MAX_POINTS` bin means per device before plotting (a 24 h run at 1 Hz has 86,400
 rows per device; the means keep its energy, the figure cannot show more anyway).
-Each figure is written as PNG (for HTML and Markdown) and PDF (for LaTeX).
+Each figure is written as PNG (for HTML and Markdown) and/or PDF (for LaTeX, with TrueType
+fonts embedded as Type 42, which publishers' PDF checks accept; Type 3 fonts they reject).
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def available() -> bool:
     return True
 
 
-def make_figures(report: Report, out_dir: Path) -> dict[str, list[Plot]]:
-    """Write every figure the report has data for; returns them per run id (and
-    ``"comparison"``). Needs matplotlib."""
+def make_figures(
+    report: Report, out_dir: Path, formats: tuple[str, ...] = ("png", "pdf")
+) -> dict[str, list[Plot]]:
+    """Write every figure the report has data for, in each of ``formats`` (``png`` for
+    HTML and Markdown, ``pdf`` for LaTeX); returns them per run id (and ``"comparison"``).
+    Needs matplotlib."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -75,7 +79,7 @@ def make_figures(report: Report, out_dir: Path) -> dict[str, list[Plot]]:
                 ax = fig.add_subplot()
                 try:
                     if draw(ax, report, run, r):
-                        made.append(_save(fig, out_dir / f"{prefix}{key}", key, caption))
+                        made.append(_save(fig, out_dir / f"{prefix}{key}", key, caption, formats))
                 finally:
                     plt.close(fig)
             figures[r["id"]] = made
@@ -89,6 +93,7 @@ def make_figures(report: Report, out_dir: Path) -> dict[str, list[Plot]]:
                             out_dir / "comparison",
                             "comparison",
                             "Energy and CO2e of the runs compared.",
+                            formats,
                         )
                     ]
             finally:
@@ -113,10 +118,10 @@ _RC: Any = {
 }
 
 
-def _save(fig: Figure, stem: Path, key: str, caption: str) -> Plot:
+def _save(fig: Figure, stem: Path, key: str, caption: str, formats: tuple[str, ...]) -> Plot:
     fig.tight_layout(pad=0.3)
-    fig.savefig(stem.with_suffix(".png"), dpi=DPI)
-    fig.savefig(stem.with_suffix(".pdf"))
+    for fmt in formats:
+        fig.savefig(stem.with_suffix(f".{fmt}"), dpi=DPI)
     return Plot(key, stem, caption)
 
 
