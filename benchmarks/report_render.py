@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS, save
+from benchmarks.common import save
 
 TIMED = r"""
 import json, sys, time, tempfile

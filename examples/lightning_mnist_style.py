@@ -19,8 +19,9 @@ from greentrack.integrations.lightning import EmissionsCallback, pl
 
 
 class Classifier(pl.LightningModule):  # type: ignore[misc, name-defined]
-    def __init__(self) -> None:
+    def __init__(self, lr: float = 1e-3) -> None:
         super().__init__()
+        self.lr = lr
         self.net = torch.nn.Sequential(
             torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
         )
@@ -37,7 +38,7 @@ class Classifier(pl.LightningModule):  # type: ignore[misc, name-defined]
         self.log("val_acc", acc)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=1e-3)
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
 
 
 def data(n: int, seed: int) -> TensorDataset:
@@ -51,9 +52,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default=None)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--name", default="lightning demo")
     args = parser.parse_args()
     callback = EmissionsCallback(
-        args.run_dir, project="greentrack-demo", name="lightning demo", region="FR", pue="google"
+        args.run_dir, project="greentrack-demo", name=args.name, region="FR", pue="google"
     )
     trainer = pl.Trainer(
         max_epochs=args.epochs,
@@ -64,7 +67,7 @@ def main() -> None:
         enable_checkpointing=False,
     )
     trainer.fit(
-        Classifier(),
+        Classifier(args.lr),
         DataLoader(data(20_000, 1), batch_size=128, shuffle=True),
         DataLoader(data(2_000, 2), batch_size=512),
     )

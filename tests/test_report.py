@@ -327,8 +327,8 @@ def test_cli_writes_figures_next_to_the_output(run_dir: Path, tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     names = sorted(p.name for p in (out / "appendix_figures").iterdir())
-    for key in ("power", "cumulative", "intensity", "regions"):
-        assert f"{key}.png" in names and f"{key}.pdf" in names
+    # PNG only: Markdown shows PNG (PDF figures are written for LaTeX)
+    assert names == ["cumulative.png", "intensity.png", "power.png", "regions.png"]
     text = (out / "appendix.md").read_text()
     assert "](appendix_figures/intensity.png)" in text
 

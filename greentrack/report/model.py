@@ -624,6 +624,14 @@ def _counterfactuals(
     return out if has_any else None
 
 
+def _part_source(part: str, b: Any) -> str:
+    if part in ("upload", "download"):
+        return "estimated"
+    if part == "client_compute" and b.client_estimated_kwh:
+        return "measured + estimated" if b.client_measured_kwh else "estimated"
+    return "measured"
+
+
 def _with_grams(d: dict[str, Any]) -> dict[str, Any]:
     """``*_kg`` figures of a counterfactual also in grams (``*_g``), as the report shows them."""
     out = dict(d)
@@ -651,7 +659,7 @@ def _federated(run: Run, settings: CarbonSettings | None) -> dict[str, Any]:
             "energy_kwh": v,
             "share": d["shares"][k],
             "co2e_g": v * g_per_kwh if g_per_kwh is not None else None,
-            "source": "estimated" if k in ("upload", "download") else "measured",
+            "source": _part_source(k, b),
         }
         for k, v in parts.items()
     ]
@@ -845,10 +853,10 @@ def _sentence(r: dict[str, Any]) -> str:
         f = r["federated"]
         total_it = f["total_kwh"]
         parts = (
-            f"{energy(total_it)} in total: "
-            f"{energy(f['client_measured_kwh'] + f['client_estimated_kwh'])} on the clients, "
-            f"{energy(f['server_kwh'])} on the server, and "
-            f"{energy(f['upload_kwh'] + f['download_kwh'])} estimated for the network"
+            f"{energy(total_it)} in total "
+            f"({energy(f['client_measured_kwh'] + f['client_estimated_kwh'])} on the clients, "
+            f"{energy(f['server_kwh'])} on the server, "
+            f"{energy(f['upload_kwh'] + f['download_kwh'])} estimated for the network)"
         )
     else:
         total_it = e["it_kwh"]

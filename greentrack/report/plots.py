@@ -143,6 +143,16 @@ def _binned(t: Any, y: Any, max_points: int = MAX_POINTS) -> tuple[Any, Any]:
         return centers, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
+def _energy_unit(total_j: float) -> tuple[str, float]:
+    """An axis unit for energies up to ``total_j`` (and the factor from joules)."""
+    kwh = total_j / 3.6e6
+    if kwh >= 1000:
+        return "MWh", 1 / 3.6e9
+    if kwh >= 1:
+        return "kWh", 1 / 3.6e6
+    return "Wh", 1 / 3.6e3
+
+
 def _time_axis(seconds: float) -> tuple[float, str]:
     if seconds >= 2 * 3600:
         return 3600.0, "time since start (h)"
@@ -214,15 +224,16 @@ def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
         return False
     t = curve.t_unix_s - float(run.meta["start_unix_s"])
     scale, label = _time_axis(float(t[-1]))
-    x, y = _binned(t / scale, curve.energy_j / 3.6e6)
+    unit, per_j = _energy_unit(curve.total_j)
+    x, y = _binned(t / scale, curve.energy_j * per_j)
     ax.plot(x, y, color="0.0", label="energy (IT)")
     ax.set_xlabel(label)
-    ax.set_ylabel("energy (kWh)")
+    ax.set_ylabel(f"energy ({unit})")
     ax.set_ylim(bottom=0)
     c = r["carbon"]
     if not c or c["co2e_g"] is None or not r["energy"]["it_kwh"]:
         return True
-    g = c["co2e_g"] / r["energy"]["it_kwh"]  # gCO2e per IT kWh, PUE included
+    g = c["co2e_g"] / r["energy"]["it_kwh"] / (per_j * 3.6e6)  # gCO2e per plotted unit
     if c["method"] == "annual":
         # CO2e is proportional to energy: a second scale, not a second line
         sec = ax.secondary_yaxis("right", functions=(lambda k: k * g, lambda co2: co2 / g))
