@@ -33,17 +33,24 @@ import contextlib
 import importlib
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from greentrack.analysis.attribution import Window, attribute
+from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
 from greentrack.analysis.predict import forecast
 from greentrack.carbon.accounting import resolve_settings
+from greentrack.carbon.network import coefficient, network_kwh
 from greentrack.discovery import DiscoveryOptions, discover
 from greentrack.errors import MeterError
 from greentrack.ledger import EnergyLedger
 from greentrack.meters.base import Meter, split_by_source
+from greentrack.meters.profiles import DeviceProfile
+from greentrack.meters.profiles import profile as get_profile
 from greentrack.tracker import Span, Tracker, TrackerOptions, default_run_dir
 
 
@@ -76,36 +83,72 @@ def payload_bytes(message: Any) -> int:
 
 
 class EnergyMod:
-    """ClientApp mod measuring the energy of the handler it wraps.
+    """ClientApp mod measuring (or modelling) the energy of the handler it wraps.
 
     Args:
         meters_factory: ``f() -> meters`` replacing discovery (tests pass fakes); called for
             every message, since a deployed ClientApp may be a fresh process per message.
         discovery: options for discovery when no factory is given.
+        profile: a device profile (key of a bundled one, e.g. ``"phone-oneplus7pro"``, or a
+            :class:`greentrack.meters.profiles.DeviceProfile`) to model the client's energy
+            with: ``model="fallback"`` (default) when the client has nothing it can measure,
+            ``model="always"`` to model every client (simulating phones on a server).
+        uplink_mbps, downlink_mbps: link rates for the profile's radio energy (transfer time
+            = message bytes x 8 / rate); without them the radio is not modelled.
 
-    Error replies pass through untouched; a measurement that fails never fails the client (the
-    reply then carries no energy record and the server counts the client as unmeasured).
+    On a GPU the mod also reports the device-wide energy counter at the start and end of its
+    window, so that the server can split a GPU shared by concurrent simulated clients
+    (:mod:`greentrack.analysis.attribution`). Error replies pass through untouched; a
+    measurement that fails never fails the client (the reply then carries no energy record
+    and the server counts the client as unmeasured).
     """
 
     def __init__(
         self,
         meters_factory: Callable[[], Sequence[Meter]] | None = None,
         discovery: DiscoveryOptions | None = None,
+        *,
+        profile: str | DeviceProfile | None = None,
+        model: str = "fallback",
+        uplink_mbps: float | None = None,
+        downlink_mbps: float | None = None,
     ) -> None:
+        if model not in ("fallback", "always"):
+            raise ValueError(f"model must be 'fallback' or 'always', got {model!r}")
+        for label, rate in (("uplink_mbps", uplink_mbps), ("downlink_mbps", downlink_mbps)):
+            if rate is not None and not rate > 0:
+                raise ValueError(f"{label} must be a positive rate in Mbit/s, got {rate}")
         self._factory = meters_factory
         self._discovery = discovery or DiscoveryOptions()
+        self.profile = get_profile(profile) if profile is not None else None
+        self.model = model
+        self.uplink_mbps, self.downlink_mbps = uplink_mbps, downlink_mbps
 
     def __call__(self, msg: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
+        if self.profile is not None and self.model == "always":
+            return self._modeled(msg, context, call_next)
         try:
             meters = list(self._factory()) if self._factory else discover(self._discovery)[0]
             ledger = EnergyLedger(meters, time.monotonic, lambda m, op, e: None)
+        except Exception:  # cannot measure here: model it, or run the client anyway
+            if self.profile is not None:
+                return self._modeled(msg, context, call_next)
+            return call_next(msg, context)
+        if self.profile is not None and not any(c.source == "measured" for c in ledger.channels):
+            for meter in meters:
+                meter.close()
+            return self._modeled(msg, context, call_next)
+        try:
             ledger.zero()
-            t0 = time.monotonic()
-        except Exception:  # cannot measure here: run the client anyway
+            t0, t0_unix, c0 = time.monotonic(), time.time(), _device_counters(meters)
+        except Exception:
+            for meter in meters:
+                meter.close()
             return call_next(msg, context)
         try:
             reply = call_next(msg, context)
         finally:
+            t1_unix, c1 = time.time(), _device_counters(meters)
             try:
                 t_end, totals = ledger.snapshot()
             except MeterError:
@@ -117,15 +160,102 @@ class EnergyMod:
         sources = {c.id: c.source for c in ledger.channels}
         measured, estimated = split_by_source(totals, sources)
         methods = sorted({f"{c.component}:{c.method}" for c in ledger.channels})
+        windows = [
+            {"device": dev, "t0": t0_unix, "t1": t1_unix, "e0_j": e0, "e1_j": c1[cid][1]}
+            for cid, (dev, e0) in c0.items()
+            if cid in c1 and sources.get(cid) == "measured"
+        ]
+        basis = "measured" if not estimated else "estimated" if not measured else "mixed"
         reply.content[RECORD] = flwr_app.ConfigRecord(
             {
                 "measured_j": measured,
                 "estimated_j": estimated,
                 "duration_s": t_end - t0,
                 "methods": ";".join(methods) or "none",
+                "basis": basis,
+                "windows": json.dumps(windows),
             }
         )
         return reply
+
+    def _modeled(self, msg: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
+        """The handler's energy from the device profile (labelled modeled, an estimate)."""
+        assert self.profile is not None
+        t0 = time.monotonic()
+        reply = call_next(msg, context)
+        seconds = time.monotonic() - t0
+        if reply.has_error() or not reply.has_content():
+            return reply
+        try:
+            radio_wanted = self.uplink_mbps or self.downlink_mbps
+            up = payload_bytes(reply) if radio_wanted else 0
+            down = payload_bytes(msg) if radio_wanted else 0
+            compute_j, radio_j = self.profile.energy_j(
+                seconds,
+                up,
+                down,
+                uplink_mbps=self.uplink_mbps,
+                downlink_mbps=self.downlink_mbps,
+            )
+        except Exception:  # never fail the client over a model
+            return reply
+        reply.content[RECORD] = flwr_app.ConfigRecord(
+            {
+                "measured_j": 0.0,
+                "estimated_j": compute_j + radio_j,
+                "duration_s": seconds,
+                "methods": f"modeled:{self.profile.key}",
+                "basis": "modeled",
+                "radio_j": radio_j,
+                "windows": "[]",
+            }
+        )
+        return reply
+
+
+def _windows(key: int, record: Any) -> list[Window]:
+    """The shared-device windows a client reported (none from older mods or models)."""
+    try:
+        raw = json.loads(str(record.get("windows", "[]")) or "[]")
+        return [Window(key, str(w["device"]), w["t0"], w["t1"], w["e0_j"], w["e1_j"]) for w in raw]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def _attribute_shared_devices(rows: list[dict[str, Any]], windows: list[Window]) -> None:
+    """Where replies measured the same device over overlapping windows, replace each one's
+    own reading of that device by its share (sum over clients = the device's energy)."""
+    if not windows:
+        return
+    result = attribute(windows)
+    shared = {d for d, o in result.overlapped.items() if o}
+    if not shared:
+        return
+    for w in windows:
+        if w.device in shared:
+            row = rows[int(w.key)]  # type: ignore[call-overload]
+            row.setdefault("client_measured_raw_j", row["client_measured_j"])
+            row["client_measured_j"] -= w.own_j
+    on_shared = [w for w in windows if w.device in shared]
+    for key, joules in attribute(on_shared).per_key_j.items():
+        row = rows[int(key)]  # type: ignore[call-overload]
+        devices = sorted({w.device for w in on_shared if w.key == key})
+        row["client_measured_j"] += joules
+        row["attribution"] = f"shared device(s) {', '.join(devices)}: split by time windows"
+
+
+def _device_counters(meters: Sequence[Meter]) -> dict[str, tuple[str, float]]:
+    """Device-wide counters of the meters that have them (NVML); empty when a read fails."""
+    out: dict[str, tuple[str, float]] = {}
+    for meter in meters:
+        read = getattr(meter, "device_counters_j", None)
+        if read is None:
+            continue
+        try:
+            out.update(read())
+        except Exception:
+            return {}
+    return out
 
 
 energy_mod = EnergyMod()
@@ -144,6 +274,13 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         region, pue, intensity, intensity_source: as for :func:`greentrack.track`.
         meters: explicit server meters (tests); default: discovery.
         tracker_options: :class:`greentrack.TrackerOptions` keyword fields.
+        network: kWh/GB coefficient for the clients' traffic, a bundled key (``greentrack
+            regions`` lists none of these; see docs/methodology.md, e.g.
+            ``"carbon-trust-2021-mobile"`` for cellular clients) or a number;
+            ``upload_network`` / ``download_network`` set one direction.
+        budget_kwh, budget_kgco2e: limits for the forecast of the whole run and the running
+            total (server + clients + network); ``on_budget="warn"`` (once) or ``"stop"``
+            (no further round is configured: the run ends cleanly after the current round).
     """
 
     def __init__(
@@ -159,8 +296,20 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         intensity_source: str | None = None,
         meters: Sequence[Meter] | None = None,
         tracker_options: dict[str, Any] | None = None,
+        network: str | float | None = None,
+        upload_network: str | float | None = None,
+        download_network: str | float | None = None,
+        budget_kwh: float | None = None,
+        budget_kgco2e: float | None = None,
+        on_budget: str = "warn",
     ) -> None:
         self.strategy = strategy
+        self.upload_network = coefficient(upload_network if upload_network is not None else network)
+        self.download_network = coefficient(
+            download_network if download_network is not None else network
+        )
+        self.budget = Budget(budget_kwh, budget_kgco2e, on_budget)
+        self.stopped = False
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self._carbon = resolve_settings(
             region, intensity=intensity, intensity_source=intensity_source, pue=pue
@@ -176,6 +325,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self._num_rounds = 0
         self._round_client_j = 0.0
         self._per_round_j: list[float] = []  # server + measured/estimated client energy
+        self._bytes = {"upload": 0, "download": 0}
+        self._warned_budget = False
 
     # Strategy's round loop calls the four methods below on ``self``.
     def start(
@@ -193,7 +344,16 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
             meters=self._meters,
             options=self._options,
             carbon=self._carbon,
-            extra_meta={"framework": "flwr", "fl_role": "server"},
+            extra_meta={
+                "framework": "flwr",
+                "fl_role": "server",
+                "fl": {
+                    "network": {
+                        "upload": asdict(self.upload_network),
+                        "download": asdict(self.download_network),
+                    }
+                },
+            },
         )
         self._num_rounds = num_rounds
         with self.tracker:
@@ -211,12 +371,16 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self, server_round: int, arrays: Any, config: Any, grid: Any
     ) -> Iterable[Any]:
         self._open_round(server_round)
+        if self.stopped:
+            return []  # over budget: no more rounds
         return self._note_downloads(
             "train", self.strategy.configure_train(server_round, arrays, config, grid)
         )
 
     def aggregate_train(self, server_round: int, replies: Iterable[Any]) -> Any:
         replies = self._note_replies("train", server_round, replies)
+        if self.stopped and not replies:
+            return None, None  # the round was not configured: nothing to aggregate
         with self._server_span("aggregate_train", server_round):
             result = self.strategy.aggregate_train(server_round, replies)
         self._record_metrics("train", server_round, result[1] if result else None)
@@ -226,12 +390,16 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self, server_round: int, arrays: Any, config: Any, grid: Any
     ) -> Iterable[Any]:
         self._open_round(server_round)
+        if self.stopped:
+            return []  # over budget: no more rounds
         return self._note_downloads(
             "evaluate", self.strategy.configure_evaluate(server_round, arrays, config, grid)
         )
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Any]) -> Any:
         replies = self._note_replies("evaluate", server_round, replies)
+        if self.stopped and not replies:
+            return None
         with self._server_span("aggregate_evaluate", server_round):
             result = self.strategy.aggregate_evaluate(server_round, replies)
         self._record_metrics("evaluate", server_round, result)
@@ -253,6 +421,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         if self.tracker is None or server_round == self._round:
             return
         self._close_round()
+        if self.stopped:
+            return
         self._round = server_round
         self._round_span = self.tracker.begin_span("round", parent=None, round=server_round)
 
@@ -265,8 +435,37 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
             tracker.writer.write_event(
                 {"event": "forecast", "round": self._round, **f.to_dict("j")}
             )
+            self._check_budget(f.done, f.point)
         self._round_span = None
         self._round_client_j = 0.0
+
+    def _check_budget(self, done_j: float, forecast_j: float) -> None:
+        """Server + clients (measured, estimated) + network so far, and the forecast of the
+        whole run (network scaled by rounds), against the budget."""
+        if not self.budget.active or self.tracker is None:
+            return
+        net_kwh = network_kwh(self._bytes["upload"], self.upload_network) + network_kwh(
+            self._bytes["download"], self.download_network
+        )
+        scale = self._num_rounds / self._round if self._round else 1.0
+        total_kwh, forecast_kwh = done_j / 3.6e6 + net_kwh, forecast_j / 3.6e6 + net_kwh * scale
+        g = self._carbon.pue.value * self._carbon.intensity.gco2e_per_kwh if self._carbon else 0
+        over = self.budget.check(
+            total_kwh=total_kwh,
+            forecast_kwh=forecast_kwh,
+            total_kg=total_kwh * g / 1000,
+            forecast_kg=forecast_kwh * g / 1000,
+        )
+        if over is None:
+            return
+        message = f"greentrack energy budget after round {self._round}: {over}"
+        if self.budget.on_budget == "stop":
+            self.stopped = True
+            message += ": no further round"
+        if not self._warned_budget or self.stopped:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            self._warned_budget = True
+        self.tracker.writer.write_event({"event": "budget", "message": message})
 
     @contextlib.contextmanager
     def _server_span(self, name: str, server_round: int) -> Iterator[None]:
@@ -288,7 +487,9 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
 
     def _note_replies(self, phase: str, server_round: int, replies: Iterable[Any]) -> list[Any]:
         out = list(replies)  # the inner strategy may iterate more than once
-        for r in out:
+        rows: list[dict[str, Any]] = []
+        windows: list[Window] = []
+        for k, r in enumerate(out):
             node = int(r.metadata.src_node_id)
             row: dict[str, Any] = {
                 "round": server_round,
@@ -301,35 +502,44 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
                 "client_estimated_j": None,
                 "client_duration_s": None,
                 "client_methods": None,
+                "client_basis": None,
             }
             if not r.has_error() and r.has_content() and RECORD in r.content:
                 rec = r.content[RECORD]
-                self._round_client_j += float(rec["measured_j"]) + float(rec["estimated_j"])
                 row.update(
                     client_measured_j=float(rec["measured_j"]),
                     client_estimated_j=float(rec["estimated_j"]),
                     client_duration_s=float(rec["duration_s"]),
                     client_methods=str(rec["methods"]),
+                    client_basis=str(rec.get("basis", "measured")),
                 )
+                windows += _windows(k, rec)
                 del r.content[RECORD]  # the inner strategy must not see it
-            if self._fl is not None:
-                self._fl.write(json.dumps(row) + "\n")
-                self._fl.flush()
+            rows.append(row)
+        _attribute_shared_devices(rows, windows)
+        for row in rows:
+            self._round_client_j += (row["client_measured_j"] or 0.0) + (
+                row["client_estimated_j"] or 0.0
+            )
+            self._bytes["upload"] += row["upload_bytes"] or 0
+            self._bytes["download"] += row["download_bytes"] or 0
+            self._write_fl(row)
         for (p, node), nbytes in list(self._downloads.items()):
             if p == phase:  # sent, but no reply came back
-                if self._fl is not None:
-                    self._fl.write(
-                        json.dumps(
-                            {
-                                "round": server_round,
-                                "phase": phase,
-                                "node_id": node,
-                                "download_bytes": nbytes,
-                                "upload_bytes": None,
-                                "error": "no reply",
-                            }
-                        )
-                        + "\n"
-                    )
+                self._write_fl(
+                    {
+                        "round": server_round,
+                        "phase": phase,
+                        "node_id": node,
+                        "download_bytes": nbytes,
+                        "upload_bytes": None,
+                        "error": "no reply",
+                    }
+                )
                 del self._downloads[(p, node)]
         return out
+
+    def _write_fl(self, row: dict[str, Any]) -> None:
+        if self._fl is not None:
+            self._fl.write(json.dumps(row) + "\n")
+            self._fl.flush()

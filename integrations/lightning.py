@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
 from greentrack.analysis.predict import forecast
 from greentrack.carbon.accounting import resolve_settings
@@ -109,11 +110,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         )
         if forecast_after_epochs < 0:
             raise ValueError(f"forecast_after_epochs must be >= 0, got {forecast_after_epochs}")
-        if on_budget not in ("warn", "stop"):
-            raise ValueError(f"on_budget must be 'warn' or 'stop', got {on_budget!r}")
-        for label, value in (("budget_kwh", budget_kwh), ("budget_kgco2e", budget_kgco2e)):
-            if value is not None and value <= 0:
-                raise ValueError(f"{label} must be positive, got {value}")
+        self.budget = Budget(budget_kwh, budget_kgco2e, on_budget)
         self._options = TrackerOptions.from_kwargs(**(tracker_options or {}))
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.project, self.name, self.prefix = project, name, prefix
@@ -372,21 +369,16 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
 
     def _check_budget(self, trainer: Any, metrics: dict[str, float]) -> None:
         p = self.prefix
-        over = []
-        kwh = max(
-            metrics.get(f"{p}forecast_kwh", 0.0),
-            metrics.get(f"{p}total_kwh", 0.0) + metrics.get(f"{p}total_estimated_kwh", 0.0),
+        over = self.budget.check(
+            total_kwh=metrics.get(f"{p}total_kwh", 0.0)
+            + metrics.get(f"{p}total_estimated_kwh", 0.0),
+            forecast_kwh=metrics.get(f"{p}forecast_kwh"),
+            total_kg=metrics.get(f"{p}total_co2e_g", 0.0) / 1000,
+            forecast_kg=metrics.get(f"{p}forecast_co2e_kg"),
         )
-        if self.budget_kwh is not None and kwh > self.budget_kwh:
-            over.append(f"{kwh:.4g} kWh > budget {self.budget_kwh:g} kWh")
-        kg = max(
-            metrics.get(f"{p}forecast_co2e_kg", 0.0), metrics.get(f"{p}total_co2e_g", 0.0) / 1000
-        )
-        if self.budget_kgco2e is not None and kg > self.budget_kgco2e:
-            over.append(f"{kg:.4g} kgCO2e > budget {self.budget_kgco2e:g} kgCO2e")
-        if not over:
+        if over is None:
             return
-        message = "greentrack energy budget: forecast or total " + "; ".join(over)
+        message = f"greentrack energy budget: {over}"
         if self.on_budget == "stop":
             trainer.should_stop = True
             message += ": stopping after this epoch"

@@ -242,3 +242,164 @@ def test_report_of_a_federated_run(tmp_path):
     md = render(report, "md")
     assert "### Federated breakdown" in md and "| client compute | measured |" in md
     assert "Federated training (3 rounds)" in r["sentence"]
+
+
+# --- shared GPU, device profiles, per-direction network, budget -------------------------------
+
+
+def test_concurrent_clients_on_one_gpu_split_its_energy(tmp_path):
+    """Three clients train at once on one (fake) GPU, as Ray runs virtual clients: each
+    measures the whole GPU over its window; the server splits it so the sum is the GPU's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from greentrack.meters.fake import FakeGpu, FakeNvml
+    from greentrack.meters.nvml import NvmlMeter
+
+    gpu = FakeGpu(trace=PowerTrace.constant(300.0))
+    nvml = FakeNvml([gpu], time.monotonic)
+
+    def gpu_meters():
+        return [NvmlMeter(nvml, environ={})]
+
+    class ConcurrentGrid(InProcessGrid):
+        def send_and_receive(self, messages, *, timeout=None):
+            messages = list(messages)
+            self.sent += messages
+            with ThreadPoolExecutor(len(messages)) as pool:
+                return list(pool.map(lambda m: self.mod(m, None, slow_handler), messages))
+
+    def slow_handler(msg, context):
+        time.sleep(0.3)
+        return handler(msg, context)
+
+    n = 3
+    strategy = EmissionsStrategy(
+        FedAvg(min_train_nodes=n, min_evaluate_nodes=n, min_available_nodes=n),
+        tmp_path / "fl",
+        meters=[FakeMeter([FakeChannelSpec("cpu0", "cpu", has_power=False)], time.monotonic)],
+    )
+    grid = ConcurrentGrid([1, 2, 3], EnergyMod(meters_factory=gpu_meters))
+    strategy.start(grid, ArrayRecord([np.zeros(100, dtype=np.float32)]), num_rounds=1)
+    rows = [json.loads(x) for x in (tmp_path / "fl" / "fl.jsonl").read_text().splitlines()]
+    for phase in ("train", "evaluate"):
+        group = [r for r in rows if r["phase"] == phase]
+        raw = sum(r["client_measured_raw_j"] for r in group)
+        attributed = sum(r["client_measured_j"] for r in group)
+        # each client saw ~0.35 s x 300 W; together they ran ~0.35-0.45 s, not 3 x that
+        assert raw == pytest.approx(3 * 300 * 0.35, rel=0.3)
+        assert attributed < raw / 2
+        span = max(r["client_duration_s"] for r in group)
+        assert attributed == pytest.approx(300.0 * span, rel=0.35)
+        assert all("split by time windows" in r["attribution"] for r in group)
+    notes = " ".join(breakdown_notes(tmp_path / "fl"))
+    assert "shared a GPU" in notes
+
+
+def breakdown_notes(path):
+    from greentrack.analysis.fl import breakdown
+
+    return breakdown(greentrack.load_run(path)).notes
+
+
+def test_sequential_clients_keep_their_own_measurement():
+    from greentrack.analysis.attribution import Window, attribute
+
+    a = attribute(
+        [Window("a", "gpu", 0.0, 1.0, 0.0, 300.0), Window("b", "gpu", 2.0, 3.0, 600.0, 900.0)]
+    )
+    assert a.per_key_j == {"a": 300.0, "b": 300.0}
+    assert a.idle_j == {"gpu": 300.0} and not a.overlapped["gpu"]
+    # overlapping windows: shares add up to the device's energy over the union
+    b = attribute(
+        [
+            Window("a", "gpu", 0.0, 2.0, 0.0, 200.0),
+            Window("b", "gpu", 1.0, 3.0, 100.0, 300.0),
+            Window("c", "gpu", 1.5, 2.5, 150.0, 250.0),
+        ]
+    )
+    assert sum(b.per_key_j.values()) + b.idle_j["gpu"] == pytest.approx(300.0)
+    assert b.per_key_j["a"] == pytest.approx(100 + 50 / 2 + 50 / 3)
+    with pytest.raises(ValueError, match="ends before it starts"):
+        attribute([Window("a", "gpu", 2.0, 1.0, 0.0, 1.0)])
+
+
+def test_modeled_clients_from_a_device_profile(tmp_path):
+    from greentrack.meters.profiles import profile
+
+    phone = profile("phone-oneplus7pro")
+    mod = EnergyMod(profile=phone, model="always", uplink_mbps=10.0, downlink_mbps=40.0)
+    msg = _message(50_000)
+    reply = mod(msg, None, handler)
+    rec = reply.content[RECORD]
+    assert rec["basis"] == "modeled" and rec["methods"] == "modeled:phone-oneplus7pro"
+    del reply.content[RECORD]  # the mod sized the reply before attaching its record
+    up, down = payload_bytes(reply), payload_bytes(msg)
+    radio = phone.radio_tx_w * up * 8 / 10e6 + phone.radio_rx_w * down * 8 / 40e6
+    assert rec["radio_j"] == pytest.approx(radio)
+    assert rec["estimated_j"] == pytest.approx(phone.compute_w * rec["duration_s"] + radio)
+    assert rec["measured_j"] == 0.0
+    # fallback: a client with nothing measured (only the CPU estimate) is modeled too
+    estimated_only = [
+        FakeMeter(
+            [FakeChannelSpec("cpu", "cpu", source="estimated", has_power=False)], time.monotonic
+        )
+    ]
+    fallback = EnergyMod(lambda: estimated_only, profile="laptop-i7-1165g7")
+    rec2 = fallback(_message(10), None, handler).content[RECORD]
+    assert rec2["basis"] == "modeled" and rec2["radio_j"] == 0.0
+    # a client that measures keeps its measurement
+    measured = EnergyMod(meters_factory=client_meters, profile="laptop-i7-1165g7")
+    assert measured(_message(10), None, handler).content[RECORD]["basis"] == "measured"
+    with pytest.raises(ValueError, match="unknown device profile 'pixel'; bundled"):
+        EnergyMod(profile="pixel")
+
+
+def test_power_profile_xml_reproduces_the_bundled_phone(tmp_path):
+    from greentrack.meters.profiles import from_power_profile_xml, profile
+
+    xml = tmp_path / "power_profile.xml"
+    core = {0: [28.38, 54.84], 1: [57.67, 351.35], 2: [166.02, 504.67]}
+    arrays = "".join(
+        f'<array name="cpu.core_power.cluster{i}">'
+        + "".join(f"<value>{v}</value>" for v in vals)
+        + "</array>"
+        for i, vals in core.items()
+    )
+    xml.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><device name="Android">'
+        '<item name="cpu.awake">8</item><item name="wifi.active">135</item>'
+        '<array name="cpu.clusters.cores"><value>4</value><value>3</value><value>1</value></array>'
+        f"{arrays}</device>"
+    )
+    mine = from_power_profile_xml(xml)
+    bundled = profile("phone-oneplus7pro")
+    assert mine.compute_w == pytest.approx(bundled.compute_w)
+    assert mine.radio_tx_w == pytest.approx(bundled.radio_tx_w)
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<device/>")
+    with pytest.raises(ValueError, match="no cpu.clusters.cores"):
+        from_power_profile_xml(bad)
+
+
+def test_network_per_direction_and_budget_stop(tmp_path):
+    from greentrack.analysis.fl import breakdown
+
+    with pytest.warns(RuntimeWarning, match="budget after round 1.*no further round"):
+        _, _, rows = run_server(
+            tmp_path,
+            [1, 2],
+            5,
+            n_floats=50_000,
+            upload_network="carbon-trust-2021-mobile",
+            download_network=0.02,
+            budget_kwh=1e-12,
+            on_budget="stop",
+        )
+    assert {r["round"] for r in rows} == {1}  # stopped cleanly after the first round
+    run = greentrack.load_run(tmp_path / "fl")
+    assert any(e["event"] == "budget" for e in run.events)
+    b = breakdown(run)
+    assert b.upload_kwh == pytest.approx(b.upload_bytes / 1e9 * 0.1)
+    assert b.download_kwh == pytest.approx(b.download_bytes / 1e9 * 0.02)
+    assert "upload 0.1 kWh/GB" in b.network and "download 0.02 kWh/GB" in b.network
+    assert run.complete

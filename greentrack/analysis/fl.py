@@ -66,6 +66,29 @@ class FlBreakdown:
         return out
 
 
+def _coefficients(
+    run: Run, network: NetworkCoefficient | None
+) -> tuple[NetworkCoefficient, NetworkCoefficient]:
+    """Upload and download coefficients: the one given, else those the server recorded."""
+    if network is not None:
+        return network, network
+    recorded = (run.meta.get("fl") or {}).get("network") or {}
+    out = []
+    for direction in ("upload", "download"):
+        c = recorded.get(direction)
+        out.append(NetworkCoefficient(**c) if c else coefficient())
+    return out[0], out[1]
+
+
+def _describe(up: NetworkCoefficient, down: NetworkCoefficient) -> str:
+    if up == down:
+        return f"{up.kwh_per_gb:g} kWh/GB ({up.key})"
+    return (
+        f"upload {up.kwh_per_gb:g} kWh/GB ({up.key}), "
+        f"download {down.kwh_per_gb:g} kWh/GB ({down.key})"
+    )
+
+
 def fl_records(run: Run) -> list[dict[str, Any]]:
     path = run.path / FL_FILE
     if not path.exists():
@@ -89,7 +112,7 @@ def breakdown(
     rows = fl_records(run)
     if not rows:
         raise ValueError(f"{run.path} has no {FL_FILE}: it is not a Flower server run")
-    coeff = network or coefficient()
+    up_coeff, down_coeff = _coefficients(run, network)
     up = sum(int(r.get("upload_bytes") or 0) for r in rows)
     down = sum(int(r.get("download_bytes") or 0) for r in rows)
     measured = sum(float(r.get("client_measured_j") or 0.0) for r in rows) / 3.6e6
@@ -101,6 +124,21 @@ def breakdown(
         server = (summary.measured_energy_j + summary.estimated_energy_j) / 3.6e6
     spread = [kwh for _, kwh in network_range(up + down)]
     notes = []
+    modeled = sum(1 for r in rows if r.get("client_basis") == "modeled")
+    if modeled:
+        methods = sorted(
+            {str(r["client_methods"]) for r in rows if r.get("client_basis") == "modeled"}
+        )
+        notes.append(
+            f"{modeled} client replies were modeled from a device profile "
+            f"({', '.join(methods)}), not measured"
+        )
+    shared = sum(1 for r in rows if r.get("attribution"))
+    if shared:
+        notes.append(
+            f"{shared} client replies shared a GPU with concurrent clients: its measured "
+            "energy is split among them by time windows (their sum is the GPU's energy)"
+        )
     if unmeasured:
         notes.append(
             f"{unmeasured} client replies carried no energy record (no energy_mod, or "
@@ -114,10 +152,10 @@ def breakdown(
         client_estimated_kwh=estimated,
         upload_bytes=up,
         download_bytes=down,
-        upload_kwh=network_kwh(up, coeff),
-        download_kwh=network_kwh(down, coeff),
+        upload_kwh=network_kwh(up, up_coeff),
+        download_kwh=network_kwh(down, down_coeff),
         server_kwh=server,
-        network=f"{coeff.kwh_per_gb:g} kWh/GB ({coeff.key})",
+        network=_describe(up_coeff, down_coeff),
         network_range_kwh=(spread[0], spread[-1]),
         notes=notes,
     )
@@ -128,7 +166,7 @@ def per_round(run: Run, network: NetworkCoefficient | None = None) -> list[dict[
 
     Server energy of a round is the energy of its ``round`` span on the server.
     """
-    coeff = network or coefficient()
+    up_coeff, down_coeff = _coefficients(run, network)
     rounds: dict[int, dict[str, Any]] = {}
     for r in fl_records(run):
         row = rounds.setdefault(
@@ -163,8 +201,8 @@ def per_round(run: Run, network: NetworkCoefficient | None = None) -> list[dict[
     for number in sorted(rounds):
         row = rounds[number]
         row["clients"] = len(row["clients"])
-        row["upload_kwh"] = network_kwh(row["upload_bytes"], coeff)
-        row["download_kwh"] = network_kwh(row["download_bytes"], coeff)
+        row["upload_kwh"] = network_kwh(row["upload_bytes"], up_coeff)
+        row["download_kwh"] = network_kwh(row["download_bytes"], down_coeff)
         row["total_kwh"] = (
             row["client_kwh"] + row["upload_kwh"] + row["download_kwh"] + row["server_kwh"]
         )

@@ -252,6 +252,23 @@ class NvmlMeter:
             out[ch.id] = (mj - self._start_mj[ch.id]) / 1000.0
         return out
 
+    def device_counters_j(self) -> dict[str, tuple[str, float]]:
+        """Per channel with an energy counter: ``(GPU UUID, joules since driver load)``.
+
+        Unlike :meth:`read_energy_j` this is device-wide and the same for every process that
+        reads it, which is what lets concurrent clients' windows be reconciled
+        (:mod:`greentrack.analysis.attribution`)."""
+        out: dict[str, tuple[str, float]] = {}
+        for ch in self._channels:
+            if ch.energy_method is None:
+                continue
+            try:
+                mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handles[ch.id]))
+            except self._nvml.NVMLError as e:
+                raise MeterError(f"{ch.id}: {describe_nvml_error(self._nvml, e)}") from e
+            out[ch.id] = (str(ch.details.get("uuid", ch.id)), mj / 1000.0)
+        return out
+
     def read_power_w(self) -> dict[str, float]:
         nvml = self._nvml
         out: dict[str, float] = {}

@@ -628,7 +628,12 @@ def _part_source(part: str, b: Any) -> str:
     if part in ("upload", "download"):
         return "estimated"
     if part == "client_compute" and b.client_estimated_kwh:
-        return "measured + estimated" if b.client_measured_kwh else "estimated"
+        kind = (
+            "modeled"
+            if any("modeled from a device profile" in n for n in b.notes)
+            else ("estimated")
+        )
+        return f"measured + {kind}" if b.client_measured_kwh else kind
     return "measured"
 
 
