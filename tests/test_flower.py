@@ -350,7 +350,7 @@ def test_modeled_clients_from_a_device_profile(tmp_path):
     # a client that measures keeps its measurement
     measured = EnergyMod(meters_factory=client_meters, profile="laptop-i7-1165g7")
     assert measured(_message(10), None, handler).content[RECORD]["basis"] == "measured"
-    with pytest.raises(ValueError, match="unknown device profile 'pixel'; bundled"):
+    with pytest.raises(ValueError, match=r"unknown device profile .pixel.; bundled"):
         EnergyMod(profile="pixel")
 
 
@@ -377,14 +377,14 @@ def test_power_profile_xml_reproduces_the_bundled_phone(tmp_path):
     assert mine.radio_tx_w == pytest.approx(bundled.radio_tx_w)
     bad = tmp_path / "bad.xml"
     bad.write_text("<device/>")
-    with pytest.raises(ValueError, match="no cpu.clusters.cores"):
+    with pytest.raises(ValueError, match=r"no cpu\.clusters\.cores"):
         from_power_profile_xml(bad)
 
 
 def test_network_per_direction_and_budget_stop(tmp_path):
     from greentrack.analysis.fl import breakdown
 
-    with pytest.warns(RuntimeWarning, match="budget after round 1.*no further round"):
+    with pytest.warns(RuntimeWarning, match=r"budget after round 1.*no further round"):
         _, _, rows = run_server(
             tmp_path,
             [1, 2],
