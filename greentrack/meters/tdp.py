@@ -50,9 +50,11 @@ def _table() -> dict[str, tuple[str, float]]:
     return rows
 
 
+@lru_cache(maxsize=64)
 def lookup_tdp(model: str) -> TdpMatch | None:
     """Find the TDP of a CPU model: exact match after normalisation, else the longest table
-    name (ending in a model number) that appears as whole words in ``model``."""
+    name (ending in a model number) that appears as whole words in ``model``. Cached: a
+    Flower client discovers its meters for every message."""
     key = normalize_cpu_name(model)
     table = _table()
     if key in table:

@@ -1,0 +1,145 @@
+"""Flower at scale: wall time of FedAvg rounds with and without greentrack (goal: <= 2% at 100
+clients per round).
+
+Runs Flower's own round loop (``Strategy.start``) over an in-process grid that hands every
+message to the ClientApp path of a virtual client (mods + handler) in this process, so that
+what is timed is Flower plus greentrack, not Ray's scheduling. The model is tiny (a 10,000
+float ArrayRecord); each client's training is a real few-millisecond NumPy computation.
+Tracked: ``EmissionsStrategy(FedAvg)`` on the server (run directory, spans, fl.jsonl, exact
+payload bytes of every message) and ``EnergyMod`` on every client with greentrack's default
+discovery (opened and closed per message, as in deployment). Pairs run interleaved
+(plain, tracked, plain, ...) and the overhead is the median of the per-pair ratios.
+
+    python -m benchmarks.fl_scale [--clients 10 100 1000] [--rounds 3] [--pairs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import save
+
+N_FLOATS = 10_000
+
+
+def make_grid(nodes: int, mod: Any) -> Any:
+    from flwr.serverapp import Grid
+
+    class InProcessGrid(Grid):  # type: ignore[misc]
+        def get_node_ids(self) -> list[int]:
+            return list(range(1, nodes + 1))
+
+        def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Any]:
+            if mod is None:
+                return [client(m, None) for m in messages]
+            return [mod(m, None, client) for m in messages]
+
+        def create_message(self, *a: Any, **k: Any) -> Any:
+            raise NotImplementedError
+
+        def push_messages(self, *a: Any, **k: Any) -> Any:
+            raise NotImplementedError
+
+        def pull_messages(self, *a: Any, **k: Any) -> Any:
+            raise NotImplementedError
+
+        def run(self, *a: Any, **k: Any) -> Any:
+            raise NotImplementedError
+
+        def set_run(self, *a: Any, **k: Any) -> Any:
+            raise NotImplementedError
+
+    return InProcessGrid()
+
+
+def client(msg: Any, context: Any) -> Any:
+    from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+
+    weights = msg.content["arrays"].to_numpy_ndarrays()[0]
+    rng = np.random.default_rng(int(msg.metadata.dst_node_id))
+    x = rng.standard_normal((64, 256))
+    for _ in range(20):  # a few milliseconds of real compute
+        x = np.tanh(x @ rng.standard_normal((256, 256)) * 0.05)
+    if msg.metadata.message_type == "evaluate":
+        content = RecordDict(
+            {"metrics": MetricRecord({"num-examples": 64, "loss": float(x.mean())})}
+        )
+    else:
+        new = ArrayRecord([(weights + 0.01 * float(x.mean())).astype(np.float32)])
+        content = RecordDict({"arrays": new, "metrics": MetricRecord({"num-examples": 64})})
+    return Message(content, reply_to=msg)
+
+
+def one_run(nodes: int, rounds: int, tracked: bool, root: Path) -> float:
+    from flwr.app import ArrayRecord
+    from flwr.serverapp.strategy import FedAvg
+
+    from greentrack.integrations.flower import EmissionsStrategy, EnergyMod
+
+    strategy: Any = FedAvg(min_available_nodes=nodes, fraction_evaluate=1.0)
+    mod = None
+    if tracked:
+        strategy = EmissionsStrategy(strategy, root / f"fl-{nodes}-{time.monotonic_ns()}")
+        mod = EnergyMod()
+    grid = make_grid(nodes, mod)
+    t0 = time.perf_counter()
+    strategy.start(grid, ArrayRecord([np.zeros(N_FLOATS, dtype=np.float32)]), num_rounds=rounds)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=3)
+    args = parser.parse_args()
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+    from flwr.common.logger import FLOWER_LOGGER
+
+    FLOWER_LOGGER.setLevel(logging.WARNING)
+    from flwr.supercore.task_identity import TaskIdentity
+
+    TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, 0, 1
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        one_run(10, 1, True, Path(tmp))  # warm-up: imports, first discovery
+        for nodes in args.clients:
+            pairs = []
+            for _ in range(args.pairs):
+                plain = one_run(nodes, args.rounds, False, Path(tmp))
+                tracked = one_run(nodes, args.rounds, True, Path(tmp))
+                pairs.append((plain, tracked))
+            ratios = [t / p for p, t in pairs]
+            row = {
+                "clients_per_round": nodes,
+                "rounds": args.rounds,
+                "messages": 2 * nodes * args.rounds,
+                "plain_s": [p for p, _ in pairs],
+                "tracked_s": [t for _, t in pairs],
+                "overhead_median": statistics.median(ratios) - 1,
+                "overhead_min": min(ratios) - 1,
+                "overhead_max": max(ratios) - 1,
+                "per_message_ms": (
+                    statistics.median(t - p for p, t in pairs) / (2 * nodes * args.rounds) * 1e3
+                ),
+            }
+            results.append(row)
+            print(
+                f"{nodes:5d} clients: plain {statistics.median(row['plain_s']):.2f} s, "
+                f"tracked {statistics.median(row['tracked_s']):.2f} s, overhead "
+                f"{row['overhead_median']:+.1%} ({row['overhead_min']:+.1%}..{row['overhead_max']:+.1%}),"
+                f" {row['per_message_ms']:.2f} ms per message"
+            )
+    save("fl_scale", {"model_floats": N_FLOATS, "results": results, "goal_overhead_at_100": 0.02})
+
+
+if __name__ == "__main__":
+    main()
