@@ -135,8 +135,9 @@ def main() -> None:
             print(
                 f"{nodes:5d} clients: plain {statistics.median(row['plain_s']):.2f} s, "
                 f"tracked {statistics.median(row['tracked_s']):.2f} s, overhead "
-                f"{row['overhead_median']:+.1%} ({row['overhead_min']:+.1%}..{row['overhead_max']:+.1%}),"
-                f" {row['per_message_ms']:.2f} ms per message"
+                f"{row['overhead_median']:+.1%} "
+                f"({row['overhead_min']:+.1%}..{row['overhead_max']:+.1%}), "
+                f"{row['per_message_ms']:.2f} ms per message"
             )
     save("fl_scale", {"model_floats": N_FLOATS, "results": results, "goal_overhead_at_100": 0.02})
 
