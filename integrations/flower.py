@@ -166,7 +166,8 @@ class EnergyMod:
             if cid in c1 and sources.get(cid) == "measured"
         ]
         basis = "measured" if not estimated else "estimated" if not measured else "mixed"
-        reply.content[RECORD] = flwr_app.ConfigRecord(
+        _attach(
+            reply,
             {
                 "measured_j": measured,
                 "estimated_j": estimated,
@@ -174,7 +175,7 @@ class EnergyMod:
                 "methods": ";".join(methods) or "none",
                 "basis": basis,
                 "windows": json.dumps(windows),
-            }
+            },
         )
         return reply
 
@@ -199,7 +200,8 @@ class EnergyMod:
             )
         except Exception:  # never fail the client over a model
             return reply
-        reply.content[RECORD] = flwr_app.ConfigRecord(
+        _attach(
+            reply,
             {
                 "measured_j": 0.0,
                 "estimated_j": compute_j + radio_j,
@@ -208,9 +210,35 @@ class EnergyMod:
                 "basis": "modeled",
                 "radio_j": radio_j,
                 "windows": "[]",
-            }
+            },
         )
         return reply
+
+
+LEGACY_METRICS = ("fitres.metrics", "evaluateres.metrics")  # where legacy replies keep metrics
+LEGACY_PREFIX = "greentrack."
+
+
+def _attach(reply: Any, fields: dict[str, Any]) -> None:
+    """Attach the client's record: a namespaced ConfigRecord for Message-API servers; for a
+    legacy (FitRes/EvaluateRes) reply, prefixed entries of its metrics, since the legacy
+    conversion drops any other record."""
+    for name in LEGACY_METRICS:
+        if name in reply.content.config_records:
+            metrics = reply.content.config_records[name]
+            for key, value in fields.items():
+                metrics[LEGACY_PREFIX + key] = value
+            return
+    reply.content[RECORD] = flwr_app.ConfigRecord(fields)
+
+
+def pop_legacy_record(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """Remove greentrack's entries from a legacy FitRes/EvaluateRes ``metrics`` dict (the
+    inner strategy must not aggregate them) and return them as a record."""
+    keys = [k for k in metrics if k.startswith(LEGACY_PREFIX)]
+    if not keys:
+        return None
+    return {k[len(LEGACY_PREFIX) :]: metrics.pop(k) for k in keys}
 
 
 def _windows(key: int, record: Any) -> list[Window]:
@@ -265,27 +293,16 @@ energy_mod = EnergyMod()
 # --- server side ----------------------------------------------------------------------------
 
 
-class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defined]
-    """Wrap a Flower strategy to record energy and bytes of every round.
+class RoundRecorder:
+    """The server-side bookkeeping both strategy wrappers share: the tracker and its run
+    directory, a ``round`` span per round with ``aggregate_*`` spans inside, ``fl.jsonl``
+    rows per client and phase, shared-GPU attribution, per-round forecasts and the budget.
 
-    Args:
-        strategy: the strategy to wrap (FedAvg, FedProx, ... or your own).
-        run_dir, project, name: the server's run directory and labels.
-        region, pue, intensity, intensity_source: as for :func:`greentrack.track`.
-        meters: explicit server meters (tests); default: discovery.
-        tracker_options: :class:`greentrack.TrackerOptions` keyword fields.
-        network: kWh/GB coefficient for the clients' traffic, a bundled key (``greentrack
-            regions`` lists none of these; see docs/methodology.md, e.g.
-            ``"carbon-trust-2021-mobile"`` for cellular clients) or a number;
-            ``upload_network`` / ``download_network`` set one direction.
-        budget_kwh, budget_kgco2e: limits for the forecast of the whole run and the running
-            total (server + clients + network); ``on_budget="warn"`` (once) or ``"stop"``
-            (no further round is configured: the run ends cleanly after the current round).
+    Args: as :class:`EmissionsStrategy` (everything but the strategy).
     """
 
     def __init__(
         self,
-        strategy: Any,
         run_dir: str | Path | None = None,
         *,
         project: str | None = None,
@@ -302,8 +319,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         budget_kwh: float | None = None,
         budget_kgco2e: float | None = None,
         on_budget: str = "warn",
+        api: str = "message",
     ) -> None:
-        self.strategy = strategy
         self.upload_network = coefficient(upload_network if upload_network is not None else network)
         self.download_network = coefficient(
             download_network if download_network is not None else network
@@ -311,130 +328,83 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self.budget = Budget(budget_kwh, budget_kgco2e, on_budget)
         self.stopped = False
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
-        self._carbon = resolve_settings(
+        self.carbon = resolve_settings(
             region, intensity=intensity, intensity_source=intensity_source, pue=pue
         )
         self._options = TrackerOptions.from_kwargs(**(tracker_options or {}))
         self._meters = meters
-        self._project, self._name = project, name
+        self._project, self._name, self._api = project, name, api
         self.tracker: Tracker | None = None
         self._round_span: Span | None = None
-        self._round = 0
+        self.round = 0
+        self.num_rounds = 0
         self._downloads: dict[tuple[str, int], int] = {}
         self._fl: Any = None
-        self._num_rounds = 0
         self._round_client_j = 0.0
         self._per_round_j: list[float] = []  # server + measured/estimated client energy
         self._bytes = {"upload": 0, "download": 0}
         self._warned_budget = False
+        self._pending: list[dict[str, Any]] = []
+        self._windows: list[Window] = []
 
-    # Strategy's round loop calls the four methods below on ``self``.
-    def start(
-        self,
-        grid: Any,
-        initial_arrays: Any,
-        num_rounds: int = 3,
-        timeout: float = 3600,
-        **kwargs: Any,
-    ) -> Any:
+    @property
+    def running(self) -> bool:
+        return self.tracker is not None and self.tracker.running
+
+    def start(self, num_rounds: int) -> None:
         self.tracker = Tracker(
             self.run_dir,
             project=self._project,
             name=self._name,
             meters=self._meters,
             options=self._options,
-            carbon=self._carbon,
+            carbon=self.carbon,
             extra_meta={
                 "framework": "flwr",
                 "fl_role": "server",
                 "fl": {
+                    "api": self._api,
                     "network": {
                         "upload": asdict(self.upload_network),
                         "download": asdict(self.download_network),
-                    }
+                    },
                 },
             },
         )
-        self._num_rounds = num_rounds
-        with self.tracker:
-            self._fl = (self.run_dir / FL_FILE).open("a", encoding="utf-8")
-            try:
-                return super().start(grid, initial_arrays, num_rounds, timeout, **kwargs)
-            finally:
-                self._close_round()
+        self.num_rounds = num_rounds
+        self.tracker.start()
+        self._fl = (self.run_dir / FL_FILE).open("a", encoding="utf-8")
+
+    def stop(self, status: str = "finished") -> None:
+        if self.tracker is None or not self.tracker.running:
+            return
+        try:
+            self.close_round()
+        finally:
+            if self._fl is not None:
                 self._fl.close()
+            self.tracker.stop(status)
 
-    def summary(self) -> None:
-        self.strategy.summary()
+    # --- rounds ------------------------------------------------------------------------------
 
-    def configure_train(
-        self, server_round: int, arrays: Any, config: Any, grid: Any
-    ) -> Iterable[Any]:
-        self._open_round(server_round)
-        if self.stopped:
-            return []  # over budget: no more rounds
-        return self._note_downloads(
-            "train", self.strategy.configure_train(server_round, arrays, config, grid)
-        )
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Any]) -> Any:
-        replies = self._note_replies("train", server_round, replies)
-        if self.stopped and not replies:
-            return None, None  # the round was not configured: nothing to aggregate
-        with self._server_span("aggregate_train", server_round):
-            result = self.strategy.aggregate_train(server_round, replies)
-        self._record_metrics("train", server_round, result[1] if result else None)
-        return result
-
-    def configure_evaluate(
-        self, server_round: int, arrays: Any, config: Any, grid: Any
-    ) -> Iterable[Any]:
-        self._open_round(server_round)
-        if self.stopped:
-            return []  # over budget: no more rounds
-        return self._note_downloads(
-            "evaluate", self.strategy.configure_evaluate(server_round, arrays, config, grid)
-        )
-
-    def aggregate_evaluate(self, server_round: int, replies: Iterable[Any]) -> Any:
-        replies = self._note_replies("evaluate", server_round, replies)
-        if self.stopped and not replies:
-            return None
-        with self._server_span("aggregate_evaluate", server_round):
-            result = self.strategy.aggregate_evaluate(server_round, replies)
-        self._record_metrics("evaluate", server_round, result)
-        return result
-
-    # --- bookkeeping ---------------------------------------------------------------------
-
-    def _record_metrics(self, phase: str, server_round: int, record: Any) -> None:
-        """Store the aggregated metrics of a round as an event (for emissions-to-target)."""
-        if self.tracker is None or not record:
+    def open_round(self, server_round: int) -> None:
+        """Start round ``server_round`` (closing the previous one); a no-op within a round or
+        after the budget stopped the run (``stopped``)."""
+        if self.tracker is None or server_round == self.round:
             return
-        values = {f"{phase}_{k}": v for k, v in scalar_metrics(record).items()}
-        if values:
-            self.tracker.writer.write_event(
-                {"event": "metrics", "round": server_round, "phase": phase, "metrics": values}
-            )
-
-    def _open_round(self, server_round: int) -> None:
-        if self.tracker is None or server_round == self._round:
-            return
-        self._close_round()
+        self.close_round()
         if self.stopped:
             return
-        self._round = server_round
+        self.round = server_round
         self._round_span = self.tracker.begin_span("round", parent=None, round=server_round)
 
-    def _close_round(self) -> None:
+    def close_round(self) -> None:
         tracker, span = self.tracker, self._round_span
         if tracker is not None and span is not None and span.record is None:
             record = tracker.end_span(span)
             self._per_round_j.append(record.total_energy_j + self._round_client_j)
-            f = forecast(self._per_round_j, max(0, self._num_rounds - self._round))
-            tracker.writer.write_event(
-                {"event": "forecast", "round": self._round, **f.to_dict("j")}
-            )
+            f = forecast(self._per_round_j, max(0, self.num_rounds - self.round))
+            tracker.writer.write_event({"event": "forecast", "round": self.round, **f.to_dict("j")})
             self._check_budget(f.done, f.point)
         self._round_span = None
         self._round_client_j = 0.0
@@ -447,9 +417,9 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         net_kwh = network_kwh(self._bytes["upload"], self.upload_network) + network_kwh(
             self._bytes["download"], self.download_network
         )
-        scale = self._num_rounds / self._round if self._round else 1.0
+        scale = self.num_rounds / self.round if self.round else 1.0
         total_kwh, forecast_kwh = done_j / 3.6e6 + net_kwh, forecast_j / 3.6e6 + net_kwh * scale
-        g = self._carbon.pue.value * self._carbon.intensity.gco2e_per_kwh if self._carbon else 0
+        g = self.carbon.pue.value * self.carbon.intensity.gco2e_per_kwh if self.carbon else 0
         over = self.budget.check(
             total_kwh=total_kwh,
             forecast_kwh=forecast_kwh,
@@ -458,7 +428,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         )
         if over is None:
             return
-        message = f"greentrack energy budget after round {self._round}: {over}"
+        message = f"greentrack energy budget after round {self.round}: {over}"
         if self.budget.on_budget == "stop":
             self.stopped = True
             message += ": no further round"
@@ -468,7 +438,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         self.tracker.writer.write_event({"event": "budget", "message": message})
 
     @contextlib.contextmanager
-    def _server_span(self, name: str, server_round: int) -> Iterator[None]:
+    def server_span(self, name: str, server_round: int) -> Iterator[None]:
         """A span of server work inside the current round (nothing when not started)."""
         if self.tracker is None:
             yield
@@ -479,43 +449,60 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
         finally:
             self.tracker.end_span(span)
 
-    def _note_downloads(self, phase: str, messages: Iterable[Any]) -> list[Any]:
-        out = list(messages)  # configure_* may return a generator: materialise once
-        for m in out:
-            self._downloads[(phase, int(m.metadata.dst_node_id))] = payload_bytes(m)
-        return out
+    def record_metrics(self, phase: str, server_round: int, record: Any) -> None:
+        """Store the aggregated metrics of a round as an event (for emissions-to-target)."""
+        if self.tracker is None or not record:
+            return
+        values = {f"{phase}_{k}": v for k, v in scalar_metrics(record).items()}
+        if values:
+            self.tracker.writer.write_event(
+                {"event": "metrics", "round": server_round, "phase": phase, "metrics": values}
+            )
 
-    def _note_replies(self, phase: str, server_round: int, replies: Iterable[Any]) -> list[Any]:
-        out = list(replies)  # the inner strategy may iterate more than once
-        rows: list[dict[str, Any]] = []
-        windows: list[Window] = []
-        for k, r in enumerate(out):
-            node = int(r.metadata.src_node_id)
-            row: dict[str, Any] = {
-                "round": server_round,
-                "phase": phase,
-                "node_id": node,
-                "download_bytes": self._downloads.pop((phase, node), None),
-                "upload_bytes": payload_bytes(r),
-                "error": r.has_error(),
-                "client_measured_j": None,
-                "client_estimated_j": None,
-                "client_duration_s": None,
-                "client_methods": None,
-                "client_basis": None,
-            }
-            if not r.has_error() and r.has_content() and RECORD in r.content:
-                rec = r.content[RECORD]
-                row.update(
-                    client_measured_j=float(rec["measured_j"]),
-                    client_estimated_j=float(rec["estimated_j"]),
-                    client_duration_s=float(rec["duration_s"]),
-                    client_methods=str(rec["methods"]),
-                    client_basis=str(rec.get("basis", "measured")),
-                )
-                windows += _windows(k, rec)
-                del r.content[RECORD]  # the inner strategy must not see it
-            rows.append(row)
+    # --- messages ----------------------------------------------------------------------------
+
+    def note_download(self, phase: str, node: int, nbytes: int) -> None:
+        self._downloads[(phase, node)] = nbytes
+
+    def note_reply(
+        self,
+        phase: str,
+        server_round: int,
+        node: int,
+        upload_bytes: int | None,
+        error: bool,
+        record: Any,
+    ) -> None:
+        """One client's reply; ``record`` is what the client mod attached (or ``None``)."""
+        row: dict[str, Any] = {
+            "round": server_round,
+            "phase": phase,
+            "node_id": node,
+            "download_bytes": self._downloads.pop((phase, node), None),
+            "upload_bytes": upload_bytes,
+            "error": error,
+            "client_measured_j": None,
+            "client_estimated_j": None,
+            "client_duration_s": None,
+            "client_methods": None,
+            "client_basis": None,
+        }
+        if record is not None:
+            row.update(
+                client_measured_j=float(record["measured_j"]),
+                client_estimated_j=float(record["estimated_j"]),
+                client_duration_s=float(record["duration_s"]),
+                client_methods=str(record["methods"]),
+                client_basis=str(record.get("basis", "measured")),
+            )
+            self._windows += _windows(len(self._pending), record)
+        self._pending.append(row)
+
+    def flush_replies(self, phase: str, server_round: int) -> None:
+        """Write the replies of this phase (after shared-GPU attribution) and a row for every
+        client that was sent a message and never replied."""
+        rows, windows = self._pending, self._windows
+        self._pending, self._windows = [], []
         _attribute_shared_devices(rows, windows)
         for row in rows:
             self._round_client_j += (row["client_measured_j"] or 0.0) + (
@@ -537,9 +524,120 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
                     }
                 )
                 del self._downloads[(p, node)]
-        return out
 
     def _write_fl(self, row: dict[str, Any]) -> None:
         if self._fl is not None:
             self._fl.write(json.dumps(row) + "\n")
             self._fl.flush()
+
+
+class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defined]
+    """Wrap a Flower strategy (Message API) to record energy and bytes of every round.
+
+    Args:
+        strategy: the strategy to wrap (FedAvg, FedProx, ... or your own).
+        run_dir, project, name: the server's run directory and labels.
+        region, pue, intensity, intensity_source: as for :func:`greentrack.track`.
+        meters: explicit server meters (tests); default: discovery.
+        tracker_options: :class:`greentrack.TrackerOptions` keyword fields.
+        network: kWh/GB coefficient for the clients' traffic: a bundled key (see
+            docs/methodology.md, e.g. ``"carbon-trust-2021-mobile"`` for cellular clients) or
+            a number; ``upload_network`` / ``download_network`` set one direction.
+        budget_kwh, budget_kgco2e: limits for the forecast of the whole run and the running
+            total (server + clients + network); ``on_budget="warn"`` (once) or ``"stop"``
+            (no further round is configured: the run ends cleanly after the current round).
+    """
+
+    def __init__(self, strategy: Any, run_dir: str | Path | None = None, **kwargs: Any) -> None:
+        self.strategy = strategy
+        self.recorder = RoundRecorder(run_dir, **kwargs)
+        self.run_dir = self.recorder.run_dir
+
+    @property
+    def tracker(self) -> Tracker | None:
+        return self.recorder.tracker
+
+    @property
+    def stopped(self) -> bool:
+        return self.recorder.stopped
+
+    # Strategy's round loop calls the four methods below on ``self``.
+    def start(
+        self,
+        grid: Any,
+        initial_arrays: Any,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        **kwargs: Any,
+    ) -> Any:
+        self.recorder.start(num_rounds)
+        status = "finished"
+        try:
+            return super().start(grid, initial_arrays, num_rounds, timeout, **kwargs)
+        except BaseException as e:
+            status = f"failed: {type(e).__name__}"
+            raise
+        finally:
+            self.recorder.stop(status)
+
+    def summary(self) -> None:
+        self.strategy.summary()
+
+    def configure_train(
+        self, server_round: int, arrays: Any, config: Any, grid: Any
+    ) -> Iterable[Any]:
+        self.recorder.open_round(server_round)
+        if self.recorder.stopped:
+            return []  # over budget: no more rounds
+        return self._note_downloads(
+            "train", self.strategy.configure_train(server_round, arrays, config, grid)
+        )
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Any]) -> Any:
+        replies = self._note_replies("train", server_round, replies)
+        if self.recorder.stopped and not replies:
+            return None, None  # the round was not configured: nothing to aggregate
+        with self.recorder.server_span("aggregate_train", server_round):
+            result = self.strategy.aggregate_train(server_round, replies)
+        self.recorder.record_metrics("train", server_round, result[1] if result else None)
+        return result
+
+    def configure_evaluate(
+        self, server_round: int, arrays: Any, config: Any, grid: Any
+    ) -> Iterable[Any]:
+        self.recorder.open_round(server_round)
+        if self.recorder.stopped:
+            return []
+        return self._note_downloads(
+            "evaluate", self.strategy.configure_evaluate(server_round, arrays, config, grid)
+        )
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Any]) -> Any:
+        replies = self._note_replies("evaluate", server_round, replies)
+        if self.recorder.stopped and not replies:
+            return None
+        with self.recorder.server_span("aggregate_evaluate", server_round):
+            result = self.strategy.aggregate_evaluate(server_round, replies)
+        self.recorder.record_metrics("evaluate", server_round, result)
+        return result
+
+    def _note_downloads(self, phase: str, messages: Iterable[Any]) -> list[Any]:
+        out = list(messages)  # configure_* may return a generator: materialise once
+        for m in out:
+            self.recorder.note_download(phase, int(m.metadata.dst_node_id), payload_bytes(m))
+        return out
+
+    def _note_replies(self, phase: str, server_round: int, replies: Iterable[Any]) -> list[Any]:
+        out = list(replies)  # the inner strategy may iterate more than once
+        for r in out:
+            record = None
+            if not r.has_error() and r.has_content() and RECORD in r.content:
+                record = dict(r.content[RECORD])
+            upload = payload_bytes(r)  # as it came over the wire, our record included
+            if record is not None:
+                del r.content[RECORD]  # the inner strategy must not see it
+            self.recorder.note_reply(
+                phase, server_round, int(r.metadata.src_node_id), upload, r.has_error(), record
+            )
+        self.recorder.flush_replies(phase, server_round)
+        return out

@@ -403,3 +403,38 @@ def test_network_per_direction_and_budget_stop(tmp_path):
     assert b.download_kwh == pytest.approx(b.download_bytes / 1e9 * 0.02)
     assert "upload 0.1 kWh/GB" in b.network and "download 0.02 kWh/GB" in b.network
     assert run.complete
+
+
+def test_legacy_strategy_api_end_to_end(tmp_path):
+    """Legacy FedAvg + NumPyClient in a real Ray simulation: the mod's record rides in the
+    FitRes metrics, the wrapper strips it before the inner strategy aggregates."""
+    pytest.importorskip("ray")
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from greentrack.analysis.fl import breakdown
+
+    script = Path(__file__).parent / "apps" / "flower_legacy_sim.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "FLWR_DISABLE_UPDATE_CHECK": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "greentrack." not in proc.stderr  # the inner strategy never saw our metrics
+    run = greentrack.load_run(tmp_path / "run")
+    assert run.complete and run.meta["fl"]["api"] == "legacy"
+    rows = [json.loads(line) for line in (tmp_path / "run" / "fl.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 3 and len({r["node_id"] for r in rows}) == 3
+    assert all(r["client_measured_j"] > 0 and r["upload_bytes"] > 0 for r in rows)
+    train = [r for r in rows if r["phase"] == "train"]
+    assert all(r["download_bytes"] > 4000 and r["upload_bytes"] > 4000 for r in train)
+    metrics = [e for e in run.events if e["event"] == "metrics"]
+    # legacy FedAvg aggregates no fit metrics without a fit_metrics_aggregation_fn
+    assert [e["round"] for e in metrics if e["phase"] == "evaluate"] == [1, 2]
+    assert metrics[-1]["metrics"]["evaluate_loss"] == pytest.approx(0.5)
+    assert breakdown(run).rounds == 2
