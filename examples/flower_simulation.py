@@ -1,5 +1,7 @@
 """Demo: a Flower federated run (Message API, simulation engine) measured by greentrack.
 
+The same model and data as the Flower app in examples/flower_app/ (which runs with the
+deployment engine), here in Flower's simulation engine from one script.
 Each virtual client trains a small PyTorch MLP on its own synthetic, non-IID partition; the
 server runs FedAvg wrapped in greentrack's EmissionsStrategy, and every client reply carries
 the energy that client's greentrack mod measured (here a CPU estimate, on a GPU machine NVML).
@@ -19,7 +21,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
@@ -29,64 +30,28 @@ from flwr.simulation import run_simulation
 import greentrack
 from greentrack.integrations.flower import EmissionsStrategy, energy_mod
 
-FEATURES, CLASSES, SAMPLES = 64, 10, 2_000
-
-
-def model() -> torch.nn.Module:
-    return torch.nn.Sequential(
-        torch.nn.Linear(FEATURES, 128), torch.nn.ReLU(), torch.nn.Linear(128, CLASSES)
-    )
-
-
-def partition(node: int, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Synthetic class prototypes shared by all clients; each client sees a skewed label mix."""
-    prototypes = torch.randn(CLASSES, FEATURES, generator=torch.Generator().manual_seed(0))
-    g = torch.Generator().manual_seed(node * 2 + int(train))
-    weights = torch.ones(CLASSES)
-    weights[node % CLASSES] = 5.0  # non-IID: one dominant class per client
-    y = torch.multinomial(weights, SAMPLES if train else SAMPLES // 4, True, generator=g)
-    return prototypes[y] + 1.5 * torch.randn(len(y), FEATURES, generator=g), y
-
+sys.path.insert(0, str(Path(__file__).resolve().parent / "flower_app"))
+from greentrack_fl import task
 
 client = ClientApp(mods=[energy_mod])
 
 
 @client.train()
 def train(msg: Message, context: Context) -> Message:
-    net = model()
+    net = task.model()
     net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    x, y = partition(context.node_config["partition-id"], train=True)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    epochs = int(msg.content["config"]["local-epochs"])
-    for _ in range(epochs):
-        for i in range(0, len(y), 64):
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net(x[i : i + 64]), y[i : i + 64])
-            loss.backward()
-            opt.step()
-    content = RecordDict(
-        {
-            "arrays": ArrayRecord(net.state_dict()),
-            "metrics": MetricRecord({"num-examples": len(y), "train_loss": float(loss.detach())}),
-        }
-    )
+    n, loss = task.train(net, context.node_config["partition-id"], epochs=2)
+    metrics = MetricRecord({"num-examples": n, "train_loss": loss})
+    content = RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics})
     return Message(content, reply_to=msg)
 
 
 @client.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
-    net = model()
+    net = task.model()
     net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    x, y = partition(context.node_config["partition-id"], train=False)
-    with torch.no_grad():
-        logits = net(x)
-    metrics = MetricRecord(
-        {
-            "num-examples": len(y),
-            "loss": float(torch.nn.functional.cross_entropy(logits, y)),
-            "accuracy": float((logits.argmax(1) == y).float().mean()),
-        }
-    )
+    n, loss, accuracy = task.evaluate(net, context.node_config["partition-id"])
+    metrics = MetricRecord({"num-examples": n, "loss": loss, "accuracy": accuracy})
     return Message(RecordDict({"metrics": metrics}), reply_to=msg)
 
 
@@ -105,7 +70,7 @@ def main(grid: Grid, context: Context) -> None:
     )
     strategy.start(
         grid,
-        ArrayRecord(model().state_dict()),
+        ArrayRecord(task.model().state_dict()),
         num_rounds=int(SETTINGS["rounds"]),  # type: ignore[call-overload]
         train_config=ConfigRecord({"local-epochs": 2}),
     )

@@ -22,9 +22,10 @@ What is recorded, per round and per client (``fl.jsonl`` in the run directory):
   so strategies that validate replies (FedAvg) never see it.
 * server energy: spans ``round`` > ``aggregate_train`` / ``aggregate_evaluate`` in the run.
 
-Not yet here (see the issue notes): attribution of one GPU's energy among simulated clients
-that share it, modelled device profiles for clients that cannot measure, the legacy
-``flwr.server.strategy`` API.
+Also: a GPU shared by concurrent simulated clients is split among them by time windows
+(:mod:`greentrack.analysis.attribution`); clients that cannot measure can be modelled from a
+device profile (:mod:`greentrack.meters.profiles`); the legacy strategy API is in
+:mod:`greentrack.integrations.flower_legacy`. See docs/flower.md.
 """
 
 from __future__ import annotations

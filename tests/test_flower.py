@@ -438,3 +438,39 @@ def test_legacy_strategy_api_end_to_end(tmp_path):
     assert [e["round"] for e in metrics if e["phase"] == "evaluate"] == [1, 2]
     assert metrics[-1]["metrics"]["evaluate_loss"] == pytest.approx(0.5)
     assert breakdown(run).rounds == 2
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which(
+        "flower-superlink",
+        path=str(__import__("pathlib").Path(__import__("sys").executable).parent),
+    )
+    is None,
+    reason="flower-superlink is not installed in this environment",
+)
+def test_deployment_engine_bytes_match_the_superlink(tmp_path):
+    """A real SuperLink and two SuperNodes on loopback (the example's deploy_local.py): the
+    bytes greentrack counts per message are what the SuperLink's own counter saw, less
+    Flower's per-request protobuf framing (under 2 kB a message)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "examples" / "flower_app" / "deploy_local.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--run-dir", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    n = out["messages"]
+    assert n == 2 * 2 * 2  # 2 rounds x train/evaluate x 2 SuperNodes
+    for ours, link in (
+        (out["greentrack_upload_bytes"], out["superlink_inbound_bytes"]),
+        (out["greentrack_download_bytes"], out["superlink_outbound_bytes"]),
+    ):
+        assert 0 < link - ours < 2048 * n
+    run = greentrack.load_run(tmp_path / "run")
+    assert run.complete and run.summary().federated["client_replies"] == n

@@ -1,0 +1,1 @@
+"""A Flower app measured by greentrack (see README.md next to pyproject.toml)."""
