@@ -83,10 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from greentrack.cli_carbon import add_parsers
     from greentrack.cli_estimate import add_parser as add_estimate
+    from greentrack.cli_estimate_fl import add_parser as add_estimate_fl
     from greentrack.cli_report import add_parser as add_report
 
     add_parsers(sub)
     add_estimate(sub)
+    add_estimate_fl(sub)
     add_report(sub)
 
     summ = sub.add_parser("summary", help="print the energy summary of a run directory")
@@ -214,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from greentrack.cli_carbon import cmd_regions, cmd_whatif
     from greentrack.cli_estimate import cmd_estimate
+    from greentrack.cli_estimate_fl import cmd_estimate_fl
     from greentrack.cli_report import cmd_report
 
     handler = {
@@ -223,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "regions": cmd_regions,
         "whatif": cmd_whatif,
         "estimate": cmd_estimate,
+        "estimate-fl": cmd_estimate_fl,
         "report": cmd_report,
     }[args.command]
     try:

@@ -73,6 +73,21 @@ RECORD = "greentrack.energy"  # ConfigRecord the client mod attaches to replies
 FL_FILE = "fl.jsonl"
 
 
+def payload_bytes_many(messages: Sequence[Any]) -> list[int]:
+    """:func:`payload_bytes` of each message, computing a record dict shared by several
+    messages (a strategy sends every client the same model) only once: a message's payload
+    is its own deflated bytes plus those of its content tree. Identical figures (tested)."""
+    content_bytes: dict[int, int] = {}
+    out = []
+    for m in messages:
+        key = id(m.content)
+        if key not in content_bytes:
+            objects = _inflatable.get_all_nested_objects(m.content)
+            content_bytes[key] = sum(len(obj.deflate()) for obj in objects.values())
+        out.append(len(m.deflate()) + content_bytes[key])
+    return out
+
+
 def payload_bytes(message: Any) -> int:
     """Bytes of ``message`` as Flower transfers it: the deflated size of every object in its
     tree (computing it deflates the arrays: ~0.2-0.6 s per 100 MiB)."""
@@ -240,6 +255,17 @@ def pop_legacy_record(metrics: dict[str, Any]) -> dict[str, Any] | None:
     if not keys:
         return None
     return {k[len(LEGACY_PREFIX) :]: metrics.pop(k) for k in keys}
+
+
+def _num_examples(reply: Any) -> int | None:
+    """The ``num-examples`` a Message-API reply reports (FedAvg's weighting key)."""
+    if reply.has_error() or not reply.has_content():
+        return None
+    for record in reply.content.metric_records.values():
+        value = record.get("num-examples")
+        if isinstance(value, int | float):
+            return int(value)
+    return None
 
 
 def _windows(key: int, record: Any) -> list[Window]:
@@ -473,8 +499,10 @@ class RoundRecorder:
         upload_bytes: int | None,
         error: bool,
         record: Any,
+        num_examples: int | None = None,
     ) -> None:
-        """One client's reply; ``record`` is what the client mod attached (or ``None``)."""
+        """One client's reply; ``record`` is what the client mod attached (or ``None``);
+        ``num_examples`` what the client reported training or evaluating on."""
         row: dict[str, Any] = {
             "round": server_round,
             "phase": phase,
@@ -487,6 +515,7 @@ class RoundRecorder:
             "client_duration_s": None,
             "client_methods": None,
             "client_basis": None,
+            "num_examples": num_examples,
         }
         if record is not None:
             row.update(
@@ -624,8 +653,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
 
     def _note_downloads(self, phase: str, messages: Iterable[Any]) -> list[Any]:
         out = list(messages)  # configure_* may return a generator: materialise once
-        for m in out:
-            self.recorder.note_download(phase, int(m.metadata.dst_node_id), payload_bytes(m))
+        for m, nbytes in zip(out, payload_bytes_many(out), strict=True):
+            self.recorder.note_download(phase, int(m.metadata.dst_node_id), nbytes)
         return out
 
     def _note_replies(self, phase: str, server_round: int, replies: Iterable[Any]) -> list[Any]:
@@ -638,7 +667,13 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc, name-defi
             if record is not None:
                 del r.content[RECORD]  # the inner strategy must not see it
             self.recorder.note_reply(
-                phase, server_round, int(r.metadata.src_node_id), upload, r.has_error(), record
+                phase,
+                server_round,
+                int(r.metadata.src_node_id),
+                upload,
+                r.has_error(),
+                record,
+                _num_examples(r),
             )
         self.recorder.flush_replies(phase, server_round)
         return out

@@ -143,7 +143,9 @@ class LegacyEmissionsStrategy(legacy_strategy.Strategy):  # type: ignore[misc, n
         for proxy, res in results:
             record = pop_legacy_record(res.metrics)  # before the inner strategy sees them
             upload = payload_bytes(to_rd(res))
-            self.recorder.note_reply(phase, server_round, _node(proxy), upload, False, record)
+            self.recorder.note_reply(
+                phase, server_round, _node(proxy), upload, False, record, res.num_examples
+            )
         for failure in failures:
             if isinstance(failure, tuple):
                 proxy, res = failure

@@ -1,0 +1,165 @@
+"""``greentrack estimate-fl``: energy and CO2e of a planned federated run, by part."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "estimate-fl",
+        help="energy and CO2e of a planned federated run: client compute, upload, "
+        "download, server (from assumptions or a short measured run)",
+        description="Predict a federated run by part. Per-unit costs come from --calibrate "
+        "RUN_DIR (a short run of the same task recorded by EmissionsStrategy) or from "
+        "--client-power-w, --seconds-per-epoch and --model-bytes.",
+    )
+    p.add_argument("--rounds", type=int, required=True)
+    p.add_argument("--clients-per-round", type=int, required=True)
+    p.add_argument("--local-epochs", type=float, required=True)
+    p.add_argument("--samples-per-client", type=float, required=True)
+    p.add_argument("--no-evaluate", action="store_true", help="clients do not evaluate")
+    p.add_argument("--calibrate", type=Path, default=None, metavar="RUN_DIR")
+    p.add_argument(
+        "--calibration-local-epochs",
+        type=float,
+        default=None,
+        help="local epochs of the calibration run (default: --local-epochs)",
+    )
+    p.add_argument("--client-power-w", type=float, default=None)
+    p.add_argument(
+        "--device-profile",
+        default=None,
+        help="client power from a bundled device profile (e.g. phone-oneplus7pro)",
+    )
+    p.add_argument("--seconds-per-epoch", type=float, default=None, help="per client")
+    p.add_argument("--eval-seconds", type=float, default=0.0, help="per client evaluation")
+    p.add_argument("--model-bytes", type=float, default=None)
+    p.add_argument("--server-j-per-client-round", type=float, default=0.0)
+    p.add_argument("--network", default=None, help="kWh/GB key or number (both directions)")
+    p.add_argument("--upload-network", default=None)
+    p.add_argument("--download-network", default=None)
+    p.add_argument("--region", default=None, help="the server's grid (and the clients')")
+    p.add_argument("--pue", type=float, default=1.0, help="the server's PUE")
+    p.add_argument(
+        "--client-regions",
+        default=None,
+        help="clients' grid mix as REGION=SHARE,... e.g. US=0.5,IN=0.3,DE=0.2",
+    )
+    p.add_argument("--sensitivity", action="store_true", help="also show the levers")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _number_or_key(value: str | None) -> str | float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _shares(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    out = {}
+    for part in text.split(","):
+        key, _, share = part.partition("=")
+        try:
+            out[key.strip()] = float(share)
+        except ValueError:
+            raise ValueError(
+                f"--client-regions takes REGION=SHARE pairs like US=0.5,IN=0.5; got {part!r}"
+            ) from None
+    return out
+
+
+def cmd_estimate_fl(args: argparse.Namespace) -> int:
+    from greentrack.analysis import fl_estimate as fe
+    from greentrack.errors import GreentrackError
+    from greentrack.run import load_run
+
+    try:
+        setup = fe.FlSetup(
+            args.rounds,
+            args.clients_per_round,
+            args.local_epochs,
+            args.samples_per_client,
+            evaluate=not args.no_evaluate,
+        )
+        if args.calibrate is not None:
+            units = fe.calibrate(
+                load_run(args.calibrate),
+                local_epochs=args.calibration_local_epochs or args.local_epochs,
+            )
+        else:
+            if args.device_profile is not None and args.client_power_w is None:
+                from greentrack.meters.profiles import profile
+
+                args.client_power_w = profile(args.device_profile).compute_w
+            missing = [
+                f"--{n.replace('_', '-')}"
+                for n in ("client_power_w", "seconds_per_epoch", "model_bytes")
+                if getattr(args, n) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"give --calibrate RUN_DIR, or {', '.join(missing)} for the assumptions"
+                )
+            units = fe.units_from_assumptions(
+                client_power_w=args.client_power_w,
+                seconds_per_epoch=args.seconds_per_epoch,
+                samples_per_client=args.samples_per_client,
+                model_bytes=args.model_bytes,
+                eval_seconds=args.eval_seconds,
+                server_j_per_client_round=args.server_j_per_client_round,
+            )
+        kwargs: dict[str, Any] = {
+            "region": args.region,
+            "pue": args.pue,
+            "client_regions": _shares(args.client_regions),
+        }
+        result = fe.estimate_fl(
+            setup,
+            units,
+            network=_number_or_key(args.network),
+            upload_network=_number_or_key(args.upload_network),
+            download_network=_number_or_key(args.download_network),
+            **kwargs,
+        )
+        rows = fe.sensitivity_fl(result) if args.sensitivity else []
+    except (GreentrackError, ValueError, OSError) as e:
+        print(f"greentrack: {e}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        out = result.to_dict()
+        if rows:
+            out["sensitivity"] = [r.__dict__ for r in rows]
+        print(json.dumps(out, indent=2))
+        return 0
+    co2 = f", {result.co2e_g / 1000:,.4g} kgCO2e" if result.co2e_g is not None else ""
+    print(f"federated estimate (not a measurement): {result.total_kwh:,.4g} kWh{co2}")
+    rng = (
+        f", {result.co2e_low_g / 1000:,.4g} to {result.co2e_high_g / 1000:,.4g} kgCO2e"
+        if result.co2e_low_g is not None and result.co2e_high_g is not None
+        else ""
+    )
+    print(f"  range {result.low_kwh:,.4g} to {result.high_kwh:,.4g} kWh{rng}")
+    shares = result.shares()
+    for part, kwh in result.parts_kwh.items():
+        print(f"  {part.replace('_', ' '):<15} {kwh:>14,.4g} kWh  {shares[part]:6.1%}")
+    for a in result.assumptions:
+        print(f"  assumption: {a}")
+    if rows:
+        print("  sensitivity:")
+        for r in rows:
+            c = f"{r.co2e_g / 1000:,.4g} kgCO2e" if r.co2e_g is not None else ""
+            print(
+                f"    {r.lever:<14} {r.setting:<46} {r.energy_kwh:>12,.4g} kWh {c:>16} "
+                f"x{r.factor_vs_base:.2f}"
+            )
+    return 0
