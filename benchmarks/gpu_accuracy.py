@@ -11,7 +11,11 @@ with that reference. Workloads: steady (20 s of matmuls), bursty (300 ms on / 30
 20 s), short (3 s), phase-switching (2 s on / 1 s off for 21 s), and a real training loop (a
 small transformer on synthetic tokens, 20 s). Goal: within 1 % for both.
 
-    python benchmarks/gpu_accuracy.py [--device 0] [--out benchmarks/results]
+    python -m benchmarks.gpu_accuracy [--device 0] [--out benchmarks/results] [--anchors]
+
+With ``--anchors`` (in the benchmark environment, ``bash benchmarks/setup_anchors.sh``) each
+workload is also tracked by CodeCarbon (default 15 s and 1 s sampling), Zeus and
+carbontracker, each against its own reading of the same reference counter.
 """
 
 from __future__ import annotations
@@ -92,11 +96,50 @@ def timeline_integral_j(run: greentrack.Run, channel: str) -> float:
     return float((tl["power_w"].fillna(0.0) * dt).sum())
 
 
+ANCHORS = ("codecarbon", "codecarbon-1s", "zeus", "carbontracker")
+
+
+def anchors_on(name: str, x: torch.Tensor, handle: object, tmp: Path) -> dict[str, object]:
+    """Each anchor tracking the same workload, against the same reference counter."""
+    from benchmarks.anchor_worker import tracked
+
+    out: dict[str, object] = {}
+    for tool in ANCHORS:
+        time.sleep(3.0)
+        got: dict[str, object] = {}
+        workdir = tmp / f"{name}-{tool}"
+        workdir.mkdir()
+        try:
+            ref0 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            with tracked(tool, got, str(workdir)):
+                WORKLOADS[name](x)
+            ref1 = pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+        except Exception as e:  # an anchor that fails here is a finding
+            out[tool] = {"error": f"{type(e).__name__}: {e}"[:300]}
+            continue
+        reference = (ref1 - ref0) / 1000.0
+        gpu_j = float(got.get("gpu_energy_kwh") or 0.0) * 3.6e6  # type: ignore[arg-type]
+        out[tool] = {
+            "reference_j": reference,
+            "gpu_j": gpu_j,
+            "error": (gpu_j - reference) / reference,
+            "method": got.get("method"),
+        }
+        print(f"{'':>20}  {tool:<14} {gpu_j:9.1f} J ({(gpu_j - reference) / reference:+.2%})")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", type=int, default=0, help="CUDA device index")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--only", default="", help="comma-separated workload names")
+    parser.add_argument(
+        "--anchors",
+        action="store_true",
+        help="also CodeCarbon (default and 1 s), Zeus and carbontracker around each workload "
+        "(run in the benchmark environment: bash benchmarks/setup_anchors.sh)",
+    )
     args = parser.parse_args()
     torch.cuda.set_device(args.device)
     pynvml.nvmlInit()
@@ -128,6 +171,8 @@ def main() -> None:
                 "duration_s": loaded.summary().duration_s,
                 "power_method": loaded.channels[0]["power_method"],
             }
+            if args.anchors:
+                results[name]["anchors"] = anchors_on(name, x, handle, Path(tmp))
             r = results[name]
             print(
                 f"{name:>20}: reference {reference:9.1f} J | total {total:9.1f} J "
