@@ -21,39 +21,17 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
+from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 from flwr.simulation import run_simulation
 
 import greentrack
-from greentrack.integrations.flower import EmissionsStrategy, energy_mod
+from greentrack.integrations.flower import EmissionsStrategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "flower_app"))
 from greentrack_fl import task
-
-client = ClientApp(mods=[energy_mod])
-
-
-@client.train()
-def train(msg: Message, context: Context) -> Message:
-    net = task.model()
-    net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    n, loss = task.train(net, context.node_config["partition-id"], epochs=2)
-    metrics = MetricRecord({"num-examples": n, "train_loss": loss})
-    content = RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics})
-    return Message(content, reply_to=msg)
-
-
-@client.evaluate()
-def evaluate(msg: Message, context: Context) -> Message:
-    net = task.model()
-    net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    n, loss, accuracy = task.evaluate(net, context.node_config["partition-id"])
-    metrics = MetricRecord({"num-examples": n, "loss": loss, "accuracy": accuracy})
-    return Message(RecordDict({"metrics": metrics}), reply_to=msg)
-
+from greentrack_fl.client_app import app as client
 
 server = ServerApp()
 SETTINGS: dict[str, object] = {}

@@ -84,13 +84,24 @@ def discover(options: DiscoveryOptions) -> tuple[list[Meter], list[ComponentStat
     return meters, statuses
 
 
+_NO_DRIVER: list[str] = []  # why the NVML library could not be loaded, once per process
+
+
 def _discover_gpu(
     options: DiscoveryOptions, env: Any, meters: list[Meter], statuses: list[ComponentStatus]
 ) -> None:
+    if options.nvml is None and _NO_DRIVER:
+        # no NVIDIA driver library: it will not appear while this process runs, and loading
+        # it again costs a dlopen per call (a Flower client discovers per message)
+        statuses.append(ComponentStatus("gpu", "not counted", _NO_DRIVER[0]))
+        return
     try:
         nvml_meter = NvmlMeter(options.nvml, gpu_indices=options.gpu_indices, environ=env)
     except MeterUnavailableError as e:
-        statuses.append(ComponentStatus("gpu", "not counted", f"no GPU measured: {e}"))
+        detail = f"no GPU measured: {e}"
+        if options.nvml is None and "libnvidia-ml.so was not found" in str(e):
+            _NO_DRIVER.append(detail)
+        statuses.append(ComponentStatus("gpu", "not counted", detail))
         return
     meters.append(nvml_meter)
     for ch in nvml_meter.channels:

@@ -58,6 +58,26 @@ def run_server(tmp_path, nodes, rounds, n_floats=1000, **kwargs):
     return result, grid, rows
 
 
+def run_app(script: str, tmp_path):
+    """Run tests/apps/SCRIPT (a Ray simulation) with RUN_DIR tmp_path/run; skip without Ray."""
+    pytest.importorskip("ray")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "apps" / script), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "FLWR_DISABLE_UPDATE_CHECK": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def handler(msg: Message, context: object) -> Message:
     time.sleep(0.05)
     arrays = msg.content["arrays"]
@@ -183,21 +203,7 @@ def test_green_fl_breakdown(tmp_path):
 
 def test_ray_simulation_end_to_end(tmp_path):
     """The mod inside a real ClientApp and the wrapper on the simulation's grid."""
-    pytest.importorskip("ray")
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = Path(__file__).parent / "apps" / "flower_sim.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**__import__("os").environ, "FLWR_DISABLE_UPDATE_CHECK": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_app("flower_sim.py", tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "run" / "fl.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * 2 * 3 and len({r["node_id"] for r in rows}) == 3
     assert all(r["client_measured_j"] > 0 and r["download_bytes"] > 4000 for r in rows)
@@ -408,23 +414,9 @@ def test_network_per_direction_and_budget_stop(tmp_path):
 def test_legacy_strategy_api_end_to_end(tmp_path):
     """Legacy FedAvg + NumPyClient in a real Ray simulation: the mod's record rides in the
     FitRes metrics, the wrapper strips it before the inner strategy aggregates."""
-    pytest.importorskip("ray")
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from greentrack.analysis.fl import breakdown
 
-    script = Path(__file__).parent / "apps" / "flower_legacy_sim.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**__import__("os").environ, "FLWR_DISABLE_UPDATE_CHECK": "1"},
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_app("flower_legacy_sim.py", tmp_path)
     assert "greentrack." not in proc.stderr  # the inner strategy never saw our metrics
     run = greentrack.load_run(tmp_path / "run")
     assert run.complete and run.meta["fl"]["api"] == "legacy"

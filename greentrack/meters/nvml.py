@@ -240,17 +240,22 @@ class NvmlMeter:
     def channels(self) -> Sequence[Channel]:
         return tuple(self._channels)
 
-    def read_energy_j(self) -> dict[str, float]:
-        out: dict[str, float] = {}
+    def _counters_mj(self) -> dict[str, int]:
+        """The total-energy counter (mJ since driver load) of every channel that has one."""
+        out: dict[str, int] = {}
         for ch in self._channels:
             if ch.energy_method is None:
                 continue
             try:
-                mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handles[ch.id]))
+                out[ch.id] = int(
+                    self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handles[ch.id])
+                )
             except self._nvml.NVMLError as e:
                 raise MeterError(f"{ch.id}: {describe_nvml_error(self._nvml, e)}") from e
-            out[ch.id] = (mj - self._start_mj[ch.id]) / 1000.0
         return out
+
+    def read_energy_j(self) -> dict[str, float]:
+        return {cid: (mj - self._start_mj[cid]) / 1000.0 for cid, mj in self._counters_mj().items()}
 
     def device_counters_j(self) -> dict[str, tuple[str, float]]:
         """Per channel with an energy counter: ``(GPU UUID, joules since driver load)``.
@@ -258,16 +263,8 @@ class NvmlMeter:
         Unlike :meth:`read_energy_j` this is device-wide and the same for every process that
         reads it, which is what lets concurrent clients' windows be reconciled
         (:mod:`greentrack.analysis.attribution`)."""
-        out: dict[str, tuple[str, float]] = {}
-        for ch in self._channels:
-            if ch.energy_method is None:
-                continue
-            try:
-                mj = int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handles[ch.id]))
-            except self._nvml.NVMLError as e:
-                raise MeterError(f"{ch.id}: {describe_nvml_error(self._nvml, e)}") from e
-            out[ch.id] = (str(ch.details.get("uuid", ch.id)), mj / 1000.0)
-        return out
+        uuids = {ch.id: str(ch.details.get("uuid", ch.id)) for ch in self._channels}
+        return {cid: (uuids[cid], mj / 1000.0) for cid, mj in self._counters_mj().items()}
 
     def read_power_w(self) -> dict[str, float]:
         nvml = self._nvml

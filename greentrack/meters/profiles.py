@@ -62,7 +62,7 @@ class DeviceProfile:
 
         >>> p = DeviceProfile("x", "x", 5.0, 1.0, 0.5, "", "")
         >>> p.energy_j(10.0, 1_000_000, 2_000_000, uplink_mbps=8.0, downlink_mbps=16.0)
-        (50.0, 2.0)
+        (50.0, 1.5)
         """
         radio = 0.0
         if self.radio_tx_w is not None and uplink_mbps:

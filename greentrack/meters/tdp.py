@@ -74,8 +74,10 @@ def lookup_tdp(model: str) -> TdpMatch | None:
     return TdpMatch(model, name, tdp)
 
 
+@lru_cache(maxsize=8)
 def cpu_model_and_packages(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, int]:
-    """The CPU model name and the number of physical packages, from ``/proc/cpuinfo``."""
+    """The CPU model name and the number of physical packages, from ``/proc/cpuinfo``
+    (cached: the hardware does not change while the process runs)."""
     import platform
 
     try:

@@ -19,7 +19,7 @@ def _partition(context: Context) -> int:
 def train(msg: Message, context: Context) -> Message:
     net = task.model()
     net.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    epochs = int(context.run_config["local-epochs"])
+    epochs = int(context.run_config.get("local-epochs", 2))  # run_simulation has no run config
     n, loss = task.train(net, _partition(context), epochs)
     metrics = MetricRecord({"num-examples": n, "train_loss": loss})
     content = RecordDict({"arrays": ArrayRecord(net.state_dict()), "metrics": metrics})
