@@ -858,7 +858,7 @@ def _sentence(r: dict[str, Any]) -> str:
         f = r["federated"]
         total_it = f["total_kwh"]
         parts = (
-            f"{energy(total_it)} in total "
+            f"{energy(total_it)} of electricity in total "
             f"({energy(f['client_measured_kwh'] + f['client_estimated_kwh'])} on the clients, "
             f"{energy(f['server_kwh'])} on the server, "
             f"{energy(f['upload_kwh'] + f['download_kwh'])} estimated for the network)"
@@ -867,16 +867,16 @@ def _sentence(r: dict[str, Any]) -> str:
         total_it = e["it_kwh"]
         if e["estimated_kwh"] and e["measured_kwh"]:
             parts = (
-                f"{energy(total_it)} ({energy(e['measured_kwh'])} measured, "
+                f"{energy(total_it)} of electricity ({energy(e['measured_kwh'])} measured, "
                 f"{energy(e['estimated_kwh'])} estimated)"
             )
         elif e["estimated_kwh"]:
-            parts = f"{energy(total_it)} (estimated, not measured)"
+            parts = f"{energy(total_it)} of electricity (estimated, not measured)"
         else:
-            parts = f"{energy(total_it)} (measured)"
+            parts = f"{energy(total_it)} of electricity (measured)"
     gpus = r["hardware"]["gpus"]
     on = " on " + ", ".join(f"{g['count']}x {g['model']}" for g in gpus) if gpus else ""
-    text = f"{subject}{on} took {_duration(r['duration_s'])} and used {parts} of electricity"
+    text = f"{subject}{on} took {_duration(r['duration_s'])} and used {parts}"
     c = r["carbon"]
     if c is None:
         return text + "; CO2e was not computed because no region or intensity was recorded."
