@@ -11,24 +11,26 @@ import greentrack
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_plain_torch_demo(tmp_path):
-    run_dir = tmp_path / "demo"
+def run_example(
+    script: str, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run examples/SCRIPT with ARGS; fail with its stderr if it fails."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "plain_torch.py"),
-            "--run-dir",
-            str(run_dir),
-            "--epochs",
-            "1",
-            "--steps-per-group",
-            "64",
-        ],
+        [sys.executable, str(ROOT / "examples" / script), *args],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=cwd,
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_plain_torch_demo(tmp_path):
+    run_dir = tmp_path / "demo"
+    proc = run_example(
+        "plain_torch.py", "--run-dir", str(run_dir), "--epochs", "1", "--steps-per-group", "64"
+    )
     assert "greentrack run" in proc.stdout and "epoch [epoch=0]" in proc.stdout
     run = greentrack.load_run(run_dir)
     assert run.complete and run.meta["config"]["model"] == "mlp-128-512-10"
@@ -42,21 +44,9 @@ def test_plain_torch_demo(tmp_path):
 
 def test_lightning_example(tmp_path):
     run_dir = tmp_path / "lightning"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "examples" / "lightning_mnist_style.py"),
-            "--run-dir",
-            str(run_dir),
-            "--epochs",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
+    proc = run_example(
+        "lightning_mnist_style.py", "--run-dir", str(run_dir), "--epochs", "1", cwd=tmp_path
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "last logged energy metrics" in proc.stdout
     run = greentrack.load_run(run_dir)
     assert run.complete and run.meta["carbon"]["intensity"]["region"] == "FR"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack._version import __version__
 from greentrack.report.equivalences import equivalences
-from greentrack.report.numbers import energy, mass, num
+from greentrack.report.numbers import duration, energy, mass, num
 from greentrack.store import FORMAT_VERSION
 
 if TYPE_CHECKING:
@@ -110,9 +110,18 @@ class Report:
     data: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
     series: IntensitySeries | None = None
+    curves: dict[str, EnergyCurve] = field(default_factory=dict)  # by run id
 
     def to_dict(self) -> dict[str, Any]:
         return self.data
+
+    def curve(self, run: Run) -> EnergyCurve:
+        """Cumulative IT energy of ``run`` and its parts over time, built once per run and
+        shared by the carbon series, the counterfactuals, the metric and the figures."""
+        key = run.meta["run_id"]
+        if key not in self.curves:
+            self.curves[key] = _combined_curve([run, *run.parts])
+        return self.curves[key]
 
 
 def build_report(paths: Sequence[str | Path], options: ReportOptions | None = None) -> Report:
@@ -140,9 +149,10 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         if opts.intensity_csv
         else None
     )
+    report = Report({}, runs, series)
     labels = _unique_labels(runs)
     reports = [
-        _run_report(run, label, opts, series) for run, label in zip(runs, labels, strict=True)
+        _run_report(run, label, opts, report) for run, label in zip(runs, labels, strict=True)
     ]
     import time
 
@@ -156,7 +166,8 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         "runs": reports,
         "comparison": _comparison(reports) if len(reports) > 1 else None,
     }
-    return Report(data, runs, series)
+    report.data = data
+    return report
 
 
 def _default_title(reports: list[dict[str, Any]]) -> str:
@@ -179,9 +190,7 @@ def _unique_labels(runs: list[Run]) -> list[str]:
 # --- one run -------------------------------------------------------------------------------
 
 
-def _run_report(
-    run: Run, label: str, opts: ReportOptions, series: IntensitySeries | None
-) -> dict[str, Any]:
+def _run_report(run: Run, label: str, opts: ReportOptions, report: Report) -> dict[str, Any]:
     summary = run.summary()
     settings, chosen_by = _carbon_settings(run, opts)
     all_runs = [run, *run.parts]
@@ -192,7 +201,8 @@ def _run_report(
     pue = settings.pue.value if settings else None
     notes = list(summary.notes)
     federated = _federated(run, settings) if (run.path / "fl.jsonl").exists() else None
-    curve = _combined_curve(all_runs) if (series is not None or opts.metric) else None
+    series = report.series
+    curve = report.curve(run) if (series is not None or opts.metric) else None
     carbon = _carbon(summary, settings, chosen_by, series, curve, opts, notes)
     total_kwh_facility = it_kwh * pue if pue else None
     if federated:
@@ -201,7 +211,7 @@ def _run_report(
             "the federated breakdown adds the clients' reported energy and the network "
             "energy of the bytes exchanged to the server's own energy"
         )
-    report: dict[str, Any] = {
+    out: dict[str, Any] = {
         "id": run.meta["run_id"],
         "label": label,
         "path": str(run.path),
@@ -226,7 +236,7 @@ def _run_report(
         "phases": _phases(summary),
         "units": _units(summary, federated),
         "carbon": carbon,
-        "counterfactuals": _counterfactuals(run, opts, series, settings, it_kwh, all_runs),
+        "counterfactuals": _counterfactuals(run, opts, series, settings, it_kwh, curve),
         "federated": federated,
         "metric": _metric(all_runs, opts, federated, summary, settings, curve),
         "forecast": _forecast(run, summary, federated),
@@ -240,15 +250,15 @@ def _run_report(
         "reproducibility": _reproducibility(run),
         "notes": notes,
     }
-    report["headline"] = {
+    out["headline"] = {
         "energy_kwh": federated["total_kwh"] if federated else it_kwh,
         "measured_kwh": measured_kwh + (federated["client_measured_kwh"] if federated else 0.0),
         "co2e_g": (federated["co2e_g"] if federated else carbon["co2e_g"]) if carbon else None,
         "pue": pue,
     }
-    report["method"] = _method(report)
-    report["sentence"] = _sentence(report)
-    return report
+    out["method"] = _method(out)
+    out["sentence"] = _sentence(out)
+    return out
 
 
 def _finite(x: float) -> float:
@@ -568,7 +578,7 @@ def _counterfactuals(
     series: IntensitySeries | None,
     settings: CarbonSettings | None,
     it_kwh: float,
-    runs: list[Run],
+    curve: EnergyCurve | None,
 ) -> dict[str, Any] | None:
     from greentrack.analysis import counterfactual as cf
     from greentrack.carbon.intensity import resolve_region
@@ -605,8 +615,7 @@ def _counterfactuals(
         for r in rows:
             r["actual"] = r["region"] == actual
         out["regions"] = rows
-    if series is not None:
-        curve = _combined_curve(runs)
+    if series is not None and curve is not None:
         if opts.flexible_start_s is not None:
             out["flexible_start"] = _with_grams(
                 cf.flexible_start(curve, series, opts.flexible_start_s, pue=pue).to_dict()
@@ -876,7 +885,7 @@ def _sentence(r: dict[str, Any]) -> str:
             parts = f"{energy(total_it)} of electricity (measured)"
     gpus = r["hardware"]["gpus"]
     on = " on " + ", ".join(f"{g['count']}x {g['model']}" for g in gpus) if gpus else ""
-    text = f"{subject}{on} took {_duration(r['duration_s'])} and used {parts}"
+    text = f"{subject}{on} took {duration(r['duration_s'])} and used {parts}"
     c = r["carbon"]
     if c is None:
         return text + "; CO2e was not computed because no region or intensity was recorded."
@@ -893,16 +902,6 @@ def _sentence(r: dict[str, Any]) -> str:
             f"({c['region_name'] or c['region']}; {c['source']}{year})"
         )
     return f"{text}; with a PUE of {num(c['pue'])} this emitted {mass(co2e)} CO2e at {where}."
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 2 * 86400:
-        return f"{num(seconds / 86400)} days"
-    if seconds >= 2 * 3600:
-        return f"{num(seconds / 3600)} h"
-    if seconds >= 120:
-        return f"{num(seconds / 60)} min"
-    return f"{num(seconds)} s"
 
 
 def _comparison(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:

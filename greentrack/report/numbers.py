@@ -63,3 +63,18 @@ def mass(grams: float | None) -> str:
         if abs(grams) >= scale:
             return f"{num(grams / scale)} {unit}"
     return f"{num(grams)} g"
+
+
+def duration(seconds: float) -> str:
+    """A duration in the unit that reads best (s, min, h or days).
+
+    >>> duration(45.0), duration(600.0), duration(9000.0), duration(259200.0)
+    ('45 s', '10 min', '2.5 h', '3 days')
+    """
+    if seconds >= 2 * 86400:
+        return f"{num(seconds / 86400)} days"
+    if seconds >= 2 * 3600:
+        return f"{num(seconds / 3600)} h"
+    if seconds >= 120:
+        return f"{num(seconds / 60)} min"
+    return f"{num(seconds)} s"

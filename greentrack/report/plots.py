@@ -101,8 +101,6 @@ def make_figures(
     return figures
 
 
-DRAWERS: list[tuple[str, str, Callable[[Axes, Report, Run, dict[str, Any]], bool]]] = []
-
 _RC: Any = {
     "font.size": 8,
     "axes.titlesize": 8,
@@ -217,9 +215,7 @@ def _shade_phases(ax: Axes, run: Run, scale: float) -> None:
 def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     import numpy as np
 
-    from greentrack.report.model import _combined_curve
-
-    curve = _combined_curve([run, *run.parts])
+    curve = report.curve(run)
     if len(curve.t_unix_s) < 2 or curve.total_j <= 0:
         return False
     t = curve.t_unix_s - float(run.meta["start_unix_s"])
@@ -351,7 +347,8 @@ def _comparison(ax: Axes, rows: list[dict[str, Any]]) -> bool:
     return True
 
 
-DRAWERS += [
+# (key, caption, draw): make_figures draws each figure a run has data for, in this order
+DRAWERS: list[tuple[str, str, Callable[[Axes, Report, Run, dict[str, Any]], bool]]] = [
     (
         "power",
         "Power per device over the run; shaded: validation (dense) and alternate epochs or "

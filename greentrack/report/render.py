@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greentrack.report.numbers import energy, mass, num, pct
+from greentrack.report.numbers import duration, energy, mass, num, pct
 
 if TYPE_CHECKING:
     import jinja2
@@ -91,13 +91,7 @@ def md_escape(text: object) -> str:
 
 
 def _filters() -> dict[str, Callable[..., Any]]:
-    return {"num": num, "pct": pct, "energy": energy, "mass": mass, "duration": _duration}
-
-
-def _duration(seconds: float) -> str:
-    from greentrack.report.model import _duration as d
-
-    return d(seconds)
+    return {"num": num, "pct": pct, "energy": energy, "mass": mass, "duration": duration}
 
 
 def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environment:
