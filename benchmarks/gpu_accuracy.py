@@ -160,7 +160,7 @@ def main() -> None:
             loaded = greentrack.load_run(run.run_dir)
             channel = loaded.channels[0]["id"]
             reference = (ref1 - ref0) / 1000.0
-            total = loaded.summary().components[0].energy_j
+            total = greentrack.summarize(loaded).components[0].energy_j
             integral = timeline_integral_j(loaded, channel)
             results[name] = {
                 "reference_j": reference,
@@ -168,7 +168,7 @@ def main() -> None:
                 "greentrack_total_error": (total - reference) / reference,
                 "timeline_integral_j": integral,
                 "timeline_integral_error": (integral - reference) / reference,
-                "duration_s": loaded.summary().duration_s,
+                "duration_s": greentrack.summarize(loaded).duration_s,
                 "power_method": loaded.channels[0]["power_method"],
             }
             if args.anchors:

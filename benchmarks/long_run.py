@@ -87,7 +87,7 @@ def main() -> None:
         rows = len(loaded.timeline)
         t_load = time.perf_counter() - t_load
         exact = gpu.trace.energy_j(clock.t)
-        measured = loaded.summary().components[0].energy_j
+        measured = greentrack.summarize(loaded).components[0].energy_j
     wall = time.perf_counter() - t_start
     hours = [s[0] for s in samples]
     rss = [s[1] / 2**20 for s in samples]

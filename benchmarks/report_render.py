@@ -49,7 +49,7 @@ print(json.dumps({"import_s": t1 - t0, "model_s": t2 - t1, "plots_s": t3 - t2,
 
 def build_run(path: Path, hours: float, gpus: int) -> None:
     from greentrack.analysis.predict import forecast
-    from greentrack.carbon.accounting import resolve_settings
+    from greentrack.carbon.settings import resolve_settings
     from greentrack.meters.fake import (
         FakeChannelSpec,
         FakeGpu,

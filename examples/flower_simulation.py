@@ -43,8 +43,7 @@ def main(grid: Grid, context: Context) -> None:
         FedAvg(fraction_train=1.0, min_available_nodes=int(SETTINGS["clients"])),  # type: ignore[call-overload]
         SETTINGS["run_dir"],  # type: ignore[arg-type]
         name="flower demo",
-        region="DE",
-        pue=1.1,
+        carbon=greentrack.CarbonSettings.resolve("DE", pue=1.1),
     )
     strategy.start(
         grid,
@@ -73,7 +72,7 @@ def cli() -> None:
             "init_args": {"num_cpus": 2, "include_dashboard": False},
         },
     )
-    print(greentrack.load_run(args.run_dir).summary())
+    print(greentrack.summarize(args.run_dir))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,10 @@ def main() -> None:
     parser.add_argument("--name", default="lightning demo")
     args = parser.parse_args()
     callback = EmissionsCallback(
-        args.run_dir, project="greentrack-demo", name=args.name, region="FR", pue="google"
+        args.run_dir,
+        project="greentrack-demo",
+        name=args.name,
+        carbon=greentrack.CarbonSettings.resolve("FR", pue="google"),
     )
     trainer = pl.Trainer(
         max_epochs=args.epochs,
@@ -73,7 +76,7 @@ def main() -> None:
     )
     print("\nlast logged energy metrics:", callback.last_metrics)
     print()
-    print(greentrack.load_run(callback.run_dir).summary())
+    print(greentrack.summarize(callback.run_dir))
 
 
 if __name__ == "__main__":

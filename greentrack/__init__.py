@@ -8,6 +8,9 @@ checks it in a fresh interpreter).
 """
 
 from greentrack._version import __version__
+from greentrack.analysis.budget import Budget
+from greentrack.api import Tracker, summarize, track
+from greentrack.carbon.settings import CarbonSettings
 from greentrack.errors import (
     GreentrackError,
     MeterError,
@@ -16,17 +19,18 @@ from greentrack.errors import (
     RunFormatError,
     SpanError,
 )
-from greentrack.run import Run, RunSummary, load_run
-from greentrack.tracker import Span, SpanRecord, Tracker, TrackerOptions, track
+from greentrack.rundir.reader import Run, load_run
+from greentrack.tracker import Span, SpanRecord, TrackerOptions
 
 __all__ = [
+    "Budget",
+    "CarbonSettings",
     "GreentrackError",
     "MeterError",
     "MeterUnavailableError",
     "Run",
     "RunExistsError",
     "RunFormatError",
-    "RunSummary",
     "Span",
     "SpanError",
     "SpanRecord",
@@ -34,5 +38,6 @@ __all__ = [
     "TrackerOptions",
     "__version__",
     "load_run",
+    "summarize",
     "track",
 ]

@@ -142,8 +142,16 @@ def _discover_cpu(
     est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb)
     meters.append(est)
     cpu = est.channels[0]
+    whose = "this process and its children" if est.scope == "process" else "all CPUs"
     if "tdp_w" in cpu.details:
-        how = f"TDP {cpu.details['tdp_w']:g} W x utilisation ({cpu.details['tdp_source']})"
+        how = (
+            f"TDP {cpu.details['tdp_w']:g} W x CPU utilisation of {whose} "
+            f"({cpu.details['tdp_source']})"
+        )
+    elif est.scope == "process":
+        how = (
+            f"{cpu.details['vcpu_max_w']} W per busy vCPU-second of {whose} ({cpu.details['note']})"
+        )
     else:
         how = (
             f"{cpu.details['cpus_used']} vCPU x {cpu.details['vcpu_min_w']}-"

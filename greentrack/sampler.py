@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from greentrack.ledger import EnergyLedger
-from greentrack.store import RunWriter
+from greentrack.rundir.writer import RunWriter
 
 log = logging.getLogger("greentrack")
 

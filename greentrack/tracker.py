@@ -1,6 +1,10 @@
 """The tracker: measures a block of code, with nested spans, into a run directory.
 
->>> import greentrack, tempfile, os                                  # doctest: +SKIP
+This is the measurement core: meters, sampler, spans, run directory. It knows no carbon
+and no account; :func:`greentrack.track` (in :mod:`greentrack.api`) adds the carbon settings
+and the run's summary on top.
+
+>>> import greentrack                                                  # doctest: +SKIP
 >>> with greentrack.track(run_dir="runs/exp1", project="demo") as run:  # doctest: +SKIP
 ...     with run.span("epoch", epoch=0):
 ...         train_one_epoch()
@@ -21,19 +25,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from greentrack import metadata
 from greentrack.discovery import ComponentStatus, DiscoveryOptions, discover
 from greentrack.errors import MeterError, SpanError
 from greentrack.ledger import EnergyLedger
-from greentrack.meters.base import Meter
+from greentrack.meters.base import Channel, Meter
+from greentrack.rundir.writer import RunWriter
 from greentrack.sampler import Sampler, SamplingConfig
-from greentrack.store import RunWriter
-
-if TYPE_CHECKING:
-    from greentrack.carbon.accounting import CarbonSettings
-    from greentrack.run import RunSummary
 
 log = logging.getLogger("greentrack")
 
@@ -42,6 +42,12 @@ TagValue = str | int | float | bool | None
 _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "greentrack_current_span", default=None
 )
+
+
+class Recordable(Protocol):
+    """Settings a run records in ``meta.json`` (e.g. the carbon settings)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class Clock:
@@ -168,8 +174,9 @@ class Tracker:
         background: run the sampler on a background thread (``False``: the caller drives
             ``tracker.sampler.tick()``, as tests and benchmarks with a manual clock do).
         command: the command line to record (default ``sys.argv``).
-        carbon: resolved intensity and PUE (:func:`greentrack.carbon.accounting.resolve_settings`;
-            :func:`track` resolves ``region=``/``pue=`` for you).
+        carbon: resolved intensity and PUE (:class:`greentrack.carbon.settings.CarbonSettings`;
+            :func:`greentrack.track` resolves ``region=``/``pue=`` for you), recorded in
+            ``meta.json``.
         extra_meta: more top-level keys for ``meta.json`` (integrations record e.g. ``part``:
             which rank and segment of a larger run this process measured).
     """
@@ -187,7 +194,7 @@ class Tracker:
         clock: Any = None,
         background: bool = True,
         command: Sequence[str] | None = None,
-        carbon: CarbonSettings | None = None,
+        carbon: Recordable | None = None,
         extra_meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
@@ -252,7 +259,7 @@ class Tracker:
         meta["channels"] = [c.to_dict() for c in channels]
         meta["boundary"] = [s.to_dict() for s in self.statuses]
         if self.carbon is not None:
-            meta["carbon"] = self.carbon.to_dict(sorted({c.component for c in channels}))
+            meta["carbon"] = self.carbon.to_dict()
         meta.update(self._extra_meta)
         meta["sampling"] = {
             "power_hz": self.options.sampling.power_hz,
@@ -424,17 +431,18 @@ class Tracker:
         self._require_running("read energy")
         return self.ledger.snapshot_j()
 
-    def summary(self) -> RunSummary:
-        """Summary of the run so far, built from the run directory (the same code path as
-        :func:`greentrack.load_run`)."""
-        from greentrack.run import load_run
+    @property
+    def channels(self) -> list[Channel]:
+        """The channels this run measures (empty before start)."""
+        return self.ledger.channels if self._state != "new" else []
 
+    def event(self, record: Mapping[str, Any]) -> None:
+        """Append an event (a dict with an ``"event"`` key) to ``events.jsonl``: integrations
+        record metrics, forecasts and budget messages this way."""
+        if "event" not in record:
+            raise ValueError(f"an event needs an 'event' key naming its kind, got {dict(record)}")
         if self._state == "running":
-            self.writer.flush()
-        elif self._state == "new":
-            raise RuntimeError("the tracker has not started: use `with greentrack.track(...)`")
-        live = self.energy_j() if self._state == "running" else None
-        return load_run(self.run_dir).summary(energy_j=live)
+            self.writer.write_event(record)
 
     # --- internals -------------------------------------------------------------------------
 
@@ -488,46 +496,3 @@ class _SpanScope:
             _current_span.reset(self._token)
         if self._span.record is None and self._tracker.running:
             self._tracker.end_span(self._span, status="ok" if exc_type is None else "error")
-
-
-def track(
-    run_dir: str | Path | None = None,
-    *,
-    project: str | None = None,
-    name: str | None = None,
-    config: Mapping[str, Any] | None = None,
-    meters: Sequence[Meter] | None = None,
-    sync: SyncMode = "auto",
-    clock: Any = None,
-    background: bool = True,
-    region: str | None = None,
-    pue: float | str | None = None,
-    intensity: float | None = None,
-    intensity_source: str | None = None,
-    **options: Any,
-) -> Tracker:
-    """Measure a block of code: ``with greentrack.track(run_dir=...) as run: ...``.
-
-    ``region`` (``"DE"``, ``"US-CA"``, ``"aws:eu-west-1"``, ``"auto"``) or ``intensity``
-    (gCO2e/kWh, with ``intensity_source``) and ``pue`` (a number >= 1 or a preset such as
-    ``"google"``) turn energy into CO2e; they are checked here, before any training starts.
-    Keyword ``options`` are :class:`TrackerOptions` fields (``power_hz``, ``gpu_indices``,
-    ``cpu_tdp_w``, ``require``...). Returns an unstarted :class:`Tracker`; ``with`` starts it.
-    """
-    from greentrack.carbon.accounting import resolve_settings
-
-    carbon = resolve_settings(
-        region, intensity=intensity, intensity_source=intensity_source, pue=pue
-    )
-    return Tracker(
-        run_dir,
-        project=project,
-        name=name,
-        config=config,
-        meters=meters,
-        sync=sync,
-        options=TrackerOptions.from_kwargs(**options),
-        clock=clock,
-        background=background,
-        carbon=carbon,
-    )

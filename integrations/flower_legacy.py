@@ -3,7 +3,9 @@ aggregate_fit with FitIns/FitRes), which Flower still ships.
 
     from flwr.server.strategy import FedAvg
     from greentrack.integrations.flower_legacy import LegacyEmissionsStrategy
-    strategy = LegacyEmissionsStrategy(FedAvg(), "runs/fl", num_rounds=3, region="DE")
+    strategy = LegacyEmissionsStrategy(
+        FedAvg(), "runs/fl", num_rounds=3, carbon=CarbonSettings.resolve("DE")
+    )
 
 Clients keep ``ClientApp(client_fn=..., mods=[energy_mod])``: for legacy replies the mod puts
 its record into the FitRes/EvaluateRes metrics under ``greentrack.*`` keys (the legacy

@@ -2,7 +2,9 @@
 
 >>> import lightning as L  # doctest: +SKIP
 >>> from greentrack.integrations.lightning import EmissionsCallback  # doctest: +SKIP
->>> cb = EmissionsCallback("runs/bert", region="DE", pue=1.1)  # doctest: +SKIP
+>>> from greentrack import CarbonSettings  # doctest: +SKIP
+>>> carbon = CarbonSettings.resolve("DE", pue=1.1)  # doctest: +SKIP
+>>> cb = EmissionsCallback("runs/bert", carbon=carbon)  # doctest: +SKIP
 >>> trainer = L.Trainer(callbacks=[cb])  # doctest: +SKIP
 
 Works with ``lightning`` (``lightning.pytorch``) or the standalone ``pytorch_lightning``,
@@ -15,8 +17,9 @@ defaults to ``"energy/"``; energies summed over all ranks):
   (only when a component is measured).
 * ``{prefix}epoch_estimated_kwh``, ``{prefix}total_estimated_kwh``: estimated energy, only when
   a component is estimated (kept apart from measured energy).
-* ``{prefix}epoch_co2e_g``, ``{prefix}total_co2e_g``: with ``region`` or ``intensity`` (measured
-  plus estimated energy x PUE x intensity).
+* ``{prefix}epoch_co2e_g``, ``{prefix}total_co2e_g`` (and ``{prefix}total_co2e_g_low`` /
+  ``_high``, the range): with ``carbon`` settings (measured plus estimated energy x PUE x
+  intensity, by :class:`greentrack.account.LiveAccount`, the account's own rules).
 * ``{prefix}forecast_kwh``, ``{prefix}forecast_kwh_low``, ``{prefix}forecast_kwh_high``
   (measured plus estimated energy; and ``{prefix}forecast_co2e_kg``): after
   ``forecast_after_epochs`` epochs, the full run's energy from ``max_epochs`` (or
@@ -41,13 +44,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from greentrack.account import Figure, LiveAccount
 from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
 from greentrack.analysis.predict import forecast
-from greentrack.carbon.accounting import resolve_settings
-from greentrack.meters.base import Meter, split_by_source
-from greentrack.store import write_json_atomic
-from greentrack.tracker import Span, Tracker, TrackerOptions, default_run_dir
+from greentrack.api import Tracker
+from greentrack.carbon.settings import CarbonSettings
+from greentrack.meters.base import Meter
+from greentrack.rundir.format import PARTS, part_name, ranks_file
+from greentrack.rundir.writer import write_json_atomic
+from greentrack.tracker import Span, TrackerOptions, default_run_dir
+from greentrack.units import G_PER_KG, j_from_kwh, kwh_from_j
 
 
 def _import_lightning() -> Any:
@@ -72,15 +79,15 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
     Args:
         run_dir: where to write (default ``runs/<UTC time>-<id>``).
         project, name: labels for reports.
-        region, pue, intensity, intensity_source: as for :func:`greentrack.track`; checked
-            here, before training starts.
+        carbon: :class:`greentrack.CarbonSettings` (``CarbonSettings.resolve("DE", pue=1.1)``),
+            checked when you build it, before training starts; ``None``: energy only.
         prefix: prefix of the logged keys.
         forecast_after_epochs: log a forecast of the whole run after this many train epochs
             (``0``: never).
-        budget_kwh, budget_kgco2e: limits for the forecast and the running total.
-        on_budget: ``"warn"`` (once) or ``"stop"`` (ask the trainer to stop cleanly).
+        budget: a :class:`greentrack.Budget` (kWh and/or kgCO2e; ``on_budget="warn"`` once
+            or ``"stop"``: ask the trainer to stop cleanly) for the forecast and the total.
         meters_factory: ``f(trainer) -> meters`` replacing discovery (tests pass fakes).
-        tracker_options: :class:`greentrack.TrackerOptions` keyword fields (``power_hz``...).
+        options: :class:`greentrack.TrackerOptions` (sampling and discovery).
 
     Attributes (live, for your own code): ``last_metrics`` (the latest logged dict),
     ``total_kwh``, ``epoch_kwh``, ``run_dir``.
@@ -92,30 +99,27 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         *,
         project: str | None = None,
         name: str | None = None,
-        region: str | None = None,
-        pue: float | str | None = None,
-        intensity: float | None = None,
-        intensity_source: str | None = None,
+        carbon: CarbonSettings | None = None,
         prefix: str = "energy/",
         forecast_after_epochs: int = 1,
-        budget_kwh: float | None = None,
-        budget_kgco2e: float | None = None,
-        on_budget: str = "warn",
+        budget: Budget | None = None,
         meters_factory: MetersFactory | None = None,
-        tracker_options: dict[str, Any] | None = None,
+        options: TrackerOptions | None = None,
     ) -> None:
         super().__init__()
-        self.carbon = resolve_settings(
-            region, intensity=intensity, intensity_source=intensity_source, pue=pue
-        )
+        if carbon is not None and not isinstance(carbon, CarbonSettings):
+            raise TypeError(
+                "carbon takes greentrack.CarbonSettings, e.g. "
+                f"CarbonSettings.resolve('DE', pue=1.1); got {carbon!r}"
+            )
+        self.carbon = carbon
         if forecast_after_epochs < 0:
             raise ValueError(f"forecast_after_epochs must be >= 0, got {forecast_after_epochs}")
-        self.budget = Budget(budget_kwh, budget_kgco2e, on_budget)
-        self._options = TrackerOptions.from_kwargs(**(tracker_options or {}))
+        self.budget = budget or Budget()
+        self._options = options or TrackerOptions()
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.project, self.name, self.prefix = project, name, prefix
         self.forecast_after_epochs = forecast_after_epochs
-        self.budget_kwh, self.budget_kgco2e, self.on_budget = budget_kwh, budget_kgco2e, on_budget
         self._meters_factory = meters_factory
         # state that survives a resume (state_dict / load_state_dict)
         self.segment = 0
@@ -124,6 +128,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         self._epoch_j: list[float] = []  # per completed epoch, all ranks, measured + estimated
         # per-process state, created when a stage starts (never in __init__: DDP spawn pickles)
         self._tracker: Tracker | None = None
+        self._live: LiveAccount | None = None
         self._spans: dict[str, Span] = {}
         self._segment_j = [0.0, 0.0]
         self._warned_budget = False
@@ -140,7 +145,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         if self.segment == 0 and rank == 0:
             run_dir = self.run_dir
         else:
-            run_dir = self.run_dir / "parts" / f"seg{self.segment}-rank{rank}"
+            run_dir = self.run_dir / PARTS / part_name(self.segment, rank)
         if self._meters_factory is not None:
             meters: Sequence[Meter] | None = list(self._meters_factory(trainer))
             options = self._options
@@ -173,6 +178,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             extra_meta={"part": part, "framework": pl.__name__},
         )
         self._tracker.start()
+        self._live = LiveAccount(self.carbon, self._tracker.channels)
         if self.run_id is None:
             self.run_id = self._tracker.run_id
 
@@ -196,9 +202,9 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         if span is None or self._tracker is None:
             return None
         rec = self._tracker.end_span(span, status=status)
-        sources = {c.id: c.source for c in self._tracker.ledger.channels}
-        measured, estimated = split_by_source(rec.energy_j, sources)
-        return measured, estimated, rec.duration_s
+        assert self._live is not None
+        measured, estimated = self._live.split_kwh(rec.energy_j)
+        return j_from_kwh(measured.value), j_from_kwh(estimated.value), rec.duration_s
 
     # --- Lightning hooks ------------------------------------------------------------------
 
@@ -299,24 +305,33 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         p = self.prefix
         metrics: dict[str, float] = {}
         if self._has_source("measured"):
-            metrics[f"{p}epoch_kwh"] = measured / 3.6e6
+            metrics[f"{p}epoch_kwh"] = kwh_from_j(measured)
             metrics[f"{p}epoch_avg_power_w"] = measured / seconds if seconds > 0 else math.nan
-            metrics[f"{p}total_kwh"] = total_m / 3.6e6
+            metrics[f"{p}total_kwh"] = kwh_from_j(total_m)
         if self._has_source("estimated"):
-            metrics[f"{p}epoch_estimated_kwh"] = estimated / 3.6e6
-            metrics[f"{p}total_estimated_kwh"] = total_e / 3.6e6
-        factor = self._g_per_joule()
-        if factor is not None:
-            metrics[f"{p}epoch_co2e_g"] = (measured + estimated) * factor
-            metrics[f"{p}total_co2e_g"] = (total_m + total_e) * factor
-        metrics.update(self._forecast(trainer, total_m + total_e, factor))
-        self.epoch_kwh, self.total_kwh = measured / 3.6e6, total_m / 3.6e6
+            metrics[f"{p}epoch_estimated_kwh"] = kwh_from_j(estimated)
+            metrics[f"{p}total_estimated_kwh"] = kwh_from_j(total_e)
+        epoch_co2e = self._co2e_g(measured + estimated)
+        total_co2e = self._co2e_g(total_m + total_e)
+        if epoch_co2e is not None and total_co2e is not None:
+            metrics[f"{p}epoch_co2e_g"] = epoch_co2e.value
+            metrics[f"{p}total_co2e_g"] = total_co2e.value
+            metrics[f"{p}total_co2e_g_low"] = total_co2e.low
+            metrics[f"{p}total_co2e_g_high"] = total_co2e.high
+        metrics.update(self._forecast(trainer))
+        self.epoch_kwh, self.total_kwh = kwh_from_j(measured), kwh_from_j(total_m)
         self.last_metrics = metrics
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
             self._record_model_metrics(trainer)
         self._check_budget(trainer, metrics)
+
+    def _co2e_g(self, joules: float) -> Figure | None:
+        """CO2e of ``joules`` of this run's energy, by the account's rules (ranges included)."""
+        if self._live is None:
+            return None
+        return self._live.co2e_g(Figure.exact(kwh_from_j(joules)))
 
     def _record_model_metrics(self, trainer: Any) -> None:
         """Store the model's own scalar metrics of this epoch (loss, accuracy...) as an event,
@@ -325,44 +340,38 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             return
         model_metrics = scalar_metrics(trainer.callback_metrics)
         if model_metrics:
-            self._tracker.writer.write_event(
+            self._tracker.event(
                 {"event": "metrics", "epoch": trainer.current_epoch, "metrics": model_metrics}
             )
 
     def _has_source(self, source: str) -> bool:
-        return self._tracker is not None and any(
-            c.source == source for c in self._tracker.ledger.channels
-        )
+        return self._live is not None and self._live.has(source)
 
-    def _g_per_joule(self) -> float | None:
-        if self.carbon is None:
-            return None
-        return self.carbon.pue.value * self.carbon.intensity.gco2e_per_kwh / 3.6e6
-
-    def _forecast(self, trainer: Any, total_j: float, g_per_j: float | None) -> dict[str, float]:
+    def _forecast(self, trainer: Any) -> dict[str, float]:
         done = len(self._epoch_j)
         if not self.forecast_after_epochs or done < self.forecast_after_epochs:
             return {}
         remaining = remaining_epochs(trainer, done)
         if remaining is None:
             return {}
-        # the epochs of earlier segments are in _epoch_j too: total_j is their sum
+        # the epochs of earlier segments are in _epoch_j too
         f = forecast(self._epoch_j, remaining)
         p = self.prefix
         out = {
-            f"{p}forecast_kwh": f.point / 3.6e6,
-            f"{p}forecast_kwh_low": f.low / 3.6e6,
-            f"{p}forecast_kwh_high": f.high / 3.6e6,
+            f"{p}forecast_kwh": kwh_from_j(f.point),
+            f"{p}forecast_kwh_low": kwh_from_j(f.low),
+            f"{p}forecast_kwh_high": kwh_from_j(f.high),
         }
-        if g_per_j is not None:
-            out[f"{p}forecast_co2e_kg"] = f.point * g_per_j / 1000.0
+        co2e = self._co2e_g(f.point)
+        if co2e is not None:
+            out[f"{p}forecast_co2e_kg"] = co2e.value / G_PER_KG
         if self._tracker is not None:
-            self._tracker.writer.write_event(
+            self._tracker.event(
                 {
                     "event": "forecast",
                     "epoch": trainer.current_epoch,
                     **f.to_dict("j"),
-                    "co2e_g_per_j": g_per_j,
+                    "forecast_co2e_g": co2e.value if co2e else None,
                 }
             )
         return out
@@ -373,21 +382,21 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             total_kwh=metrics.get(f"{p}total_kwh", 0.0)
             + metrics.get(f"{p}total_estimated_kwh", 0.0),
             forecast_kwh=metrics.get(f"{p}forecast_kwh"),
-            total_kg=metrics.get(f"{p}total_co2e_g", 0.0) / 1000,
+            total_kg=metrics.get(f"{p}total_co2e_g", 0.0) / G_PER_KG,
             forecast_kg=metrics.get(f"{p}forecast_co2e_kg"),
         )
         if over is None:
             return
         message = f"greentrack energy budget: {over}"
-        if self.on_budget == "stop":
+        if self.budget.on_budget == "stop":
             trainer.should_stop = True
             message += ": stopping after this epoch"
-        if not self._warned_budget or self.on_budget == "stop":
+        if not self._warned_budget or self.budget.on_budget == "stop":
             if trainer.is_global_zero:
                 warnings.warn(message, RuntimeWarning, stacklevel=2)
             self._warned_budget = True
         if self._tracker is not None:
-            self._tracker.writer.write_event({"event": "budget", "message": message})
+            self._tracker.event({"event": "budget", "message": message})
 
     def _gather_ranks(self, trainer: Any) -> None:
         """Write ``ranks.json`` on rank 0: every rank's host and energy per channel."""
@@ -412,7 +421,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             pass
         if trainer.is_global_zero:
             write_json_atomic(
-                self.run_dir / f"ranks-seg{self.segment}.json",
+                self.run_dir / ranks_file(self.segment),
                 {"segment": self.segment, "ranks": records},
             )
 

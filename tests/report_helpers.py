@@ -95,6 +95,6 @@ def training_run(
 
 
 def _settings(region: str):  # type: ignore[no-untyped-def]
-    from greentrack.carbon.accounting import resolve_settings
+    from greentrack.carbon.settings import resolve_settings
 
     return resolve_settings(region, pue=1.1)

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 import greentrack
-from greentrack.carbon.accounting import resolve_settings
 from greentrack.carbon.intensity import UnknownRegionError, resolve_region
 from greentrack.carbon.series import IntensitySeries
+from greentrack.carbon.settings import resolve_settings
 from greentrack.meters.fake import FakeChannelSpec, FakeMeter, ManualClock, PowerTrace
 from tests.helpers import gpu_cpu_meters, run_for
 
@@ -31,17 +31,18 @@ def test_track_with_region_and_pue(tmp_path, clock):
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["carbon"]["intensity"]["region"] == "DE"
     assert meta["carbon"]["pue"]["pue"] == 1.1
-    assert meta["carbon"]["pue_applies_to"] == ["cpu", "gpu"]
     s = run.summary()
     kwh = 290.0 * 36.0 / 3.6e6
-    assert s.carbon["measured_co2e_g"] == pytest.approx(
-        kwh * 1.1 * resolve_region("DE").gco2e_per_kwh
-    )
-    assert s.carbon["estimated_co2e_g"] == 0.0
+    g = resolve_region("DE").gco2e_per_kwh
+    acct = s.account
+    assert acct.co2e_g_by_provenance["measured"] == pytest.approx(kwh * 1.1 * g)
+    assert acct.co2e_g.value == pytest.approx(kwh * 1.1 * g)
+    # the range: counters +/-5% (NVML fake) and +/-10% (unknown measured), PUE preset-less
+    # user value exact, annual intensity +/-15%
+    assert acct.co2e_g.low < acct.co2e_g.value < acct.co2e_g.high
+    assert "estimated" not in acct.co2e_g_by_provenance
     text = str(s)
-    assert (
-        "344.1 gCO2e/kWh for DE" in text and "PUE 1.1" in text and "CO2e of measured energy" in text
-    )
+    assert "344.1 gCO2e/kWh for DE" in text and "PUE 1.1" in text and "CO2e:" in text
 
 
 def test_bad_carbon_settings_fail_before_training(tmp_path):
@@ -72,9 +73,10 @@ def test_explicit_intensity_on_a_run(tmp_path, clock):
         intensity_source="supplier 2025",
     ) as run:
         run_for(run, clock, 3.6)
-    c = run.summary().carbon
-    assert c["intensity"]["source"] == "supplier 2025 (user; as stated by the user)"
-    assert c["measured_co2e_g"] == pytest.approx(290.0 * 3.6 / 3.6e6 * 412.0)
+    s = run.summary()
+    assert s.carbon["source"] == "supplier 2025 (user; as stated by the user)"
+    assert s.carbon["gco2e_per_kwh"]["low"] == s.carbon["gco2e_per_kwh"]["high"] == 412.0
+    assert s.account.co2e_g.value == pytest.approx(290.0 * 3.6 / 3.6e6 * 412.0)
 
 
 def test_cli_run_refuses_bad_pue(tmp_path):
@@ -162,11 +164,23 @@ def test_cli_whatif_on_the_gb_series(tmp_path):
     fs, pr = out["flexible_start"], out["pause_resume"]
     assert set(fs) >= {"best_start", "co2e_kg", "saving"} and set(pr) >= {"co2e_kg", "saving"}
     assert 0 <= fs["saving"] < 1 and 0 <= pr["saving"] < 1
-    assert fs["co2e_kg"] <= fs["actual_co2e_kg"]
-    assert out["series"]["energy_kwh"] == pytest.approx(1.2 * 1.1, rel=1e-6)
-    assert [r["region"] for r in out["regions"]] == ["SE", "PL"]
+    assert fs["co2e_g"] <= fs["actual_co2e_g"]
+    # the baseline of every counterfactual is the run's own CO2e, as its summary shows it
+    assert fs["actual_co2e_g"] == pr["actual_co2e_g"] == out["co2e_g"]["value"]
+    summary = json.loads(
+        subprocess.run(
+            [*GT, "summary", str(tmp_path / "run"), "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    )
+    assert summary["energy"]["it_kwh"] == out["energy_kwh_it"]
+    assert out["carbon"]["series"]["energy_kwh"] == pytest.approx(1.2, rel=1e-6)  # IT energy
+    assert out["carbon"]["series"]["source"] == csv_path.name  # the series is named
+    assert [r["region"] for r in out["regions"] if not r["own_region"]] == ["SE", "PL"]
     assert out["energy_kwh_it_estimated"] == 0.0  # the fake GPU is a measured channel
-    assert json.loads((tmp_path / "run" / "whatif.json").read_text()) == out
+    assert not (tmp_path / "run" / "whatif.json").exists()  # whatif never changes a run
     text = subprocess.run(
         [*GT, "whatif", str(tmp_path / "run"), "--flexible-start", "2h"],
         capture_output=True,

@@ -12,14 +12,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from greentrack.analysis.counterfactual import flexible_start, pause_resume, regions
+from greentrack.account.counterfactual import flexible_start, pause_resume, regions
 from greentrack.carbon.intensity import resolve_region
 from greentrack.carbon.series import (
     EnergyCurve,
     IntensitySeries,
     IntensitySeriesError,
-    integrate,
+    weighted_intensity,
 )
+
+
+def integrate(curve, series, *, pue=1.0, gaps="error", annual_gco2e_per_kwh=None):
+    """CO2e of ``curve`` under ``series``: the run-weighted intensity, then the account's
+    one CO2e formula (what every view uses)."""
+    from types import SimpleNamespace
+
+    from greentrack.account.charge import co2e_g
+
+    w = weighted_intensity(curve, series, gaps=gaps, annual_gco2e_per_kwh=annual_gco2e_per_kwh)
+    return SimpleNamespace(co2e_g=co2e_g(w.energy_kwh, pue, w.weighted_gco2e_per_kwh), weighting=w)
+
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 H = 3600.0
@@ -38,9 +50,10 @@ def test_step_changes_inside_a_run():
     # 1 kW from 00:30 to 02:30: 0.5 kWh at 100, 1 kWh at 200, 0.5 kWh at 300
     r = integrate(constant_power(T0 + 0.5 * H, 2 * H), hourly([100, 200, 300]))
     assert r.co2e_g == pytest.approx(0.5 * 100 + 1.0 * 200 + 0.5 * 300)
-    assert r.energy_kwh == pytest.approx(2.0)
-    assert r.weighted_gco2e_per_kwh == pytest.approx(200.0)
-    assert (r.min_gco2e_per_kwh, r.max_gco2e_per_kwh) == (100, 300)
+    w = r.weighting
+    assert w.energy_kwh == pytest.approx(2.0)
+    assert w.weighted_gco2e_per_kwh == pytest.approx(200.0)
+    assert (w.min_gco2e_per_kwh, w.max_gco2e_per_kwh) == (100, 300)
 
 
 def test_sub_interval_run_and_pue():
@@ -63,7 +76,8 @@ def test_gap_is_an_error_or_filled_with_the_annual_figure():
         integrate(curve, series)
     r = integrate(curve, series, gaps="annual", annual_gco2e_per_kwh=250.0)
     assert r.co2e_g == pytest.approx(100 + 250 + 300)
-    assert r.filled_kwh == pytest.approx(1.0) and r.fill_gco2e_per_kwh == 250.0
+    w = r.weighting
+    assert w.filled_kwh == pytest.approx(1.0) and w.fill_gco2e_per_kwh == 250.0
 
 
 def test_partial_coverage_is_explicit():

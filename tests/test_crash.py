@@ -49,7 +49,7 @@ def test_sigkill_run_is_reportable(tmp_path):
 
     run = greentrack.load_run(run_dir)
     assert not run.complete
-    summary = run.summary()
+    summary = greentrack.summarize(run)
     assert summary.status == "incomplete" and "killed or crashed" in summary.notes[0]
     last_row = run.timeline["time"].max().timestamp()
     assert killed_at - last_row <= 2.0  # at most ~1 row interval lost
@@ -81,7 +81,7 @@ def test_torn_last_lines_are_ignored(tmp_path, clock):
     loaded = greentrack.load_run(run_dir)
     assert loaded.spans["span_id"].tolist() == ["s1"]
     assert loaded.timeline["t_mono_s"].max() == pytest.approx(2.0)
-    assert loaded.summary().components[0].energy_j == pytest.approx(500.0)
+    assert greentrack.summarize(loaded).components[0].energy_j == pytest.approx(500.0)
 
 
 def test_not_a_run_dir_and_newer_format(tmp_path):
@@ -107,11 +107,11 @@ def test_summary_command_formats(tmp_path, clock):
     base = [sys.executable, "-m", "greentrack", "summary", str(run_dir)]
     out = subprocess.run([*base, "--format", "json"], capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
-    assert data["measured_energy_j"] == pytest.approx(290.0 * 3.6)
+    assert data["energy"]["measured_kwh"] == pytest.approx(290.0 * 3.6 / 3.6e6)
     md = subprocess.run([*base, "--format", "md"], capture_output=True, text=True, check=True)
     assert "## Energy of run a\\|b (finished)" in md.stdout
-    assert "| gpu0 | gpu |" in md.stdout and "| 0.00025 |" in md.stdout
+    assert "| gpu0 | gpu |" in md.stdout and "| 0.25 Wh |" in md.stdout
     text = subprocess.run(base, capture_output=True, text=True, check=True).stdout
-    assert "gpu0" in text and "measured total" in text
+    assert "gpu0" in text and "measured 0.29 Wh" in text
     bad = subprocess.run([*base[:-1], str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a greentrack run directory" in bad.stderr

@@ -50,4 +50,4 @@ def test_lightning_example(tmp_path):
     assert "last logged energy metrics" in proc.stdout
     run = greentrack.load_run(run_dir)
     assert run.complete and run.meta["carbon"]["intensity"]["region"] == "FR"
-    assert run.summary().carbon is not None
+    assert greentrack.summarize(run).carbon is not None

@@ -163,7 +163,9 @@ def test_mod_passes_error_replies_and_survives_meter_failure():
 
 
 def test_strategy_wrapper_records_rounds(tmp_path):
-    result, grid, rows = run_server(tmp_path, [11, 12, 13], 2, region="US-CA", pue=1.1)
+    result, grid, rows = run_server(
+        tmp_path, [11, 12, 13], 2, carbon=greentrack.CarbonSettings.resolve("US-CA", pue=1.1)
+    )
     assert result.arrays is not None  # FedAvg aggregated: it never saw our record
     assert len(rows) == 2 * 2 * 3
     sent = {
@@ -181,24 +183,42 @@ def test_strategy_wrapper_records_rounds(tmp_path):
     assert run.meta["carbon"]["intensity"]["region"] == "US-CA"
     forecasts = [e for e in run.events if e["event"] == "forecast"]
     assert [(f["round"], f["units_remaining"]) for f in forecasts] == [(1, 1), (2, 0)]
-    client_j = sum(r["client_measured_j"] for r in rows)
-    server_j = spans[spans["name"] == "round"]["energy_j"].sum()
-    assert forecasts[-1]["forecast_j"] == pytest.approx(client_j + server_j, rel=1e-9)
+    # each round's total by the account's rule: the clients ran in the server's process, so
+    # what they measured is inside the server's own reading and is counted once
+    expected = 0.0
+    for k in (1, 2):
+        client_j = sum(r["client_measured_j"] for r in rows if r["round"] == k)
+        span_j = float(spans[spans["tags"] == {"round": k}]["energy_j"].iloc[0])
+        expected += client_j + max(0.0, span_j - client_j)
+    assert forecasts[-1]["forecast_j"] == pytest.approx(expected, rel=1e-9)
+    assert all(r["client_host"] and r["client_pid"] for r in rows)
+
+
+def federated(path):
+    """The federated block of a run's account."""
+    from greentrack.account import account_run
+
+    return account_run(greentrack.load_run(path)).federated
 
 
 def test_green_fl_breakdown(tmp_path):
-    from greentrack.analysis.fl import breakdown
-
     _, _, rows = run_server(tmp_path, [1, 2], 2, n_floats=250_000)
-    b = breakdown(greentrack.load_run(tmp_path / "fl"))
-    assert b.upload_bytes == sum(r["upload_bytes"] for r in rows)
-    assert b.download_bytes == sum(r["download_bytes"] for r in rows)
-    assert b.download_kwh == pytest.approx(b.download_bytes / 1e9 * 0.06)
-    assert b.client_measured_kwh == pytest.approx(sum(r["client_measured_j"] for r in rows) / 3.6e6)
-    assert sum(b.shares().values()) == pytest.approx(1.0)
-    lo, hi = b.network_range_kwh
-    assert lo < b.upload_kwh + b.download_kwh < hi
-    assert b.rounds == 2 and b.unmeasured_replies == 0
+    b = federated(tmp_path / "fl")
+    parts = {p["part"]: p for p in b["parts"]}
+    assert b["upload_bytes"] == sum(r["upload_bytes"] for r in rows)
+    assert b["download_bytes"] == sum(r["download_bytes"] for r in rows)
+    # the clients ran on the server's host: their traffic crossed no network, so its energy
+    # is modeled for a real deployment, shown apart and kept out of the total
+    assert parts["upload"]["energy_kwh"]["value"] == parts["download"]["energy_kwh"]["value"] == 0
+    apart = b["network_apart_kwh"]
+    assert apart["value"] == pytest.approx((b["upload_bytes"] + b["download_bytes"]) / 1e9 * 0.06)
+    assert apart["low"] < apart["value"] < apart["high"]
+    client = parts["client_compute"]["energy_kwh"]["value"]
+    assert client == pytest.approx(sum(r["client_measured_j"] for r in rows) / 3.6e6)
+    assert sum(p["share"] for p in b["parts"]) == pytest.approx(1.0)
+    total = sum(p["energy_kwh"]["value"] for p in b["parts"])
+    assert b["total_kwh"]["value"] == pytest.approx(total)
+    assert b["rounds"] == 2 and b["unmeasured_replies"] == 0 and b["co_located_replies"] == 8
 
 
 def test_ray_simulation_end_to_end(tmp_path):
@@ -211,40 +231,40 @@ def test_ray_simulation_end_to_end(tmp_path):
 
 def test_server_summary_shows_the_federated_breakdown(tmp_path):
     run_server(tmp_path, [1, 2], 1)
-    summary = greentrack.load_run(tmp_path / "fl").summary()
+    summary = greentrack.summarize(tmp_path / "fl")
     assert summary.federated is not None and summary.federated["rounds"] == 1
-    assert summary.federated["server_kwh"] == 0.0  # the server is in the summary's own channels
     text = str(summary)
-    assert "federated: 1 rounds, 4 client replies" in text and "published range" in text
+    assert "federated: 1 rounds, 4 client replies" in text and "network (not in the total" in text
+    assert "federated total (clients + server + network)" in text
 
 
 def test_report_of_a_federated_run(tmp_path):
-    from greentrack.analysis.fl import breakdown
     from greentrack.report.model import ReportOptions, build_report
     from greentrack.report.render import render
 
-    run_server(tmp_path, [1, 2, 3], 3, region="FR", pue=1.2)
+    run_server(tmp_path, [1, 2, 3], 3, carbon=greentrack.CarbonSettings.resolve("FR", pue=1.2))
     run = greentrack.load_run(tmp_path / "fl")
     metric_events = [e for e in run.events if e["event"] == "metrics"]
     assert [e["round"] for e in metric_events if e["phase"] == "evaluate"] == [1, 2, 3]
     assert metric_events[-1]["metrics"]["evaluate_loss"] == pytest.approx(0.5)
     report = build_report([tmp_path / "fl"], ReportOptions(metric="evaluate_loss"))
     r = report.to_dict()["runs"][0]
-    f, b = r["federated"], breakdown(run)
+    f = r["federated"]
     assert r["kind"] == "federated" and f["rounds"] == 3
     rows = f["per_round"]
     assert [row["clients"] for row in rows] == [3, 3, 3]
-    assert sum(row["client_kwh"] for row in rows) == pytest.approx(b.client_measured_kwh)
-    assert sum(row["upload_kwh"] for row in rows) == pytest.approx(b.upload_kwh)
-    assert sum(row["server_kwh"] for row in rows) <= b.server_kwh  # rounds inside the run
-    assert rows[-1]["cumulative_kwh"] == pytest.approx(sum(row["total_kwh"] for row in rows))
+    assert sum(row["client_kwh"] for row in rows) == pytest.approx(f["client_kwh"])
+    assert sum(row["server_kwh"] for row in rows) == pytest.approx(f["server_kwh"])
+    # the rounds add up to the one total: clients + server + network
+    assert rows[-1]["cumulative_kwh"] == pytest.approx(f["total_kwh"])
+    assert f["total_kwh"] == r["headline"]["energy_kwh"] == r["energy"]["it_kwh"]
     g = 1.2 * r["carbon"]["gco2e_per_kwh"]
     assert f["co2e_g"] == pytest.approx(f["total_kwh"] * g)
-    assert r["headline"]["co2e_g"] == f["co2e_g"]
+    assert r["headline"]["co2e_g"] == f["co2e_g"] == r["carbon"]["co2e_g"]
     assert sum(p["share"] for p in f["parts"]) == pytest.approx(1.0)
     # the loss is flat at 0.5: its best is reached in round 1
     assert r["metric"]["reached_at"] == 1
-    assert r["metric"]["energy_kwh_to_reach"] == pytest.approx(rows[0]["total_kwh"])
+    assert r["metric"]["energy_kwh_to_reach"] == pytest.approx(rows[0]["cumulative_kwh"])
     md = render(report, "md")
     assert "### Federated breakdown" in md and "| client compute | measured |" in md
     assert "Federated training (3 rounds)" in r["sentence"]
@@ -297,14 +317,8 @@ def test_concurrent_clients_on_one_gpu_split_its_energy(tmp_path):
         span = max(r["client_duration_s"] for r in group)
         assert attributed == pytest.approx(300.0 * span, rel=0.35)
         assert all("split by time windows" in r["attribution"] for r in group)
-    notes = " ".join(breakdown_notes(tmp_path / "fl"))
+    notes = " ".join(federated(tmp_path / "fl")["notes"])
     assert "shared a GPU" in notes
-
-
-def breakdown_notes(path):
-    from greentrack.analysis.fl import breakdown
-
-    return breakdown(greentrack.load_run(path)).notes
 
 
 def test_sequential_clients_keep_their_own_measurement():
@@ -388,8 +402,6 @@ def test_power_profile_xml_reproduces_the_bundled_phone(tmp_path):
 
 
 def test_network_per_direction_and_budget_stop(tmp_path):
-    from greentrack.analysis.fl import breakdown
-
     with pytest.warns(RuntimeWarning, match=r"budget after round 1.*no further round"):
         _, _, rows = run_server(
             tmp_path,
@@ -398,24 +410,21 @@ def test_network_per_direction_and_budget_stop(tmp_path):
             n_floats=50_000,
             upload_network="carbon-trust-2021-mobile",
             download_network=0.02,
-            budget_kwh=1e-12,
-            on_budget="stop",
+            budget=greentrack.Budget(kwh=1e-12, on_budget="stop"),
         )
     assert {r["round"] for r in rows} == {1}  # stopped cleanly after the first round
     run = greentrack.load_run(tmp_path / "fl")
     assert any(e["event"] == "budget" for e in run.events)
-    b = breakdown(run)
-    assert b.upload_kwh == pytest.approx(b.upload_bytes / 1e9 * 0.1)
-    assert b.download_kwh == pytest.approx(b.download_bytes / 1e9 * 0.02)
-    assert "upload 0.1 kWh/GB" in b.network and "download 0.02 kWh/GB" in b.network
+    b = federated(tmp_path / "fl")
+    apart = b["network_apart_kwh"]["value"]  # co-located: modeled, apart, per direction
+    assert apart == pytest.approx(b["upload_bytes"] / 1e9 * 0.1 + b["download_bytes"] / 1e9 * 0.02)
+    assert "upload 0.1 kWh/GB" in b["network"] and "download 0.02 kWh/GB" in b["network"]
     assert run.complete
 
 
 def test_legacy_strategy_api_end_to_end(tmp_path):
     """Legacy FedAvg + NumPyClient in a real Ray simulation: the mod's record rides in the
     FitRes metrics, the wrapper strips it before the inner strategy aggregates."""
-    from greentrack.analysis.fl import breakdown
-
     proc = run_app("flower_legacy_sim.py", tmp_path)
     assert "greentrack." not in proc.stderr  # the inner strategy never saw our metrics
     run = greentrack.load_run(tmp_path / "run")
@@ -429,7 +438,7 @@ def test_legacy_strategy_api_end_to_end(tmp_path):
     # legacy FedAvg aggregates no fit metrics without a fit_metrics_aggregation_fn
     assert [e["round"] for e in metrics if e["phase"] == "evaluate"] == [1, 2]
     assert metrics[-1]["metrics"]["evaluate_loss"] == pytest.approx(0.5)
-    assert breakdown(run).rounds == 2
+    assert federated(tmp_path / "run")["rounds"] == 2
 
 
 @pytest.mark.skipif(
@@ -465,4 +474,4 @@ def test_deployment_engine_bytes_match_the_superlink(tmp_path):
     ):
         assert 0 < link - ours < 2048 * n
     run = greentrack.load_run(tmp_path / "run")
-    assert run.complete and run.summary().federated["client_replies"] == n
+    assert run.complete and greentrack.summarize(run).federated["client_replies"] == n

@@ -40,7 +40,11 @@ def _metrics(tmp_path) -> pd.DataFrame:
 
 
 def test_fit_spans_and_logged_energy(tmp_path):
-    cb = EmissionsCallback(tmp_path / "run", region="FR", pue=1.2, meters_factory=fake_meters)
+    cb = EmissionsCallback(
+        tmp_path / "run",
+        carbon=greentrack.CarbonSettings.resolve("FR", pue=1.2),
+        meters_factory=fake_meters,
+    )
     trainer = _trainer(tmp_path, cb, enable_checkpointing=False)
     trainer.fit(TinyModel(), *loaders())
     run = greentrack.load_run(tmp_path / "run")
@@ -71,7 +75,7 @@ def test_fit_spans_and_logged_energy(tmp_path):
     forecasts = [e for e in run.events if e["event"] == "forecast"]
     assert [f["units_remaining"] for f in forecasts] == [2.0, 1.0, 0.0]
     assert forecasts[-1]["forecast_j"] == pytest.approx(expected.sum() * 3.6e6, rel=1e-9)
-    assert run.complete and run.summary().status == "finished"
+    assert run.complete and greentrack.summarize(run).status == "finished"
     assert run.meta["part"]["rank"] == 0 and run.meta["framework"] == pl.__name__
     # the model's own metrics are stored per epoch, for emissions-to-target in reports
     model_metrics = [e for e in run.events if e["event"] == "metrics"]
@@ -89,8 +93,7 @@ def test_forecast_and_budget_stop(tmp_path):
     cb = EmissionsCallback(
         tmp_path / "run",
         meters_factory=fake_meters,
-        budget_kwh=1e-9,
-        on_budget="stop",
+        budget=greentrack.Budget(kwh=1e-9, on_budget="stop"),
         forecast_after_epochs=1,
     )
     trainer = _trainer(tmp_path, cb, max_epochs=5, enable_checkpointing=False)
@@ -108,10 +111,10 @@ def test_exception_in_training_step_leaves_a_complete_run(tmp_path):
         trainer.fit(TinyModel(fail_at=6), *loaders())
     run = greentrack.load_run(tmp_path / "run")
     assert run.complete
-    assert run.summary().status == "failed: RuntimeError"
+    assert greentrack.summarize(run).status == "failed: RuntimeError"
     statuses = run.spans.set_index("name")["status"]
     assert statuses["fit"] == "error"
-    assert run.summary().measured_energy_j > 0
+    assert greentrack.summarize(run).measured_energy_j > 0
 
 
 def test_resume_from_checkpoint_continues_totals(tmp_path):
@@ -155,7 +158,7 @@ def test_resume_from_checkpoint_continues_totals(tmp_path):
     assert cb2.segment == 1
     assert cb2.total_kwh > first_total
     assert (tmp_path / "run" / "parts" / "seg1-rank0" / "summary.json").exists()
-    summary = greentrack.load_run(tmp_path / "run").summary()
+    summary = greentrack.summarize(tmp_path / "run")
     channels = [c.channel for c in summary.components]
     assert channels == ["gpu0", "cpu0", "seg1-rank0/gpu0", "seg1-rank0/cpu0"]
     assert any("segment 1 resumed" in n for n in summary.notes)
@@ -165,11 +168,13 @@ def test_resume_from_checkpoint_continues_totals(tmp_path):
 
 def test_bad_arguments_fail_in_init():
     with pytest.raises(ValueError, match="is not a PUE"):
-        EmissionsCallback(region="DE", pue=0.8)
+        EmissionsCallback(carbon=greentrack.CarbonSettings.resolve("DE", pue=0.8))
     with pytest.raises(ValueError, match="on_budget"):
-        EmissionsCallback(on_budget="explode")
+        EmissionsCallback(budget=greentrack.Budget(kwh=1.0, on_budget="explode"))
     with pytest.raises(TypeError, match="unknown tracker option"):
-        EmissionsCallback(tracker_options={"hz": 3})
+        EmissionsCallback(options=greentrack.TrackerOptions.from_kwargs(hz=3))
+    with pytest.raises(TypeError, match=r"carbon takes greentrack\.CarbonSettings"):
+        EmissionsCallback(carbon="DE")  # type: ignore[arg-type]
 
 
 DDP_SCRIPT = textwrap.dedent(
@@ -204,7 +209,7 @@ def test_ddp_two_processes_sum_over_ranks(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = greentrack.load_run(tmp_path / "run")
-    summary = run.summary()
+    summary = greentrack.summarize(run)
     channels = {c.channel: c.energy_j for c in summary.components}
     # rank 1 measures its own GPU only: the node's CPU is counted once, by local rank 0
     assert set(channels) == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
@@ -278,7 +283,7 @@ def test_ddp_launched_by_torchrun(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = greentrack.load_run(tmp_path / "run").summary()
+    summary = greentrack.summarize(tmp_path / "run")
     assert {c.channel for c in summary.components} == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
     ranks = json.loads((tmp_path / "run" / "ranks-seg0.json").read_text())["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
@@ -287,12 +292,14 @@ def test_ddp_launched_by_torchrun(tmp_path):
 def test_default_discovery_on_a_cpu_trainer(tmp_path):
     """Without a meters factory the callback discovers this machine's meters; a CPU-only
     trainer asks for no GPU, and local rank 0 takes the CPU."""
-    cb = EmissionsCallback(tmp_path / "run", tracker_options={"cpu_tdp_w": 20.0})
+    cb = EmissionsCallback(
+        tmp_path / "run", options=greentrack.TrackerOptions.from_kwargs(cpu_tdp_w=20.0)
+    )
     trainer = _trainer(tmp_path, cb, max_epochs=1, enable_checkpointing=False)
     trainer.fit(TinyModel(), *loaders())
     run = greentrack.load_run(tmp_path / "run")
     assert {b["component"] for b in run.meta["boundary"]} <= {"cpu", "dram"}
-    assert run.summary().components  # the CPU, measured (RAPL) or estimated (TDP given)
+    assert greentrack.summarize(run).components  # the CPU, measured (RAPL) or estimated (TDP given)
 
 
 def test_ddp_under_slurm_environment(tmp_path):
@@ -334,7 +341,7 @@ def test_ddp_under_slurm_environment(tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-3000:]
-    summary = greentrack.load_run(tmp_path / "run").summary()
+    summary = greentrack.summarize(tmp_path / "run")
     assert {c.channel for c in summary.components} == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
     ranks = json.loads((tmp_path / "run" / "ranks-seg0.json").read_text())["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]

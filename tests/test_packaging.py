@@ -51,6 +51,13 @@ def test_wheel_contains_integrations_and_templates(tmp_path):
     for required in (
         "greentrack/__init__.py",
         "greentrack/integrations/__init__.py",
+        "greentrack/integrations/flower/__init__.py",
+        "greentrack/integrations/flower/wire.py",
+        "greentrack/account/build.py",
+        "greentrack/rundir/reader.py",
+        "greentrack/cli/__init__.py",
+        "greentrack/carbon/providers/ukci.py",
+        "greentrack/views/summary.py",
         "greentrack/templates/__init__.py",
         "greentrack/templates/summary.md.j2",
         "greentrack/meters/data/cpu_tdp.csv",
@@ -78,3 +85,37 @@ def test_missing_framework_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, "flwr.serverapp", raising=False)
     with pytest.raises(ImportError, match=r"pip install 'greentrack\[flower\]'"):
         require("flwr.serverapp")
+
+
+def test_the_core_never_imports_the_integrations():
+    """The integrations sit on top (docs/architecture.md); import-linter checks the other
+    layers, but cannot see greentrack.integrations (installed from integrations/)."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "greentrack").rglob("*.py")
+        if "greentrack.integrations" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []
+
+
+def test_one_place_for_the_co2e_formula_and_the_joules_per_kwh_constant():
+    """The CO2e formula lives in greentrack/account/charge.py and 3.6e6 in greentrack/units.py:
+    nothing else multiplies energy by PUE and intensity or spells the constant."""
+    import re
+
+    sources = [
+        *(ROOT / "greentrack").rglob("*.py"),
+        *(ROOT / "integrations").rglob("*.py"),
+        *(ROOT / "templates").glob("*.j2"),
+    ]
+    constant = [
+        str(p.relative_to(ROOT))
+        for p in sources
+        if re.search(r"3\.6e6|3_600_000|3600000|2\.7777", p.read_text(encoding="utf-8"))
+    ]
+    assert constant == ["greentrack/units.py"]
+    formula = re.compile(r"pue[\w.]*\s*\*\s*[\w.]*gco2e_per_kwh|gco2e_per_kwh\s*\*\s*[\w.]*pue")
+    multiplied = [
+        str(p.relative_to(ROOT)) for p in sources if formula.search(p.read_text(encoding="utf-8"))
+    ]
+    assert multiplied == []

@@ -362,7 +362,7 @@ def test_region_and_pue_given_to_the_report(tmp_path: Path) -> None:
     assert build_report([run]).to_dict()["runs"][0]["carbon"] is None
     r = build_report([run], ReportOptions(region="FR", pue=1.2)).to_dict()["runs"][0]
     assert r["carbon"]["region"] == "FR" and r["carbon"]["pue"] == 1.2
-    assert r["carbon"]["chosen_by"] == "given to greentrack report"
+    assert r["carbon"]["chosen_by"] == "given to greentrack"
     with pytest.raises(ValueError, match="--pue needs --region"):
         build_report([run], ReportOptions(pue=1.2))
 

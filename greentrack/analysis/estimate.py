@@ -18,8 +18,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from greentrack.account.charge import co2e_g
 from greentrack.carbon.intensity import GridIntensity, explicit_intensity, resolve_region
 from greentrack.carbon.pue import Pue, resolve_pue
+from greentrack.units import G_PER_KG
 
 SENSITIVITY_REGIONS = ("SE", "FR", "US-CA", "DE", "US-TX", "PL", "IN", "ZA")
 SENSITIVITY_PUES = ("google", "uptime-2024", "on-premise")
@@ -160,7 +162,7 @@ def estimate(
     assumptions.append(f"PUE {chosen_pue.value:g} ({chosen_pue.source})")
     co2e = None
     if grid is not None:
-        co2e = energy * grid.gco2e_per_kwh / 1000.0
+        co2e = co2e_g(energy_it, chosen_pue.value, grid.gco2e_per_kwh) / G_PER_KG
         assumptions.append(
             f"intensity {grid.gco2e_per_kwh:g} gCO2e/kWh ({grid.region}: {grid.source.cite()}"
             + (f", {grid.year}" if grid.year else "")
@@ -202,7 +204,8 @@ def sensitivity(
     ref = base.co2e_kg if base.co2e_kg else base.energy_kwh
 
     def row(lever: str, setting: str, energy: float, gco2e: float | None) -> None:
-        co2e = energy * gco2e / 1000.0 if gco2e is not None else None
+        # ``energy`` is facility energy (PUE applied): charge it at PUE 1
+        co2e = co2e_g(energy, 1.0, gco2e) / G_PER_KG if gco2e is not None else None
         value = co2e if base.co2e_kg else energy
         rows.append(
             SensitivityRow(

@@ -31,13 +31,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from greentrack.account.charge import co2e_g
 from greentrack.carbon.intensity import resolve_region
 from greentrack.carbon.network import coefficient, coefficients, network_kwh
+from greentrack.units import G_PER_KG, J_PER_KWH
 
 if TYPE_CHECKING:
-    from greentrack.run import Run
+    from greentrack.rundir.reader import Run
 
-J_PER_KWH = 3.6e6
 UNCALIBRATED_SPREAD = 0.5
 
 
@@ -107,9 +108,9 @@ class FlEstimate:
             "energy_kwh": self.total_kwh,
             "energy_kwh_low": self.low_kwh,
             "energy_kwh_high": self.high_kwh,
-            "co2e_kg": None if self.co2e_g is None else self.co2e_g / 1000,
-            "co2e_kg_low": None if self.co2e_low_g is None else self.co2e_low_g / 1000,
-            "co2e_kg_high": None if self.co2e_high_g is None else self.co2e_high_g / 1000,
+            "co2e_kg": None if self.co2e_g is None else self.co2e_g / G_PER_KG,
+            "co2e_kg_low": None if self.co2e_low_g is None else self.co2e_low_g / G_PER_KG,
+            "co2e_kg_high": None if self.co2e_high_g is None else self.co2e_high_g / G_PER_KG,
             "assumptions": self.assumptions,
         }
 
@@ -154,9 +155,7 @@ def calibrate(run: Run, *, local_epochs: float) -> FlUnits:
         ValueError: not a Flower server run, or its train replies carry no energy or no
             ``num-examples``.
     """
-    from greentrack.analysis.fl import fl_records
-
-    rows = [r for r in fl_records(run) if not r.get("error")]
+    rows = [r for r in run.fl_records if not r.get("error")]
     if not rows:
         raise ValueError(f"{run.path} has no federated replies (fl.jsonl): not a Flower server run")
     train = [r for r in rows if r["phase"] == "train" and _client_j(r) is not None]
@@ -187,11 +186,14 @@ def calibrate(run: Run, *, local_epochs: float) -> FlUnits:
         for r in rows
         if r["phase"] == "evaluate" and _client_j(r) and (r["round"] != rounds[0] or not first)
     ]
-    server_by_round: dict[int, float] = {}
-    frame = run.spans
-    if not frame.empty:
-        for span in frame[frame["name"] == "round"].to_dict("records"):
-            server_by_round[int(span["tags"].get("round", 0))] = float(span["energy_j"])
+    from greentrack.account import account_run
+
+    # the server's part of each round as the account counts it (net of what clients on its
+    # own host measured: a machine is counted once)
+    federated = account_run(run).federated or {}
+    server_by_round = {
+        int(r["round"]): r["server_kwh"] * J_PER_KWH for r in federated.get("per_round", [])
+    }
     clients_in = {k: len({r["node_id"] for r in train if r["round"] == k}) for k in rounds}
     later = [k for k in rounds if k != rounds[0]] or rounds
     server_steady = sum(server_by_round.get(k, 0.0) for k in later) / max(
@@ -268,14 +270,22 @@ def estimate_fl(
     lo, hi = units.spread
     low = parts["client_compute"] * lo + net_lo + parts["server"]
     high = parts["client_compute"] * hi + net_hi + parts["server"]
-    server_g = resolve_region(region).gco2e_per_kwh * pue if region else None
-    client_g = _mix(client_regions) if client_regions else server_g
+    server_i = resolve_region(region).gco2e_per_kwh if region else None
+    client_i = _mix(client_regions) if client_regions else server_i
+    # clients in their own regions are not in the server's datacentre: no PUE for them
+    client_pue = 1.0 if client_regions else pue
+    server_g = co2e_g(1.0, pue, server_i) if server_i is not None else None  # g per IT kWh
+    client_g = co2e_g(1.0, client_pue, client_i) if client_i is not None else None
     co2 = co2_lo = co2_hi = None
-    if server_g is not None and client_g is not None:
+    if server_i is not None and client_i is not None:
         net = parts["upload"] + parts["download"]
-        co2 = (parts["client_compute"] + net) * client_g + parts["server"] * server_g
-        co2_lo = (parts["client_compute"] * lo + net_lo) * client_g + parts["server"] * server_g
-        co2_hi = (parts["client_compute"] * hi + net_hi) * client_g + parts["server"] * server_g
+
+        def charged(client_kwh: float, server_kwh: float) -> float:
+            return co2e_g(client_kwh, client_pue, client_i) + co2e_g(server_kwh, pue, server_i)
+
+        co2 = charged(parts["client_compute"] + net, parts["server"])
+        co2_lo = charged(parts["client_compute"] * lo + net_lo, parts["server"])
+        co2_hi = charged(parts["client_compute"] * hi + net_hi, parts["server"])
     assumptions = [
         f"per-unit costs: {units.source}",
         *units.notes,
@@ -364,13 +374,18 @@ def sensitivity_fl(
 
 def prediction_error(predicted: FlEstimate, run: Run) -> dict[str, float]:
     """Relative error of each part and the total against a measured run's breakdown."""
-    from greentrack.analysis.fl import per_round
+    from greentrack.account import account_run
 
-    rounds = per_round(run)
+    federated = account_run(run).federated
+    rounds = federated["per_round"] if federated else []
+    settings = predicted.settings
+    up_c = coefficient(settings.get("upload_network") or settings.get("network"))
+    down_c = coefficient(settings.get("download_network") or settings.get("network"))
     measured = {
         "client_compute": sum(r["client_kwh"] for r in rounds),
-        "upload": sum(r["upload_kwh"] for r in rounds),
-        "download": sum(r["download_kwh"] for r in rounds),
+        # the bytes at the prediction's coefficients, whether or not they crossed a network
+        "upload": network_kwh(sum(r["upload_bytes"] for r in rounds), up_c),
+        "download": network_kwh(sum(r["download_bytes"] for r in rounds), down_c),
         "server": sum(r["server_kwh"] for r in rounds),  # the rounds, as calibrate() counts
     }
     out = {k: (predicted.parts_kwh[k] - v) / v if v > 0 else math.nan for k, v in measured.items()}

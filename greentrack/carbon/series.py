@@ -4,7 +4,8 @@ This is the method of Dodge et al. (FAccT 2022): instead of multiplying a run's 
 by one annual figure, the energy used in each interval of the series is multiplied by that
 interval's intensity:
 
-    CO2e [g] = sum_k  E_k [kWh] x PUE x I_k [gCO2e/kWh]
+    CO2e [g] = sum_k  E_k [kWh] x PUE x I_k [gCO2e/kWh]  =  E [kWh] x PUE x I_w,
+    I_w = sum_k E_k I_k / sum_k E_k       (the run-weighted intensity, computed here)
 
 where ``E_k`` is the IT energy used during interval ``k`` (from the cumulative-energy timeline,
 linearly interpolated inside rows) and ``I_k`` the intensity over ``[t_k, t_k + step)``.
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from greentrack.errors import GreentrackError
+from greentrack.units import kwh_from_j
 
 if TYPE_CHECKING:
     import numpy as np
@@ -242,17 +244,20 @@ class EnergyCurve:
 
 
 @dataclass(frozen=True)
-class SeriesEmissions:
-    """CO2e of a run under a time series of intensity."""
+class SeriesWeighting:
+    """A run's energy weighted by a time series of intensity (IT energy, before PUE).
 
-    co2e_g: float
+    ``weighted_gco2e_per_kwh`` is the energy-weighted mean intensity over the run, gaps
+    filled at ``fill_gco2e_per_kwh`` when asked: ``sum_k E_k I_k / sum_k E_k``. The CO2e is
+    that intensity times the energy and the PUE (:func:`greentrack.account.charge.co2e_g`).
+    """
+
     energy_kwh: float
     weighted_gco2e_per_kwh: float
     min_gco2e_per_kwh: float
     max_gco2e_per_kwh: float
     filled_kwh: float
     fill_gco2e_per_kwh: float | None
-    pue: float
     kind: str
     source: str
 
@@ -260,18 +265,18 @@ class SeriesEmissions:
         return dict(self.__dict__)
 
 
-def integrate(
+def weighted_intensity(
     curve: EnergyCurve,
     series: IntensitySeries,
     *,
-    pue: float = 1.0,
     gaps: Literal["error", "annual"] = "error",
     annual_gco2e_per_kwh: float | None = None,
-) -> SeriesEmissions:
-    """CO2e of ``curve`` under ``series`` (see the module docstring).
+) -> SeriesWeighting:
+    """The intensity of ``series`` weighted by the energy ``curve`` used in each interval (see
+    the module docstring).
 
     Energy outside the series or in its gaps raises :class:`IntensitySeriesError` with
-    ``gaps="error"``; with ``gaps="annual"`` it is charged at ``annual_gco2e_per_kwh`` and
+    ``gaps="error"``; with ``gaps="annual"`` it is weighted at ``annual_gco2e_per_kwh`` and
     reported as ``filled_kwh``.
     """
     import numpy as np
@@ -302,25 +307,22 @@ def integrate(
             f"; gaps at {', '.join(missing)}" if missing else ""
         )
         raise IntensitySeriesError(
-            f"{uncovered_j / 3.6e6:.6g} kWh of the run have no intensity "
-            f"({where.strip('; ')}). Fill the gaps with the annual figure (gaps='annual', "
-            "--fill-gaps annual) or supply a series that covers the run"
+            f"{kwh_from_j(uncovered_j):.6g} kWh of the run have no intensity "
+            f"({where.strip('; ')}). Fill the gaps with the annual figure (--fill-gaps annual) "
+            "or supply a series that covers the run"
         )
-    co2e = float((e[covered] / 3.6e6 * inside[covered]).sum()) * pue if len(e) else 0.0
-    filled_kwh = max(0.0, uncovered_j) / 3.6e6
-    if gaps == "annual" and filled_kwh > 0:
-        co2e += filled_kwh * pue * float(annual_gco2e_per_kwh)  # type: ignore[arg-type]
-    energy_kwh = curve.total_j / 3.6e6 * pue
+    weighted_j = float((e[covered] * inside[covered]).sum()) if len(e) else 0.0  # J x g/kWh
+    filled_j = max(0.0, uncovered_j)
+    if gaps == "annual" and filled_j > 0:
+        weighted_j += filled_j * float(annual_gco2e_per_kwh)  # type: ignore[arg-type]
     used = inside[covered] if len(inside) else np.array([])
-    return SeriesEmissions(
-        co2e_g=co2e,
-        energy_kwh=energy_kwh,
-        weighted_gco2e_per_kwh=co2e / energy_kwh if energy_kwh > 0 else math.nan,
+    return SeriesWeighting(
+        energy_kwh=kwh_from_j(curve.total_j),
+        weighted_gco2e_per_kwh=weighted_j / curve.total_j if curve.total_j > 0 else math.nan,
         min_gco2e_per_kwh=float(used.min()) if len(used) else math.nan,
         max_gco2e_per_kwh=float(used.max()) if len(used) else math.nan,
-        filled_kwh=filled_kwh * pue,
-        fill_gco2e_per_kwh=annual_gco2e_per_kwh if filled_kwh > 0 else None,
-        pue=pue,
+        filled_kwh=kwh_from_j(filled_j),
+        fill_gco2e_per_kwh=annual_gco2e_per_kwh if filled_j > 0 else None,
         kind=series.kind,
         source=series.source,
     )

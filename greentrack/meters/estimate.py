@@ -1,18 +1,24 @@
 """Estimated CPU (and optionally DRAM) energy where nothing can be measured.
 
-Both CPU models use the kernel's CPU-time counters (``psutil.cpu_times(percpu=True)``, summed
-over the CPUs this process may run on, ``os.sched_getaffinity``), so they integrate exactly,
-whatever the sampling rate. ``busy`` = user + nice + system + irq + softirq CPU-seconds.
+Both CPU models use the kernel's CPU-time counters, so they integrate exactly, whatever the
+sampling rate. ``busy`` is, with ``scope="process"`` (the default), the CPU-seconds of this
+process and its children (user + system, live children and reaped ones): processes that
+share a machine (a Flower server and its simulated clients, several jobs) each count their
+own, so their estimates add up to what they used together, never to several times the
+machine. With ``scope="system"``, it is user + nice + system + irq + softirq CPU-seconds of
+the CPUs this process may run on (``os.sched_getaffinity``), whoever used them.
 
 * TDP model, when the CPU model is in the bundled table or ``cpu_tdp_w`` is given:
   ``E [J] = TDP [W] x packages x delta(busy) / logical CPUs of the machine``, linear in
   utilisation and zero at idle. (CodeCarbon 3.3's ``cpu_load`` mode uses the same line with a
   floor at 10 % of TDP; greentrack adds no floor, so idle power is not counted and the boundary
   says so.)
-* Per-vCPU model, when the CPU model is unknown (typical of cloud VMs, which hide it):
-  ``E [J] = W_min x vCPUs x t + (W_max - W_min) x delta(busy)``, with Cloud Carbon Footprint's
-  SPECpower-derived coefficients per vCPU (AWS average: W_min = 0.74 W at 0 %, W_max = 3.5 W at
-  100 % utilisation; CCF methodology, Appendix I, Apache-2.0).
+* Per-vCPU model, when the CPU model is unknown (typical of cloud VMs, which hide it), with
+  Cloud Carbon Footprint's SPECpower-derived coefficients per vCPU (AWS average: W_min =
+  0.74 W at 0 %, W_max = 3.5 W at 100 % utilisation; CCF methodology, Appendix I,
+  Apache-2.0): ``E [J] = W_max x delta(busy)`` for a process (its share of the machine; idle
+  power is not counted, as in the TDP model), or ``W_min x vCPUs x t + (W_max - W_min) x
+  delta(busy)`` for the whole machine (``scope="system"``).
 
 DRAM (off unless asked): ``E = w_per_gb x installed GB x t``, a constant-power model
 (0.375 W/GB per Crucial's guidance, as CodeCarbon uses; measurements dispute it).
@@ -26,7 +32,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from greentrack.meters.base import Channel
 from greentrack.meters.tdp import cpu_model_and_packages, lookup_tdp
@@ -41,6 +47,26 @@ CCF_VCPU_MAX_W = 3.5
 _BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")
 
 CpuTimes = Callable[[], Sequence[Any]]
+Scope = Literal["process", "system"]
+
+
+def process_busy_s() -> float:
+    """CPU-seconds (user + system) of this process and its children: those it has waited for
+    (``os.times``) and those still running (``psutil``)."""
+    import psutil
+
+    t = os.times()
+    busy = t.user + t.system + t.children_user + t.children_system
+    try:
+        for child in psutil.Process().children(recursive=True):
+            try:
+                c = child.cpu_times()
+                busy += c.user + c.system
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        pass
+    return busy
 
 
 def _busy_seconds(per_cpu: Sequence[Any], cpus: Sequence[int]) -> float:
@@ -65,7 +91,11 @@ class EstimatedCpuMeter:
         tdp_w: TDP of one package in watts (TDP model). ``None``: look the CPU model up in
             the bundled table, else fall back to the per-vCPU model.
         cpu_model, packages: override what ``/proc/cpuinfo`` says.
-        cpu_times: per-CPU times, injectable for tests (default ``psutil.cpu_times(percpu=True)``).
+        cpu_times: per-CPU times, injectable for tests (default ``psutil.cpu_times(percpu=True)``);
+            giving it implies ``scope="system"``.
+        scope: ``"process"`` (this process and its children; default) or ``"system"`` (every
+            CPU this process may run on, whoever uses it).
+        process_busy: CPU-seconds of this process tree, injectable for tests.
         cpus: indices of the CPUs this process may use (default: its affinity set).
         logical_cpus: logical CPUs of the machine (default ``psutil.cpu_count()``).
         dram_w_per_gb: also estimate DRAM at this many W per GB installed (``None``: do not).
@@ -79,6 +109,8 @@ class EstimatedCpuMeter:
         cpu_model: str | None = None,
         packages: int | None = None,
         cpu_times: CpuTimes | None = None,
+        scope: Scope | None = None,
+        process_busy: Callable[[], float] | None = None,
         cpus: Sequence[int] | None = None,
         logical_cpus: int | None = None,
         dram_w_per_gb: float | None = None,
@@ -93,12 +125,17 @@ class EstimatedCpuMeter:
         self._logical = logical_cpus or psutil.cpu_count(logical=True) or 1
         self._cpus = list(cpus) if cpus is not None else _affinity(self._logical)
         self._cpu_times = cpu_times or (lambda: psutil.cpu_times(percpu=True))
+        self.scope: Scope = scope or ("system" if cpu_times is not None else "process")
+        if self.scope not in ("process", "system"):
+            raise ValueError(f"scope must be 'process' or 'system', got {self.scope!r}")
+        self._process_busy = process_busy or process_busy_s
         self._clock = clock
         details: dict[str, Any] = {
             "cpu_model": model,
             "packages": self._packages,
             "logical_cpus": self._logical,
             "cpus_used": len(self._cpus),
+            "scope": self.scope,
         }
         if tdp_w is None:
             match = lookup_tdp(model)
@@ -129,7 +166,8 @@ class EstimatedCpuMeter:
             )
             method = VCPU_METHOD
         self._t0 = clock()
-        self._start_busy = _busy_seconds(self._cpu_times(), self._cpus)
+        self._start_busy = self._busy()
+        self._last_busy = 0.0
         channels = [Channel("cpu", "cpu", model, "estimated", method, None, details)]
         self._dram_w = 0.0
         if dram_w_per_gb is not None:
@@ -147,11 +185,20 @@ class EstimatedCpuMeter:
     def channels(self) -> Sequence[Channel]:
         return self._channels
 
+    def _busy(self) -> float:
+        if self.scope == "process":
+            return self._process_busy()
+        return _busy_seconds(self._cpu_times(), self._cpus)
+
     def read_energy_j(self) -> dict[str, float]:
-        busy = _busy_seconds(self._cpu_times(), self._cpus) - self._start_busy
+        # never decreasing: a child reaped by someone else takes its CPU time with it
+        busy = max(self._last_busy, self._busy() - self._start_busy)
+        self._last_busy = busy
         elapsed = self._clock() - self._t0
         if self._tdp_w is not None:
             cpu = self._tdp_w * self._packages * busy / self._logical
+        elif self.scope == "process":
+            cpu = CCF_VCPU_MAX_W * busy
         else:
             idle_w = CCF_VCPU_MIN_W * len(self._cpus)
             cpu = idle_w * elapsed + (CCF_VCPU_MAX_W - CCF_VCPU_MIN_W) * busy

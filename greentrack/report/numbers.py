@@ -78,3 +78,35 @@ def duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{num(seconds / 60)} min"
     return f"{num(seconds)} s"
+
+
+def energy_range(kwh: float | None, low: float | None, high: float | None) -> str:
+    """Energy with its range, in the unit of the value.
+
+    >>> energy_range(0.0042, 0.004, 0.0045)
+    '4.2 Wh (4-4.5 Wh)'
+    """
+    if kwh is None or low is None or high is None:
+        return energy(kwh)
+    text = energy(kwh)
+    unit = text.split()[-1]
+    scale = {"MWh": 1e-3, "kWh": 1.0, "Wh": 1e3}.get(unit, 1.0)
+    if low == high:
+        return text
+    return f"{text} ({num(low * scale)}-{num(high * scale)} {unit})"
+
+
+def mass_range(grams: float | None, low: float | None, high: float | None) -> str:
+    """CO2e mass with its range, in the unit of the value.
+
+    >>> mass_range(1534.0, 1200.0, 1900.0)
+    '1.534 kg (1.2-1.9 kg)'
+    """
+    if grams is None or low is None or high is None:
+        return mass(grams)
+    text = mass(grams)
+    unit = text.split()[-1]
+    scale = {"t": 1e-6, "kg": 1e-3, "g": 1.0}.get(unit, 1.0)
+    if low == high:
+        return text
+    return f"{text} ({num(low * scale)}-{num(high * scale)} {unit})"

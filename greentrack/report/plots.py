@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from greentrack.report.model import Report
-    from greentrack.run import Run
+    from greentrack.rundir.reader import Run
 
 MAX_POINTS = 1500
 WIDTH_IN = 3.4
@@ -141,14 +141,13 @@ def _binned(t: Any, y: Any, max_points: int = MAX_POINTS) -> tuple[Any, Any]:
         return centers, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def _energy_unit(total_j: float) -> tuple[str, float]:
-    """An axis unit for energies up to ``total_j`` (and the factor from joules)."""
-    kwh = total_j / 3.6e6
-    if kwh >= 1000:
-        return "MWh", 1 / 3.6e9
-    if kwh >= 1:
-        return "kWh", 1 / 3.6e6
-    return "Wh", 1 / 3.6e3
+def _energy_unit(total_kwh: float) -> tuple[str, float]:
+    """An axis unit for energies up to ``total_kwh`` (and the factor from kWh)."""
+    if total_kwh >= 1000:
+        return "MWh", 1e-3
+    if total_kwh >= 1:
+        return "kWh", 1.0
+    return "Wh", 1e3
 
 
 def _time_axis(seconds: float) -> tuple[float, str]:
@@ -212,49 +211,45 @@ def _shade_phases(ax: Axes, run: Run, scale: float) -> None:
             )
 
 
-def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
-    import numpy as np
+def cumulative_data(report: Report, run: Run) -> tuple[Any, Any, Any]:
+    """What the cumulative figure draws: the account's cumulative IT energy (kWh) and CO2e (g)
+    over time (:func:`greentrack.account.build.cumulative`); its last values are the run's
+    totals."""
+    from greentrack.account.build import cumulative
 
-    curve = report.curve(run)
-    if len(curve.t_unix_s) < 2 or curve.total_j <= 0:
+    return cumulative(report.account(run))
+
+
+def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
+    t_unix, kwh, grams = cumulative_data(report, run)
+    if len(t_unix) < 2 or not kwh[-1] > 0:
         return False
-    t = curve.t_unix_s - float(run.meta["start_unix_s"])
+    t = t_unix - float(run.meta["start_unix_s"])
     scale, label = _time_axis(float(t[-1]))
-    unit, per_j = _energy_unit(curve.total_j)
-    x, y = _binned(t / scale, curve.energy_j * per_j)
-    ax.plot(x, y, color="0.0", label="energy (IT)")
+    unit, factor = _energy_unit(float(kwh[-1]))
+    federated = bool(r["federated"])
+    x, y = _binned(t / scale, kwh * factor)
+    what = "energy (clients + server + network)" if federated else "energy (IT)"
+    if federated:
+        ax.step(x, y, color="0.0", label=what, where="post")
+    else:
+        ax.plot(x, y, color="0.0", label=what)
     ax.set_xlabel(label)
     ax.set_ylabel(f"energy ({unit})")
     ax.set_ylim(bottom=0)
-    c = r["carbon"]
-    if not c or c["co2e_g"] is None or not r["energy"]["it_kwh"]:
+    if grams is None:
         return True
-    g = c["co2e_g"] / r["energy"]["it_kwh"] / (per_j * 3.6e6)  # gCO2e per plotted unit
-    if c["method"] == "annual":
-        # CO2e is proportional to energy: a second scale, not a second line
-        sec = ax.secondary_yaxis("right", functions=(lambda k: k * g, lambda co2: co2 / g))
-        sec.set_ylabel("CO2e (g)")
-        return True
-    if report.series is not None:
-        mid = (curve.t_unix_s[1:] + curve.t_unix_s[:-1]) / 2
-        k = np.clip(
-            ((mid - report.series.start_unix_s) // report.series.step_s).astype(int),
-            0,
-            len(report.series.values) - 1,
-        )
-        values = np.asarray(report.series.values, dtype=float)[k]
-        values = np.where(np.isnan(values), c["effective_gco2e_per_kwh"], values)
-        co2 = np.concatenate(
-            [[0.0], np.cumsum(np.diff(curve.energy_j) / 3.6e6 * values * c["pue"])]
-        )
-        twin = ax.twinx()
-        x2, y2 = _binned(t / scale, co2)
-        twin.plot(x2, y2, color="0.5", linestyle="--", label="CO2e (series)")
-        twin.set_ylabel("CO2e (g)")
-        twin.set_ylim(bottom=0)
-        twin.spines["right"].set_visible(True)
-        lines = ax.get_lines() + twin.get_lines()
-        ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left", frameon=False)
+    twin = ax.twinx()
+    x2, y2 = _binned(t / scale, grams)
+    if federated:
+        twin.step(x2, y2, color="0.5", linestyle="--", label="CO2e", where="post")
+    else:
+        twin.plot(x2, y2, color="0.5", linestyle="--", label="CO2e")
+    twin.set_ylabel("CO2e (g)")
+    twin.set_ylim(bottom=0)
+    twin.spines["right"].set_visible(True)
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left", frameon=False)
     return True
 
 
@@ -291,6 +286,7 @@ def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
         return False
     rows = f["per_round"]
     x = np.array([row["round"] for row in rows])
+    unit, factor = _energy_unit(max(row["total_kwh"] for row in rows))
     bottom = np.zeros(len(rows))
     parts = (
         ("client compute", "client_kwh"),
@@ -299,7 +295,7 @@ def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
         ("server", "server_kwh"),
     )
     for i, (label, key) in enumerate(parts):
-        values = np.array([row[key] * 1000 for row in rows])
+        values = np.array([row[key] * factor for row in rows])
         ax.bar(
             x,
             values,
@@ -312,8 +308,9 @@ def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
         )
         bottom += values
     ax.set_xlabel("round")
-    ax.set_ylabel("energy (Wh)")
-    ax.set_xticks(x)
+    ax.set_ylabel(f"energy ({unit})")
+    if len(x) <= 20:
+        ax.set_xticks(x)
     ax.legend(frameon=False, fontsize=6)
     return True
 
@@ -357,7 +354,8 @@ DRAWERS: list[tuple[str, str, Callable[[Axes, Report, Run, dict[str, Any]], bool
     ),
     (
         "cumulative",
-        "Cumulative energy (IT, before PUE; left) and CO2e (PUE included; right).",
+        "Cumulative energy (IT, before PUE; left) and CO2e (PUE included; right); both end at "
+        "the run's totals.",
         _cumulative,
     ),
     ("intensity", "Grid carbon intensity during the run (series given to the report).", _intensity),

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greentrack.report.numbers import duration, energy, mass, num, pct
+from greentrack.report.numbers import duration, energy, energy_range, mass, mass_range, num, pct
+from greentrack.views.escape import md_escape
 
 if TYPE_CHECKING:
     import jinja2
@@ -36,7 +37,7 @@ TEMPLATES = {
     "latex": "appendix.tex.j2",
     "md": "appendix.md.j2",
     "html": "appendix.html.j2",
-    "model-card": "model_card.md.j2",
+    "model-card": "appendix.md.j2",
 }
 
 _TEX = {
@@ -78,25 +79,25 @@ def tex_escape(text: object) -> str:
     return out.replace("CO2e", r"CO\textsubscript{2}e").replace("×", r"$\times$")
 
 
-def md_escape(text: object) -> str:
-    r"""Escape ``text`` for a Markdown table cell or inline text.
-
-    >>> md_escape("a|b *c* _d_\nnext")
-    'a\\|b \\*c\\* \\_d\\_ next'
-    """
-    out = str(text).replace("\\", "\\\\")
-    for ch in "|*_`[]<>":
-        out = out.replace(ch, "\\" + ch)
-    return out.replace("\r", " ").replace("\n", " ")
-
-
 def _filters() -> dict[str, Callable[..., Any]]:
-    return {"num": num, "pct": pct, "energy": energy, "mass": mass, "duration": duration}
+    return {
+        "num": num,
+        "pct": pct,
+        "energy": energy,
+        "mass": mass,
+        "duration": duration,
+        "energy_range": energy_range,
+        "mass_range": mass_range,
+    }
 
 
 def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environment:
-    """The Jinja2 environment for ``fmt``: user templates first, then the bundled ones."""
+    """The Jinja2 environment for ``fmt``: user templates first, then the bundled ones.
+
+    Templates run in Jinja's sandbox: a template (``--template-dir``) can format the report
+    but cannot reach Python internals (``cycler.__init__.__globals__``...) or run code."""
     import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
 
     from greentrack.templates import template
 
@@ -112,9 +113,9 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
     }
     env: jinja2.Environment
     if fmt == "html":
-        env = jinja2.Environment(autoescape=True, **common)
+        env = SandboxedEnvironment(autoescape=True, **common)
     elif fmt == "latex":
-        env = jinja2.Environment(
+        env = SandboxedEnvironment(
             block_start_string="\\BLOCK{",
             block_end_string="}",
             variable_start_string="\\VAR{",
@@ -127,7 +128,7 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
         )
         env.filters["raw"] = TexRaw
     else:
-        env = jinja2.Environment(autoescape=False, **common)
+        env = SandboxedEnvironment(autoescape=False, **common)
         env.filters["md"] = md_escape
     env.filters.update(_filters())
     return env
@@ -142,11 +143,13 @@ def render(
     template_dir: Path | None = None,
     standalone: bool = False,
     training_type: str = "pre-training",
+    existing: str | None = None,
 ) -> str:
     """The report as text in ``fmt`` (see :data:`FORMATS`).
 
     ``figures`` are embedded (HTML) or referenced relative to ``figure_base`` (the output
-    file's directory; LaTeX and Markdown)."""
+    file's directory; LaTeX and Markdown). For a model card, ``existing`` is the README it
+    is written over: its front matter and body are kept (:func:`merge_model_card`)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     data = report.to_dict()
@@ -160,7 +163,8 @@ def render(
         "standalone": standalone,
     }
     if fmt == "model-card":
-        context["front_matter"] = model_card_front_matter(data, training_type)
+        body = env.get_template("appendix.md.j2").render(**context)
+        return merge_model_card(existing, model_card_front_matter(data, training_type), body)
     return env.get_template(TEMPLATES[fmt]).render(**context)
 
 
@@ -204,14 +208,12 @@ def _relative(path: Path, base: Path | None) -> str:
 # --- Hugging Face model card ---------------------------------------------------------------
 
 
-def model_card_front_matter(data: dict[str, Any], training_type: str) -> str:
-    """YAML front matter: the Hub's ``co2_eq_emissions`` (grams) and a ``greentrack`` block
-    with what the Hub's schema lacks (energy, PUE, intensity, measured/estimated split)."""
-    import yaml
-
+def model_card_front_matter(data: dict[str, Any], training_type: str) -> dict[str, Any]:
+    """The front matter: the Hub's ``co2_eq_emissions`` (grams) and a ``greentrack`` block
+    with what the Hub's schema lacks (energy, ranges, PUE, intensity, measured/estimated)."""
     runs = data["runs"]
     with_carbon = [r for r in runs if r["carbon"]]
-    grams = sum(_run_co2e_g(r) for r in with_carbon)
+    headline = data["total"] if data.get("total") else runs[0]["headline"]
     hardware = sorted(
         {f"{g['count']} x {g['model']}" for r in runs for g in r["hardware"]["gpus"]}
         | {
@@ -228,44 +230,105 @@ def model_card_front_matter(data: dict[str, Any], training_type: str) -> str:
         }
     )
     front: dict[str, Any] = {}
-    if with_carbon:
+    if with_carbon and headline["co2e_g"] is not None:
         front["co2_eq_emissions"] = {
-            "emissions": round(grams, 3),
-            "source": f"greentrack {data['greentrack_version']} "
-            + ("(measured: NVML/RAPL energy counters; estimated parts labelled)"),
+            "emissions": _sig(headline["co2e_g"]),
+            "source": _source(data, runs),
             "training_type": training_type,
             "geographical_location": ", ".join(regions) or "not recorded",
             "hardware_used": ", ".join(hardware) or "not recorded",
         }
     front["greentrack"] = {
         "report_schema": data["schema"],
+        "emissions_g_range": [_sig(headline["co2e_g_low"]), _sig(headline["co2e_g_high"])]
+        if headline["co2e_g"] is not None
+        else None,
         "runs": [
             {
                 "run_id": r["id"],
                 "label": r["label"],
                 "duration_s": round(r["duration_s"], 3),
-                "energy_kwh_it": _sig(r["energy"]["it_kwh"]),
-                "energy_kwh_measured": _sig(r["energy"]["measured_kwh"]),
-                "energy_kwh_estimated": _sig(r["energy"]["estimated_kwh"]),
-                "pue": r["energy"]["pue"],
+                "energy_kwh": _sig(r["headline"]["energy_kwh"]),
+                "energy_kwh_range": [
+                    _sig(r["headline"]["energy_kwh_low"]),
+                    _sig(r["headline"]["energy_kwh_high"]),
+                ],
+                "energy_kwh_measured": _sig(r["headline"]["measured_kwh"]),
+                "energy_kwh_estimated": _sig(r["headline"]["estimated_kwh"]),
+                "pue": r["headline"]["pue"],
                 "intensity_gco2e_per_kwh": _sig(r["carbon"]["effective_gco2e_per_kwh"])
                 if r["carbon"]
                 else None,
                 "intensity_source": r["carbon"]["source"] if r["carbon"] else None,
                 "intensity_year": r["carbon"]["year"] if r["carbon"] else None,
-                "co2e_g": _sig(_run_co2e_g(r)) if r["carbon"] else None,
+                "co2e_g": _sig(r["headline"]["co2e_g"]),
             }
             for r in runs
         ],
     }
-    return yaml.safe_dump(front, sort_keys=False, allow_unicode=True, width=1000)
+    return front
 
 
-def _run_co2e_g(r: dict[str, Any]) -> float:
-    if r["federated"] and r["federated"]["co2e_g"] is not None:
-        return float(r["federated"]["co2e_g"])
-    return float(r["carbon"]["co2e_g"])
+def _source(data: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """What was measured and what was estimated, in words, for the Hub's ``source``."""
+    measured = sorted(
+        {b["component"].upper() for r in runs for b in r["boundary"] if b["status"] == "measured"}
+    )
+    estimated = sorted(
+        {b["component"].upper() for r in runs for b in r["boundary"] if b["status"] == "estimated"}
+    )
+    if any(r["federated"] for r in runs):
+        estimated.append("network traffic")
+    parts = []
+    if measured:
+        parts.append("measured: " + ", ".join(measured) + " (NVML/RAPL energy counters)")
+    if estimated:
+        parts.append("estimated: " + ", ".join(estimated) + " (models, labelled in the report)")
+    return f"greentrack {data['greentrack_version']}; " + ("; ".join(parts) or "no energy channel")
 
 
-def _sig(x: float | None) -> float | None:
-    return None if x is None else float(num(x)) if num(x) != "n/a" else None
+def _sig(x: float | None, digits: int = 4) -> float | None:
+    """``x`` to ``digits`` significant figures (never 0 for a non-zero value)."""
+    if x is None or x != x:
+        return None
+    return float(f"{x:.{digits}g}")
+
+
+MARK_BEGIN = "<!-- greentrack:begin -->"
+MARK_END = "<!-- greentrack:end -->"
+
+
+def merge_model_card(existing: str | None, front: dict[str, Any], body: str) -> str:
+    """A model card README: the existing file's front matter with greentrack's keys set and
+    every other key kept (``license``, ``tags``...), its body kept, and greentrack's section
+    between markers (replaced on a later run, appended the first time)."""
+    import yaml
+
+    old_front: dict[str, Any] = {}
+    old_body = ""
+    if existing:
+        text = existing
+        if text.startswith("---"):
+            end = text.find("\n---", 3)
+            if end != -1:
+                loaded = yaml.safe_load(text[3:end]) or {}
+                if not isinstance(loaded, dict):
+                    raise ValueError(
+                        "the existing model card's front matter is not a YAML mapping; fix it "
+                        "or write the card to a new file"
+                    )
+                old_front = loaded
+                text = text[end + 4 :].lstrip("\n")
+        old_body = text
+    merged = {**old_front, **front}
+    section = f"{MARK_BEGIN}\n{body.strip()}\n{MARK_END}\n"
+    if MARK_BEGIN in old_body and MARK_END in old_body:
+        head, _, rest = old_body.partition(MARK_BEGIN)
+        _, _, tail = rest.partition(MARK_END)
+        new_body = head + section + tail.lstrip("\n")
+    elif old_body.strip():
+        new_body = old_body.rstrip("\n") + "\n\n" + section
+    else:
+        new_body = section
+    dumped = yaml.safe_dump(merged, sort_keys=False, allow_unicode=True, width=1000)
+    return f"---\n{dumped}---\n\n{new_body}"

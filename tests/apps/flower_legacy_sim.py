@@ -6,6 +6,8 @@ import time
 
 import numpy as np
 
+import greentrack
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
 
 
@@ -46,7 +48,9 @@ def main() -> None:
                 [np.zeros(1000, dtype=np.float32)]
             ),
         )
-        strategy = LegacyEmissionsStrategy(inner, sys.argv[1], num_rounds=2, region="FR")
+        strategy = LegacyEmissionsStrategy(
+            inner, sys.argv[1], num_rounds=2, carbon=greentrack.CarbonSettings.resolve("FR")
+        )
         return ServerAppComponents(strategy=strategy, config=ServerConfig(num_rounds=2))
 
     run_simulation(

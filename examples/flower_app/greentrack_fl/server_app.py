@@ -20,8 +20,7 @@ def main(grid: Grid, context: Context) -> None:
         FedAvg(fraction_train=1.0, fraction_evaluate=1.0),
         str(config["run-dir"]),
         name="flower app",
-        region=str(config["region"]),
-        pue=float(config["pue"]),
+        carbon=greentrack.CarbonSettings.resolve(str(config["region"]), pue=float(config["pue"])),
     )
     strategy.start(
         grid,
@@ -29,4 +28,4 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=int(config["num-server-rounds"]),
         train_config=ConfigRecord({"local-epochs": int(config["local-epochs"])}),
     )
-    print(greentrack.load_run(strategy.run_dir).summary())
+    print(greentrack.summarize(strategy.run_dir))

@@ -20,9 +20,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from greentrack.account.charge import co2e_g
 from greentrack.carbon.intensity import GridIntensity
-from greentrack.carbon.series import EnergyCurve, IntensitySeries, IntensitySeriesError, integrate
+from greentrack.carbon.series import (
+    EnergyCurve,
+    IntensitySeries,
+    IntensitySeriesError,
+    weighted_intensity,
+)
 from greentrack.metadata import utc_iso
+from greentrack.units import G_PER_KG, kwh_from_j
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ class RegionResult:
             "year": self.year,
             "source": self.source,
             "co2e_g": self.co2e_g,
-            "co2e_kg": self.co2e_g / 1000.0,
+            "co2e_kg": self.co2e_g / G_PER_KG,
         }
 
 
@@ -55,7 +62,7 @@ def regions(energy_kwh_it: float, pue: float, grids: list[GridIntensity]) -> lis
             g.gco2e_per_kwh,
             g.year,
             g.source.cite(),
-            energy_kwh_it * pue * g.gco2e_per_kwh,
+            co2e_g(energy_kwh_it, pue, g.gco2e_per_kwh),
         )
         for g in grids
     ]
@@ -79,14 +86,14 @@ class FlexibleStartResult:
         return {
             "window_s": self.window_s,
             "step_s": self.step_s,
-            "actual_co2e_kg": self.actual_co2e_g / 1000.0,
+            "actual_co2e_kg": self.actual_co2e_g / G_PER_KG,
             "best_start": self.best_start_utc,
             "best_delay_s": self.best_delay_s,
-            "co2e_kg": self.best_co2e_g / 1000.0,
+            "co2e_kg": self.best_co2e_g / G_PER_KG,
             "saving": self.saving,
-            "worst_co2e_kg": self.worst_co2e_g / 1000.0,
+            "worst_co2e_kg": self.worst_co2e_g / G_PER_KG,
             "delays_evaluated": self.delays_evaluated,
-            "co2e_kg_by_delay_s": [[d, c / 1000.0] for d, c in self.curve],
+            "co2e_kg_by_delay_s": [[d, c / G_PER_KG] for d, c in self.curve],
         }
 
 
@@ -102,7 +109,7 @@ def flexible_start(
     if window_s < 0:
         raise ValueError(f"the Flexible Start window must be >= 0 seconds, got {window_s}")
     step = step_s or series.step_s
-    actual = integrate(curve, series, pue=pue).co2e_g
+    actual = _series_co2e_g(curve, series, pue)
     results: list[tuple[float, float]] = []
     n = math.floor(window_s / step + 1e-9)
     for i in range(n + 1):
@@ -111,7 +118,7 @@ def flexible_start(
         if shifted.end > series.end_unix_s:
             break
         try:
-            results.append((delay, integrate(shifted, series, pue=pue).co2e_g))
+            results.append((delay, _series_co2e_g(shifted, series, pue)))
         except IntensitySeriesError:
             continue  # a gap inside this shifted window: not a candidate
     if not results:
@@ -144,8 +151,8 @@ class PauseResumeResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "max_stretch": self.max_stretch,
-            "actual_co2e_kg": self.actual_co2e_g / 1000.0,
-            "co2e_kg": self.co2e_g / 1000.0,
+            "actual_co2e_kg": self.actual_co2e_g / G_PER_KG,
+            "co2e_kg": self.co2e_g / G_PER_KG,
             "saving": self.saving,
             "end": self.end_utc,
             "stretch": self.stretch,
@@ -160,7 +167,7 @@ def pause_resume(
     duration of its start."""
     if max_stretch < 1.0:
         raise ValueError(f"max_stretch must be >= 1 (1 = no pausing), got {max_stretch}")
-    actual = integrate(curve, series, pue=pue).co2e_g
+    actual = _series_co2e_g(curve, series, pue)
     duration = curve.end - curve.start
     window_end = curve.start + max_stretch * duration
     if window_end > series.end_unix_s:
@@ -190,18 +197,19 @@ def pause_resume(
     if need > 1e-6:
         raise IntensitySeriesError("the window has too few intervals with data to fit the run")
     chosen.sort(key=lambda x: x[1])
-    co2e = 0.0
+    weighted = 0.0  # sum of J x gCO2e/kWh over the schedule
     work = curve.start
     schedule: list[tuple[str, str]] = []
     for value, a, b in chosen:
-        joules = float(curve.energy_between(work, work + (b - a)))
-        co2e += joules / 3.6e6 * pue * value
+        weighted += float(curve.energy_between(work, work + (b - a))) * value
         work += b - a
         if schedule and abs(_unix(schedule[-1][1]) - a) < 1e-6:
             schedule[-1] = (schedule[-1][0], utc_iso(b))
         else:
             schedule.append((utc_iso(a), utc_iso(b)))
     end = chosen[-1][2]
+    total_j = curve.total_j
+    co2e = co2e_g(kwh_from_j(total_j), pue, weighted / total_j if total_j > 0 else 0.0)
     return PauseResumeResult(
         max_stretch=max_stretch,
         actual_co2e_g=actual,
@@ -211,6 +219,11 @@ def pause_resume(
         stretch=(end - curve.start) / duration if duration > 0 else 1.0,
         schedule=schedule,
     )
+
+
+def _series_co2e_g(curve: EnergyCurve, series: IntensitySeries, pue: float) -> float:
+    w = weighted_intensity(curve, series)
+    return co2e_g(w.energy_kwh, pue, w.weighted_gco2e_per_kwh) if w.energy_kwh > 0 else 0.0
 
 
 def _unix(iso: str) -> float:

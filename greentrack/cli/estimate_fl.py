@@ -81,7 +81,7 @@ def _shares(text: str | None) -> dict[str, float] | None:
 def cmd_estimate_fl(args: argparse.Namespace) -> int:
     from greentrack.analysis import fl_estimate as fe
     from greentrack.errors import GreentrackError
-    from greentrack.run import load_run
+    from greentrack.rundir.reader import load_run
 
     try:
         setup = fe.FlSetup(

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from greentrack.cli_carbon import parse_duration_s, parse_stretch
+    from greentrack.cli.carbon import parse_duration_s, parse_stretch
     from greentrack.report.render import FORMATS
 
     rep = sub.add_parser(
@@ -19,12 +19,26 @@ def add_parser(sub: Any) -> None:
         description="Render the energy/CO2e appendix of one or more run directories. "
         "Figures are written next to OUT (a folder OUT_STEM_figures/) unless --no-plots.",
     )
-    rep.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    rep.add_argument("--format", "-f", choices=FORMATS, default="md")
     rep.add_argument(
-        "-o", "--output", type=Path, default=None, help="file to write (default: stdout)"
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories to report"
     )
-    rep.add_argument("--title", default=None)
+    rep.add_argument(
+        "--format",
+        "-f",
+        choices=FORMATS,
+        default=None,
+        help="output format (default: from the suffix of -o: .tex latex, .html html, .json "
+        "json, README.md model-card; else md)",
+    )
+    rep.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="file to write (default: stdout); a model card written over an existing README "
+        "keeps its front matter and body",
+    )
+    rep.add_argument("--title", default=None, help="the report's title")
     rep.add_argument(
         "--region", default=None, help="charge the runs at this region (overrides theirs)"
     )
@@ -34,15 +48,48 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="comma-separated counterfactual regions ('' for none; default: a fixed set)",
     )
-    rep.add_argument("--intensity-csv", type=Path, default=None, help="timestamp,gco2e_per_kwh")
+    rep.add_argument(
+        "--intensity-csv",
+        type=Path,
+        default=None,
+        help="an intensity time series (timestamp,gco2e_per_kwh) to weight the run's energy "
+        "with; reports never read one implicitly",
+    )
     rep.add_argument("--tz", default=None, help="time zone of naive timestamps in the CSV")
-    rep.add_argument("--kind", choices=("average", "marginal"), default="average")
-    rep.add_argument("--fill-gaps", choices=("error", "annual"), default="error")
-    rep.add_argument("--flexible-start", type=parse_duration_s, default=None, metavar="WINDOW")
-    rep.add_argument("--pause-resume", type=parse_stretch, default=None, metavar="STRETCH")
+    rep.add_argument(
+        "--kind",
+        choices=("average", "marginal"),
+        default="average",
+        help="whether the series holds average or marginal emissions",
+    )
+    rep.add_argument(
+        "--fill-gaps",
+        choices=("error", "annual"),
+        default="error",
+        help="series gaps: refuse, or fill with the run's annual figure",
+    )
+    rep.add_argument(
+        "--flexible-start",
+        type=parse_duration_s,
+        default=None,
+        metavar="WINDOW",
+        help="Flexible Start window, e.g. 24h (needs --intensity-csv)",
+    )
+    rep.add_argument(
+        "--pause-resume",
+        type=parse_stretch,
+        default=None,
+        metavar="STRETCH",
+        help="Pause & Resume maximum stretch, e.g. 2x (needs --intensity-csv)",
+    )
     rep.add_argument("--metric", default=None, help="model metric for emissions-to-target")
     rep.add_argument("--target", type=float, default=None, help="value of --metric to reach")
-    rep.add_argument("--template-dir", type=Path, default=None, help="your own templates")
+    rep.add_argument(
+        "--template-dir",
+        type=Path,
+        default=None,
+        help="your own templates (same names as the bundled ones); they run in Jinja's sandbox",
+    )
     rep.add_argument("--standalone", action="store_true", help="LaTeX: a complete document")
     rep.add_argument(
         "--training-type", default="pre-training", help="model card: pre-training, fine-tuning"
@@ -67,7 +114,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        from greentrack.store import write_text_atomic
+        from greentrack.rundir.writer import write_text_atomic
 
         write_text_atomic(args.output, text)
         print(f"greentrack: wrote {args.output}", file=sys.stderr)
@@ -75,6 +122,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def report_text(args: argparse.Namespace) -> str:
+    if args.format is None:
+        args.format = format_from_output(args.output)
     from greentrack.report import plots
     from greentrack.report.model import ReportOptions, build_report
     from greentrack.report.render import EXTENSIONS
@@ -103,6 +152,8 @@ def report_text(args: argparse.Namespace) -> str:
     report = build_report(args.run_dirs, options)
     figures = None
     base = args.output.parent if args.output else Path.cwd()
+    if args.output is not None and not base.is_dir():
+        raise ValueError(f"-o {args.output}: the folder {base} does not exist; create it first")
     wants_plots = args.format not in ("json",) and not args.no_plots
     if args.output is not None and args.output.suffix == "":
         args.output = args.output.with_suffix(EXTENSIONS[args.format])
@@ -134,4 +185,31 @@ def _render(report: Any, args: argparse.Namespace, figures: Any, base: Path) -> 
         template_dir=args.template_dir,
         standalone=args.standalone,
         training_type=args.training_type,
+        existing=_existing_card(args),
+    )
+
+
+def _existing_card(args: argparse.Namespace) -> str | None:
+    """The README a model card is written over (its front matter and body are kept)."""
+    out = args.output
+    if args.format != "model-card" or out is None or not out.is_file():
+        return None
+    try:
+        return str(out.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read the existing model card {out}: {e}") from e
+
+
+def format_from_output(output: Path | None) -> str:
+    """The format a file name asks for.
+
+    >>> format_from_output(Path("paper/energy.tex")), format_from_output(Path("README.md"))
+    ('latex', 'model-card')
+    """
+    if output is None:
+        return "md"
+    if output.name == "README.md":
+        return "model-card"
+    return {".tex": "latex", ".html": "html", ".htm": "html", ".json": "json"}.get(
+        output.suffix.lower(), "md"
     )

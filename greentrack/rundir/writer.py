@@ -1,6 +1,6 @@
 """The run directory: append-only, crash-safe, readable while the run is alive.
 
-Files (format version :data:`FORMAT_VERSION`, documented in docs/run-format.md):
+Files (names in :mod:`greentrack.rundir.format`, documented in docs/run-format.md):
 
 * ``meta.json``      written once at start (atomic rename): host, hardware, software, channels.
 * ``timeline.csv``   one row per ``row_interval_s`` (1 s): per channel mean power and
@@ -25,21 +25,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from greentrack.errors import RunExistsError
-
-FORMAT_VERSION = 1
-META = "meta.json"
-TIMELINE = "timeline.csv"
-SPANS = "spans.jsonl"
-EVENTS = "events.jsonl"
-SUMMARY = "summary.json"
-
-
-def timeline_columns(channel_ids: Sequence[str]) -> list[str]:
-    """Header of timeline.csv for these channels."""
-    cols = ["t_unix_s", "t_mono_s"]
-    for cid in channel_ids:
-        cols += [f"{cid}_power_w", f"{cid}_energy_j"]
-    return [*cols, "gaps"]
+from greentrack.rundir.format import (
+    EVENTS,
+    FORMAT_VERSION,
+    META,
+    SPANS,
+    SUMMARY,
+    TIMELINE,
+    timeline_columns,
+)
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

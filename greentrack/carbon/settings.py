@@ -1,22 +1,13 @@
-"""CO2e of a run: IT energy x PUE x intensity (annual, or a time series).
-
-    CO2e [g] = E_IT [kWh] x PUE x I [gCO2e/kWh]            (Patterson et al. 2021)
-    CO2e [g] = sum_k E_IT,k [kWh] x PUE x I_k              (Dodge et al. 2022, with a series)
-
-Measured and estimated energy are kept apart: each gets its own CO2e figure.
-"""
+"""The carbon settings of a run: which grid intensity and which PUE apply, resolved, checked
+and recorded with their sources (the CO2e itself is computed by :mod:`greentrack.account`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from greentrack.carbon.intensity import GridIntensity, explicit_intensity, resolve_region
 from greentrack.carbon.pue import Pue, resolve_pue
-from greentrack.carbon.series import EnergyCurve
-
-if TYPE_CHECKING:
-    from greentrack.run import Run
 
 REGION_ENV = "GREENTRACK_REGION"
 
@@ -29,11 +20,37 @@ class CarbonSettings:
     pue: Pue
     how_chosen: str
 
-    def to_dict(self, components: list[str]) -> dict[str, Any]:
+    @classmethod
+    def resolve(
+        cls,
+        region: str | None = None,
+        *,
+        pue: float | str | None = None,
+        intensity: float | None = None,
+        intensity_source: str | None = None,
+    ) -> CarbonSettings:
+        """Settings for a region (``"DE"``, ``"aws:eu-west-1"``, ``"auto"``) or an explicit
+        intensity, with a PUE; checked now, before any training starts.
+
+        >>> CarbonSettings.resolve("DE", pue=1.1).pue.value
+        1.1
+        """
+        settings = resolve_settings(
+            region, intensity=intensity, intensity_source=intensity_source, pue=pue
+        )
+        if settings is None:
+            raise ValueError(
+                "carbon settings need a region (e.g. 'DE', 'US-CA', 'aws:eu-west-1') or an "
+                "intensity in gCO2e/kWh"
+            )
+        return settings
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``meta.json`` records under ``carbon`` (read back by
+        :func:`settings_from_meta`)."""
         return {
             "intensity": self.intensity.to_dict(),
             "pue": self.pue.to_dict(),
-            "pue_applies_to": components,
             "region_chosen_by": self.how_chosen,
         }
 
@@ -74,32 +91,6 @@ def resolve_settings(
             resolve_pue(pue)  # still validate it
         return None
     return CarbonSettings(grid, resolve_pue(pue, grid), how)
-
-
-def energy_curve(run: Run, source: str | None = None) -> EnergyCurve:
-    """Cumulative IT energy of ``run`` over UTC time (channels of ``source`` only, if given),
-    starting at 0 J at the run's start."""
-    import numpy as np
-
-    wide = run._wide
-    ids = [c["id"] for c in run.channels if source is None or c["source"] == source]
-    t = np.concatenate([[run.meta["start_unix_s"]], wide["t_unix_s"].to_numpy(dtype=float)])
-    total = np.zeros(len(t))
-    for cid in ids:
-        col = wide[f"{cid}_energy_j"].ffill().fillna(0.0).to_numpy(dtype=float)
-        total[1:] += col
-    if run.final is not None:  # the final fresh reading, exact
-        t = np.append(t, run.final["end_unix_s"])
-        total = np.append(total, sum(float(run.final["energy_j"].get(c, 0.0)) for c in ids))
-    order = np.argsort(t, kind="stable")
-    t, total = t[order], np.maximum.accumulate(total[order])
-    keep = np.concatenate([[True], np.diff(t) > 0])
-    return EnergyCurve(t[keep], total[keep])
-
-
-def co2e_g(energy_j: float, settings: CarbonSettings) -> float:
-    """Annual-intensity CO2e in grams of ``energy_j`` joules of IT energy."""
-    return energy_j / 3.6e6 * settings.pue.value * settings.intensity.gco2e_per_kwh
 
 
 def settings_from_meta(meta: dict[str, Any]) -> CarbonSettings | None:

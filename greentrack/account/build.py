@@ -1,0 +1,856 @@
+"""The account of one run: every energy and CO2e figure, computed once, with its range.
+
+A run here is a run directory with its parts (other ranks, resumed segments) and, for a Flower
+server run, its federated file. :func:`account_run` reads them and computes:
+
+* energy per channel (every rank and segment), with provenance (``measured``, ``estimated``,
+  ``modeled``, ``network-model``) and the range its source's accuracy allows;
+* for a federated run, the parts (client compute, upload, download, server) and the one
+  total: clients + server + network, co-located parties counted once
+  (:mod:`greentrack.account.federated`);
+* the carbon basis (annual intensity or a series weighted by the run's own hours, PUE), the
+  facility energy and the CO2e, each with its range, split by provenance;
+* energy and CO2e per phase (span name), per epoch or per round, cumulative;
+* the counterfactuals (other regions, Flexible Start, Pause & Resume), whose baseline is the
+  account's own CO2e.
+
+Every view (summary, report, plots, model card, whatif) reads these figures; none computes
+its own. ``RunAccount.to_dict()`` is the documented schema (docs/account.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from greentrack.account import accuracy as acc
+from greentrack.account.charge import co2e_figure, co2e_g
+from greentrack.account.curve import combined_curve, truncated
+from greentrack.account.federated import PARTS, FederatedParts, federated_parts
+from greentrack.account.figures import Figure, total
+from greentrack.carbon.settings import CarbonSettings, resolve_settings, settings_from_meta
+from greentrack.units import J_PER_KWH, kwh_from_j
+
+if TYPE_CHECKING:
+    from greentrack.carbon.network import NetworkCoefficient
+    from greentrack.carbon.series import EnergyCurve, IntensitySeries
+    from greentrack.rundir.reader import Run
+
+DEFAULT_REGIONS = ("SE", "FR", "GB", "DE", "US", "PL", "IN", "ZA")
+PROVENANCES = ("measured", "estimated", "modeled", "network-model")
+
+
+@dataclass(frozen=True)
+class AccountOptions:
+    """What an account applies beyond what the run recorded.
+
+    Attributes:
+        region, pue: charge the run at this region's annual intensity and this PUE
+            (override the run's own settings; ``pue`` alone keeps the run's region).
+        series: a time series of intensity to weight the run's energy with (Dodge et al.).
+        fill_gaps: ``"error"`` or ``"annual"`` (fill series gaps with the annual figure).
+        regions: counterfactual regions (``None``: :data:`DEFAULT_REGIONS`; ``()``: none).
+        flexible_start_s, pause_resume: Flexible Start window (s) and Pause & Resume maximum
+            stretch; both need ``series``.
+        network: a network coefficient for FL traffic (default: what the server recorded).
+    """
+
+    region: str | None = None
+    pue: float | str | None = None
+    series: IntensitySeries | None = None
+    fill_gaps: str = "error"
+    regions: Sequence[str] | None = None
+    flexible_start_s: float | None = None
+    pause_resume: float | None = None
+    network: NetworkCoefficient | None = None
+
+    def __post_init__(self) -> None:
+        if (self.flexible_start_s is not None or self.pause_resume is not None) and (
+            self.series is None
+        ):
+            raise ValueError(
+                "Flexible Start and Pause & Resume need an intensity series (--intensity-csv)"
+            )
+        if self.fill_gaps not in ("error", "annual"):
+            raise ValueError(f"fill_gaps must be 'error' or 'annual', got {self.fill_gaps!r}")
+
+
+@dataclass(frozen=True)
+class EnergyItem:
+    """One line of the account: a channel of a process, or a federated part.
+
+    ``energy_kwh`` is IT energy (before PUE); ``co2e_g`` is ``None`` without carbon settings;
+    ``in_total`` is ``False`` for energy shown apart (network traffic that crossed no network).
+    """
+
+    key: str
+    label: str
+    component: str
+    provenance: str
+    method: str
+    accuracy: str
+    energy_kwh: Figure
+    avg_power_w: float | None
+    co2e_g: Figure | None
+    in_total: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "component": self.component,
+            "provenance": self.provenance,
+            "method": self.method,
+            "accuracy": self.accuracy,
+            "energy_kwh": self.energy_kwh.to_dict(),
+            "avg_power_w": self.avg_power_w,
+            "co2e_g": self.co2e_g.to_dict() if self.co2e_g else None,
+            "in_total": self.in_total,
+        }
+
+
+@dataclass(frozen=True)
+class CarbonBasis:
+    """How energy became CO2e: the intensity (annual, or a series weighted by the run's
+    energy) and the PUE, each with its range and source."""
+
+    method: str  # "annual" | "series"
+    region: str | None
+    region_name: str | None
+    year: int | None
+    basis: str | None
+    kind: str  # "average" | "marginal"
+    source: str | None
+    licence: str | None
+    chosen_by: str | None
+    intensity: Figure  # gCO2e/kWh applied (annual, or run-weighted)
+    intensity_accuracy: str
+    pue: Figure
+    pue_source: str
+    pue_year: int | None
+    series: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "region": self.region,
+            "region_name": self.region_name,
+            "year": self.year,
+            "basis": self.basis,
+            "kind": self.kind,
+            "source": self.source,
+            "licence": self.licence,
+            "chosen_by": self.chosen_by,
+            "gco2e_per_kwh": self.intensity.to_dict(),
+            "intensity_accuracy": self.intensity_accuracy,
+            "pue": self.pue.to_dict(),
+            "pue_source": self.pue_source,
+            "pue_year": self.pue_year,
+            "series": dict(self.series) if self.series else None,
+        }
+
+
+@dataclass(frozen=True)
+class RunAccount:
+    """Every figure of one run. Build it with :func:`account_run`; read it, never redo it."""
+
+    run_id: str
+    name: str | None
+    project: str | None
+    path: str
+    kind: str  # "run" | "training" | "federated"
+    status: str
+    complete: bool
+    start_utc: str
+    start_unix_s: float
+    end_unix_s: float
+    duration_s: float
+    processes: int
+    components: tuple[EnergyItem, ...]
+    parts: tuple[EnergyItem, ...]
+    it_kwh: Figure
+    kwh_by_provenance: Mapping[str, float]
+    carbon: CarbonBasis | None
+    facility_kwh: Figure | None
+    co2e_g: Figure | None
+    co2e_g_by_provenance: Mapping[str, float] | None
+    not_counted: tuple[tuple[str, str], ...]
+    phases: tuple[Mapping[str, Any], ...]
+    spans: tuple[Mapping[str, Any], ...]
+    units: Mapping[str, Any] | None
+    federated: Mapping[str, Any] | None
+    counterfactuals: Mapping[str, Any] | None
+    notes: tuple[str, ...]
+    curve: EnergyCurve = field(repr=False, compare=False)
+    series: IntensitySeries | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def measured_kwh(self) -> float:
+        """IT energy that was measured (NVML, RAPL)."""
+        return float(self.kwh_by_provenance.get("measured", 0.0))
+
+    @property
+    def estimated_kwh(self) -> float:
+        """IT energy from a model of any kind: estimated, modeled, network-model."""
+        return sum(v for k, v in self.kwh_by_provenance.items() if k != "measured")
+
+    @property
+    def items(self) -> tuple[EnergyItem, ...]:
+        """What the total adds up: the federated parts, or the channels."""
+        return self.parts or self.components
+
+    def co2e_for_kwh(self, it_kwh: Figure) -> Figure | None:
+        """CO2e of ``it_kwh`` at this run's carbon basis (for its own sub-figures)."""
+        return charge(it_kwh, self.carbon)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "name": self.name,
+            "project": self.project,
+            "path": self.path,
+            "kind": self.kind,
+            "status": self.status,
+            "complete": self.complete,
+            "start_utc": self.start_utc,
+            "start_unix_s": self.start_unix_s,
+            "end_unix_s": self.end_unix_s,
+            "duration_s": self.duration_s,
+            "processes": self.processes,
+            "energy": {
+                "it_kwh": self.it_kwh.to_dict(),
+                "measured_kwh": self.measured_kwh,
+                "estimated_kwh": self.estimated_kwh,
+                "kwh_by_provenance": dict(self.kwh_by_provenance),
+                "facility_kwh": self.facility_kwh.to_dict() if self.facility_kwh else None,
+            },
+            "co2e_g": self.co2e_g.to_dict() if self.co2e_g else None,
+            "co2e_g_by_provenance": dict(self.co2e_g_by_provenance)
+            if self.co2e_g_by_provenance is not None
+            else None,
+            "carbon": self.carbon.to_dict() if self.carbon else None,
+            "components": [c.to_dict() for c in self.components],
+            "parts": [p.to_dict() for p in self.parts],
+            "not_counted": [{"component": c, "reason": r} for c, r in self.not_counted],
+            "phases": [dict(p) for p in self.phases],
+            "spans": [dict(s) for s in self.spans],
+            "units": _plain(self.units),
+            "federated": _plain(self.federated),
+            "counterfactuals": _plain(self.counterfactuals),
+            "notes": list(self.notes),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """A deep copy of nested mappings/sequences as plain dicts and lists (for JSON)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Figure):
+        return value.to_dict()
+    return value
+
+
+# --- building ----------------------------------------------------------------------------------
+
+
+def account_run(
+    run: Run,
+    options: AccountOptions | None = None,
+    *,
+    live_energy_j: Mapping[str, float] | None = None,
+) -> RunAccount:
+    """The account of ``run`` and its parts.
+
+    ``live_energy_j`` replaces the root's totals with a fresh reading (a tracker that is
+    still running). Raises ``ValueError`` (and :class:`greentrack.errors.GreentrackError`
+    subclasses) for options that cannot apply, with the fix in the message.
+    """
+    opts = options or AccountOptions()
+    runs = [run, *run.parts]
+    notes: list[str] = []
+    settings, chosen_by = _settings(run, opts)
+
+    # --- energy per channel of every process ---------------------------------------------
+    components: list[EnergyItem] = []
+    server_channels: list[tuple[str, str, str, float]] = []
+    for r in runs:
+        totals = dict(live_energy_j) if (r is run and live_energy_j is not None) else r.totals_j()
+        prefix = "" if r is run else f"{r.path.name}/"
+        duration = r.duration_s
+        for ch in r.channels:
+            joules = totals.get(ch["id"])
+            if joules is None or not math.isfinite(float(joules)):
+                notes.append(f"channel {prefix}{ch['id']} has no reading: counted as 0")
+                joules = 0.0
+            joules = float(joules)
+            provenance = str(ch["source"])
+            method = str(ch.get("method") or "")
+            a = acc.energy_accuracy(method, provenance)
+            components.append(
+                EnergyItem(
+                    key=prefix + ch["id"],
+                    label=str(ch.get("name") or ch["id"]),
+                    component=str(ch["component"]),
+                    provenance=provenance,
+                    method=method,
+                    accuracy=a.basis,
+                    energy_kwh=Figure.relative(kwh_from_j(joules), a.low, a.high),
+                    avg_power_w=joules / duration if duration > 0 else None,
+                    co2e_g=None,
+                )
+            )
+            server_channels.append((str(ch["component"]), provenance, method, joules))
+        if r is not run and not r.complete:
+            notes.append(f"part {r.path.name} did not stop cleanly")
+    if not run.complete and live_energy_j is None:
+        from greentrack.metadata import utc_iso
+
+        notes.append(
+            "the process ended without stopping the tracker (killed or crashed): totals are "
+            f"those of the last timeline row, at {utc_iso(run.end_unix_s)}"
+        )
+    meter_errors = sum(1 for r in runs for e in r.events if e.get("event") == "meter_error")
+    if meter_errors:
+        notes.append(
+            f"{meter_errors} meter read(s) failed; affected rows are flagged in the timeline"
+        )
+    duration, part_notes = _duration(run, runs)
+    notes += part_notes
+
+    # --- federated parts -------------------------------------------------------------------
+    fed: FederatedParts | None = None
+    parts: list[EnergyItem] = []
+    if run.is_federated:
+        fed = federated_parts(run, server_channels, opts.network)
+        for key in PARTS:
+            prov = fed.provenance[key]
+            parts.append(
+                EnergyItem(
+                    key=key,
+                    label=key.replace("_", " "),
+                    component="network" if key in ("upload", "download") else key,
+                    provenance=prov,
+                    method=fed.network if key in ("upload", "download") else prov,
+                    accuracy="network coefficients: the published range (bundled table)"
+                    if key in ("upload", "download")
+                    else "per source, as the components",
+                    energy_kwh=fed.parts[key],
+                    avg_power_w=None,
+                    co2e_g=None,
+                )
+            )
+        notes += fed.notes
+    counted = parts or components
+    it_kwh = total(i.energy_kwh for i in counted if i.in_total)
+    by_prov: dict[str, float] = defaultdict(float)
+    if fed is not None:
+        for split in fed.split_kwh.values():
+            for prov, kwh in split.items():
+                by_prov[prov] += kwh
+    else:
+        for c in components:
+            by_prov[c.provenance] += c.energy_kwh.value
+
+    # --- carbon ----------------------------------------------------------------------------
+    curve = combined_curve(runs)
+    carbon = carbon_basis(settings, chosen_by, opts, curve)
+    co2e = charge(it_kwh, carbon)
+    co2e_split = (
+        {p: co2e_g(kwh, carbon.pue.value, carbon.intensity.value) for p, kwh in by_prov.items()}
+        if carbon
+        else None
+    )
+    components = [_with_co2e(c, carbon) for c in components]
+    parts = [_with_co2e(p, carbon) for p in parts]
+    facility = it_kwh.times(carbon.pue) if carbon else None
+
+    federated = _federated_block(fed, carbon) if fed else None
+    units = _units(runs, curve, carbon, federated, opts.series)
+    account = RunAccount(
+        run_id=str(run.meta["run_id"]),
+        name=run.meta.get("name"),
+        project=run.meta.get("project"),
+        path=str(run.path),
+        kind=_kind(run),
+        status="running" if live_energy_j is not None else _status(run, runs),
+        complete=run.complete,
+        start_utc=str(run.meta["start_utc"]),
+        start_unix_s=float(run.meta["start_unix_s"]),
+        end_unix_s=max(r.end_unix_s for r in runs),
+        duration_s=duration,
+        processes=len(runs),
+        components=tuple(components),
+        parts=tuple(parts),
+        it_kwh=it_kwh,
+        kwh_by_provenance=dict(by_prov),
+        carbon=carbon,
+        facility_kwh=facility,
+        co2e_g=co2e,
+        co2e_g_by_provenance=co2e_split,
+        not_counted=tuple(
+            (str(b["component"]), str(b["detail"]))
+            for b in run.meta.get("boundary", [])
+            if b.get("status") == "not counted"
+        ),
+        phases=tuple(_phases(runs, carbon)),
+        spans=tuple(_spans(run)),
+        units=units,
+        federated=federated,
+        counterfactuals=None,
+        notes=tuple(notes),
+        curve=curve,
+        series=opts.series,
+    )
+    cf = _counterfactuals(account, opts, settings)
+    if cf is None:
+        return account
+    from dataclasses import replace
+
+    return replace(account, counterfactuals=cf)
+
+
+def _settings(run: Run, opts: AccountOptions) -> tuple[CarbonSettings | None, str | None]:
+    """The carbon settings to apply: given to the account, else recorded by the run."""
+    if opts.region is not None:
+        return resolve_settings(opts.region, pue=opts.pue), "given to greentrack"
+    recorded = settings_from_meta(run.meta)
+    if recorded is not None and opts.pue is not None:
+        from greentrack.carbon.pue import resolve_pue
+
+        return (
+            CarbonSettings(
+                recorded.intensity, resolve_pue(opts.pue, recorded.intensity), recorded.how_chosen
+            ),
+            f"{recorded.how_chosen} (PUE given to greentrack)",
+        )
+    if recorded is None and opts.pue is not None:
+        raise ValueError(
+            f"{run.path} recorded no region: --pue needs --region too (e.g. --region DE)"
+        )
+    if recorded is None and opts.series is not None:
+        return None, None
+    return recorded, (recorded.how_chosen if recorded else None)
+
+
+def carbon_basis(
+    settings: CarbonSettings | None,
+    chosen_by: str | None,
+    opts: AccountOptions,
+    curve: EnergyCurve | None,
+) -> CarbonBasis | None:
+    """The basis of ``settings`` (annual), or ``opts.series`` weighted by ``curve``."""
+    if settings is None and opts.series is None:
+        return None
+    from greentrack.account.accuracy import pue_bounds
+
+    if settings is not None:
+        p = settings.pue
+        pue = Figure(p.value, *pue_bounds(p.value, p.source))
+        pue_source, pue_year = p.source, p.year
+    else:
+        pue, pue_source, pue_year = Figure.exact(1.0), "not given (1.0 applied)", None
+    i = settings.intensity if settings else None
+    descr: dict[str, Any] = {
+        "region": i.region if i else None,
+        "region_name": i.name if i else None,
+        "year": i.year if i else None,
+        "basis": i.basis if i else None,
+        "source": i.source.cite() if i else None,
+        "licence": i.source.licence if i else None,
+        "chosen_by": chosen_by,
+        "pue": pue,
+        "pue_source": pue_source,
+        "pue_year": pue_year,
+    }
+    if opts.series is not None and curve is not None:
+        from greentrack.carbon.series import weighted_intensity
+
+        fill = opts.fill_gaps == "annual"
+        if fill and i is None:
+            raise ValueError(
+                "--fill-gaps annual needs a region for the annual figure (--region ...)"
+            )
+        w = weighted_intensity(
+            curve,
+            opts.series,
+            gaps="annual" if fill else "error",
+            annual_gco2e_per_kwh=i.gco2e_per_kwh if (fill and i) else None,
+        )
+        a = acc.SERIES_INTENSITY
+        value = w.weighted_gco2e_per_kwh if math.isfinite(w.weighted_gco2e_per_kwh) else 0.0
+        return CarbonBasis(
+            method="series",
+            kind=opts.series.kind,
+            intensity=Figure.relative(value, a.low, a.high),
+            intensity_accuracy=a.basis,
+            series=w.to_dict(),
+            **descr,
+        )
+    assert i is not None
+    a = acc.EXPLICIT_INTENSITY if i.region == "explicit" else acc.ANNUAL_INTENSITY
+    return CarbonBasis(
+        method="annual",
+        kind=i.kind,
+        intensity=Figure.relative(i.gco2e_per_kwh, a.low, a.high),
+        intensity_accuracy=a.basis,
+        **descr,
+    )
+
+
+def charge(it_kwh: Figure, carbon: CarbonBasis | None) -> Figure | None:
+    """CO2e of ``it_kwh``: value by the formula, bounds by interval arithmetic."""
+    if carbon is None:
+        return None
+    return co2e_figure(it_kwh, carbon.pue, carbon.intensity)
+
+
+def _with_co2e(item: EnergyItem, carbon: CarbonBasis | None) -> EnergyItem:
+    from dataclasses import replace
+
+    return replace(item, co2e_g=charge(item.energy_kwh, carbon))
+
+
+def _kind(run: Run) -> str:
+    if run.meta.get("fl_role") == "server" or run.is_federated:
+        return "federated"
+    frame = run.spans
+    names = set(frame["name"]) if not frame.empty else set()
+    if run.meta.get("framework") in ("lightning", "lightning.pytorch", "pytorch_lightning"):
+        return "training"
+    return "training" if "fit" in names or "train_epoch" in names else "run"
+
+
+def _status(run: Run, runs: list[Run]) -> str:
+    """The status of the last segment's first rank (a resumed run that finished is
+    ``finished``, whatever its first segment ended with)."""
+    last = max(runs, key=lambda r: (_segment(r), -_rank(r)))
+    return last.status
+
+
+def _segment(r: Run) -> int:
+    return int((r.meta.get("part") or {}).get("segment", 0))
+
+
+def _rank(r: Run) -> int:
+    return int((r.meta.get("part") or {}).get("rank", 0))
+
+
+def _duration(run: Run, runs: list[Run]) -> tuple[float, list[str]]:
+    """Ranks of one segment overlap (a segment lasts as long as its longest rank); segments
+    add. Gaps between segments are not counted and are noted."""
+    if len(runs) == 1:
+        return run.duration_s, []
+    by_segment: dict[int, float] = {}
+    bounds: dict[int, tuple[float, float]] = {}
+    for r in runs:
+        seg = _segment(r)
+        by_segment[seg] = max(by_segment.get(seg, 0.0), r.duration_s)
+        start = float(r.meta["start_unix_s"])
+        lo, hi = bounds.get(seg, (start, r.end_unix_s))
+        bounds[seg] = (min(lo, start), max(hi, r.end_unix_s))
+    notes = []
+    for a, b in itertools.pairwise(sorted(bounds)):
+        gap = bounds[b][0] - bounds[a][1]
+        notes.append(f"segment {b} resumed {gap:.1f} s after segment {a} ended (not counted)")
+    return sum(by_segment.values()), notes
+
+
+def _span_rows(r: Run) -> list[dict[str, Any]]:
+    frame = r.spans
+    if frame.empty:
+        return []
+    return list(frame.sort_values("start_unix_s", kind="stable").to_dict("records"))
+
+
+def _split_span(row: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[float, float]:
+    measured = estimated = 0.0
+    for cid, src in sources.items():
+        v = row.get(f"energy_j.{cid}")
+        if v is None or not math.isfinite(float(v)):
+            continue
+        if src == "measured":
+            measured += float(v)
+        else:
+            estimated += float(v)
+    return measured, estimated
+
+
+def _spans(run: Run) -> list[dict[str, Any]]:
+    """The root's spans with their depth, energy measured and estimated (kWh)."""
+    sources = {ch["id"]: ch["source"] for ch in run.channels}
+    depth: dict[str, int] = {}
+    out = []
+    for row in _span_rows(run):
+        parent = row["parent_id"] if isinstance(row["parent_id"], str) else None
+        depth[row["span_id"]] = depth.get(parent, -1) + 1 if parent else 0
+        measured, estimated = _split_span(row, sources)
+        out.append(
+            {
+                "span_id": row["span_id"],
+                "parent_id": parent,
+                "name": row["name"],
+                "tags": dict(row["tags"]) if isinstance(row["tags"], dict) else {},
+                "depth": depth[row["span_id"]],
+                "start_unix_s": float(row["start_unix_s"]),
+                "end_unix_s": float(row["end_unix_s"]),
+                "duration_s": float(row["duration_s"]),
+                "status": row["status"],
+                "measured_kwh": kwh_from_j(measured),
+                "estimated_kwh": kwh_from_j(estimated),
+            }
+        )
+    return out
+
+
+def _phases(runs: list[Run], carbon: CarbonBasis | None) -> list[dict[str, Any]]:
+    """Energy by span name over every process, in order of first appearance; ``depth`` is
+    the nesting level of the name's first span (phases nest: fit > train_epoch > validation)."""
+    by_name: dict[str, dict[str, Any]] = {}
+    for r in runs:
+        sources = {ch["id"]: ch["source"] for ch in r.channels}
+        depth: dict[str, int] = {}
+        for row in _span_rows(r):
+            parent = row["parent_id"] if isinstance(row["parent_id"], str) else None
+            depth[row["span_id"]] = depth.get(parent, -1) + 1 if parent else 0
+            measured, estimated = _split_span(row, sources)
+            p = by_name.setdefault(
+                row["name"],
+                {
+                    "name": row["name"],
+                    "depth": depth[row["span_id"]],
+                    "count": 0,
+                    "duration_s": 0.0,
+                    "measured_kwh": 0.0,
+                    "estimated_kwh": 0.0,
+                },
+            )
+            p["count"] += 1
+            p["duration_s"] += float(row["duration_s"])
+            p["measured_kwh"] += kwh_from_j(measured)
+            p["estimated_kwh"] += kwh_from_j(estimated)
+    for p in by_name.values():
+        p["energy_kwh"] = p["measured_kwh"] + p["estimated_kwh"]
+        f = charge(Figure.exact(p["energy_kwh"]), carbon)
+        p["co2e_g"] = f.value if f else None
+    return list(by_name.values())
+
+
+def _co2e_upto(
+    curve: EnergyCurve,
+    end_unix_s: float,
+    carbon: CarbonBasis | None,
+    kwh: float,
+    series: IntensitySeries | None,
+) -> float | None:
+    """CO2e of the run's energy up to ``end_unix_s`` (series: weighted by those hours)."""
+    if carbon is None:
+        return None
+    g = carbon.intensity.value
+    if carbon.method == "series" and series is not None and kwh > 0:
+        from greentrack.carbon.series import IntensitySeriesError, weighted_intensity
+
+        try:
+            g = weighted_intensity(truncated(curve, end_unix_s), series).weighted_gco2e_per_kwh
+        except IntensitySeriesError:  # a gap in those hours: the run's weighted figure
+            g = carbon.intensity.value
+    return co2e_g(kwh, carbon.pue.value, g)
+
+
+def _units(
+    runs: list[Run],
+    curve: EnergyCurve,
+    carbon: CarbonBasis | None,
+    federated: Mapping[str, Any] | None,
+    series: IntensitySeries | None,
+) -> dict[str, Any] | None:
+    """Energy per epoch (training runs, every rank and segment) or per round (federated)."""
+    if federated:
+        rows = []
+        for r in federated["per_round"]:
+            f = charge(Figure.exact(r["total_kwh"]), carbon)
+            c = charge(Figure.exact(r["cumulative_kwh"]), carbon)
+            rows.append(
+                {
+                    "index": r["round"],
+                    "duration_s": r["duration_s"],
+                    "end_unix_s": r["end_unix_s"],
+                    "energy_kwh": r["total_kwh"],
+                    "cumulative_kwh": r["cumulative_kwh"],
+                    "co2e_g": f.value if f else None,
+                    "cumulative_co2e_g": c.value if c else None,
+                }
+            )
+        return {"unit": "round", "rows": rows}
+    epochs: dict[tuple[int, int], dict[str, Any]] = {}
+    for r in runs:
+        seg = _segment(r)
+        for row in _span_rows(r):
+            epoch = row["tags"].get("epoch") if isinstance(row["tags"], dict) else None
+            if row["name"] != "train_epoch" or not isinstance(epoch, int):
+                continue
+            e = epochs.setdefault(
+                (seg, epoch),
+                {"index": epoch, "segment": seg, "duration_s": 0.0, "energy_j": 0.0, "end": 0.0},
+            )
+            e["duration_s"] = max(e["duration_s"], float(row["duration_s"]))
+            e["energy_j"] += float(row["energy_j"])
+            e["end"] = max(e["end"], float(row["end_unix_s"]))
+    if not epochs:
+        return None
+    out = []
+    for key in sorted(epochs, key=lambda k: (epochs[k]["end"], k)):
+        e = epochs[key]
+        kwh = kwh_from_j(e["energy_j"])
+        cumulative = kwh_from_j(float(curve.energy_between(curve.start, e["end"])))
+        f = charge(Figure.exact(kwh), carbon)
+        out.append(
+            {
+                "index": e["index"],
+                "segment": e["segment"],
+                "duration_s": e["duration_s"],
+                "end_unix_s": e["end"],
+                "energy_kwh": kwh,
+                "cumulative_kwh": cumulative,
+                "co2e_g": f.value if f else None,
+                "cumulative_co2e_g": _co2e_upto(curve, e["end"], carbon, cumulative, series),
+            }
+        )
+    return {"unit": "epoch", "rows": out}
+
+
+def _federated_block(fed: FederatedParts, carbon: CarbonBasis | None) -> dict[str, Any]:
+    total_kwh = fed.total_kwh
+    apart = fed.network_apart
+    return {
+        "rounds": fed.rounds,
+        "client_replies": fed.client_replies,
+        "unmeasured_replies": fed.unmeasured_replies,
+        "upload_bytes": fed.upload_bytes,
+        "download_bytes": fed.download_bytes,
+        "network": fed.network,
+        "parts": [
+            {
+                "part": key,
+                "energy_kwh": fed.parts[key].to_dict(),
+                "share": fed.parts[key].value / total_kwh.value if total_kwh.value else 0.0,
+                "provenance": fed.provenance[key],
+                "co2e_g": _plain(charge(fed.parts[key], carbon)),
+            }
+            for key in PARTS
+        ],
+        "total_kwh": total_kwh.to_dict(),
+        "co2e_g": _plain(charge(total_kwh, carbon)),
+        "network_apart_kwh": apart.to_dict() if apart else None,
+        "network_apart_co2e_g": _plain(charge(apart, carbon)) if apart else None,
+        "co_located_replies": fed.co_located_replies,
+        "in_process_replies": fed.in_process_replies,
+        "per_round": fed.per_round,
+        "notes": list(fed.notes),
+    }
+
+
+def _counterfactuals(
+    account: RunAccount, opts: AccountOptions, settings: CarbonSettings | None
+) -> dict[str, Any] | None:
+    """Other regions (annual intensities) and, with a series, Flexible Start and Pause &
+    Resume. Their baseline is the account's CO2e: shifting and pausing move the run's whole
+    energy by the saving they find on its energy curve."""
+    from greentrack.account import counterfactual as cf
+    from greentrack.carbon.intensity import resolve_region
+
+    keys = DEFAULT_REGIONS if opts.regions is None else tuple(opts.regions)
+    carbon = account.carbon
+    pue = carbon.pue.value if carbon else 1.0
+    out: dict[str, Any] = {
+        "pue": pue,
+        "assumption": "the run's power profile is unchanged by moving, shifting or pausing it",
+        "baseline_co2e_g": account.co2e_g.value if account.co2e_g else None,
+        "regions": [],
+        "flexible_start": None,
+        "pause_resume": None,
+    }
+    it = account.it_kwh
+    if keys:
+        grids = [resolve_region(k) for k in keys]
+        if settings is not None and settings.intensity.grid_key not in {g.grid_key for g in grids}:
+            grids.append(settings.intensity)
+        actual = settings.intensity.region if settings else None
+        annual = carbon is not None and carbon.method == "annual"
+        for row in cf.regions(it.value, pue, grids):
+            d = row.to_dict()
+            d["own_region"] = row.region == actual
+            d["actual"] = annual and row.region == actual
+            if d["actual"] and account.co2e_g is not None:
+                d["co2e_g"] = account.co2e_g.value  # the same figure, not a second computation
+            out["regions"].append(d)
+    series = opts.series
+    baseline = account.co2e_g.value if account.co2e_g else None
+    if series is not None and baseline is not None:
+        if opts.flexible_start_s is not None:
+            fs = cf.flexible_start(account.curve, series, opts.flexible_start_s, pue=pue)
+            d = fs.to_dict()
+            d.update(
+                actual_co2e_g=baseline,
+                co2e_g=baseline * (1.0 - fs.saving),
+                worst_co2e_g=baseline * (fs.worst_co2e_g / fs.actual_co2e_g)
+                if fs.actual_co2e_g
+                else baseline,
+            )
+            out["flexible_start"] = d
+        if opts.pause_resume is not None:
+            pr = cf.pause_resume(account.curve, series, opts.pause_resume, pue=pue)
+            d = pr.to_dict()
+            d.update(actual_co2e_g=baseline, co2e_g=baseline * (1.0 - pr.saving))
+            out["pause_resume"] = d
+    has_any = out["regions"] or out["flexible_start"] or out["pause_resume"]
+    return out if has_any else None
+
+
+def cumulative(account: RunAccount) -> tuple[Any, Any, Any]:
+    """``(t_unix_s, it_kwh, co2e_g)`` arrays of the run's cumulative IT energy and CO2e, ending
+    exactly at the account's totals (``co2e_g`` is ``None`` without a carbon basis).
+
+    A federated run steps at the end of each round (clients, server and network of the
+    round); other runs follow their energy curve, weighted interval by interval by the series
+    when there is one (Dodge et al.), else at the annual intensity.
+    """
+    import numpy as np
+
+    carbon = account.carbon
+    if account.federated and account.units:
+        rows = [r for r in account.units["rows"] if r["end_unix_s"] is not None]
+        t = np.array([account.start_unix_s, *(r["end_unix_s"] for r in rows)], dtype=float)
+        kwh = np.array([0.0, *(r["cumulative_kwh"] for r in rows)], dtype=float)
+    else:
+        curve = account.curve
+        t = np.asarray(curve.t_unix_s, dtype=float)
+        kwh = np.asarray(curve.energy_j, dtype=float) / J_PER_KWH
+    if len(kwh) and kwh[-1] > 0:
+        kwh = kwh * (account.it_kwh.value / kwh[-1])  # the account's total, exactly
+    if carbon is None or account.co2e_g is None:
+        return t, kwh, None
+    intensity = np.full(max(len(t) - 1, 0), carbon.intensity.value)
+    series = account.series
+    if carbon.method == "series" and series is not None and len(t) > 1:
+        mid = (t[1:] + t[:-1]) / 2
+        k = np.floor((mid - series.start_unix_s) / series.step_s).astype(int)
+        inside = (k >= 0) & (k < len(series.values))
+        values = np.asarray(series.values, dtype=float)[np.clip(k, 0, len(series.values) - 1)]
+        ok = inside & ~np.isnan(values)
+        intensity = np.where(ok, values, carbon.intensity.value)
+    steps = np.array(
+        [
+            co2e_g(float(e), carbon.pue.value, float(g))
+            for e, g in zip(np.diff(kwh), intensity, strict=True)
+        ]
+    )
+    grams = np.concatenate([[0.0], np.cumsum(steps)])
+    if grams[-1] > 0:
+        grams = grams * (account.co2e_g.value / grams[-1])
+    return t, kwh, grams

@@ -1,0 +1,380 @@
+"""The federated parts of a run: client compute, upload, download, server (Green FL).
+
+From the server's run directory (written by the Flower strategy wrapper): ``fl.jsonl`` gives
+each client reply's bytes per direction and the energy the client mod measured, estimated or
+modeled; the server's own channels give the server's energy. Network energy is bytes x a kWh/GB
+coefficient (:mod:`greentrack.carbon.network`), with the published spread as its range.
+
+**One definition of the total**: clients + server + network. Two rules keep a machine from
+being counted twice when parties share it:
+
+* *Co-located parties.* A client reply from the server's own host measured devices that the
+  server measures too (the GPU's and the CPU package's counters are device-wide). Its measured
+  energy of each component the server also measured is taken out of the server's part, so the
+  host's energy is counted once and split: the clients keep what their windows measured (a
+  GPU shared by concurrent clients already split among them by time windows), the server keeps
+  the rest. A client in the server's own process (an in-process grid) also shares the
+  server's process-level CPU estimate, so its estimate is taken out too. Process-level
+  estimates of separate processes add up as they are.
+* *Traffic that crossed no network.* Bytes between parties on one host (a simulation, a
+  loopback deployment) were never sent over a network: their energy is modeled for a real
+  deployment and shown apart (``network_apart``), never added to the total.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from greentrack.account.accuracy import energy_accuracy
+from greentrack.account.figures import Figure, total
+from greentrack.carbon.network import NetworkCoefficient, coefficient, network_kwh, network_range
+from greentrack.units import kwh_from_j
+
+if TYPE_CHECKING:
+    from greentrack.rundir.reader import Run
+
+PARTS = ("client_compute", "upload", "download", "server")
+SIMULATION_GRIDS = ("InMemoryGrid",)
+
+
+@dataclass(frozen=True)
+class FederatedParts:
+    """Energy of a federated run by part, IT energy in kWh with ranges, before PUE.
+
+    Attributes:
+        parts: ``client_compute``, ``upload``, ``download``, ``server`` -> energy; network parts
+            are zero when the traffic crossed no network (then see ``network_apart``).
+        provenance: per part, ``measured``, ``estimated``, ``modeled``, ``network-model`` or a
+            ``+``-joined mix.
+        network_apart: network energy of traffic that crossed no network, modeled for a real
+            deployment and kept out of the total (``None`` when all traffic crossed one).
+        co_located_replies / in_process_replies: replies from the server's host / process.
+    """
+
+    rounds: int
+    client_replies: int
+    unmeasured_replies: int
+    upload_bytes: int
+    download_bytes: int
+    parts: dict[str, Figure]
+    provenance: dict[str, str]
+    split_kwh: dict[str, dict[str, float]]  # part -> provenance -> kWh
+    network: str
+    network_apart: Figure | None
+    co_located_replies: int
+    in_process_replies: int
+    per_round: list[dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_kwh(self) -> Figure:
+        return total(self.parts.values())
+
+
+def _coefficients(
+    run: Run, network: NetworkCoefficient | None
+) -> tuple[NetworkCoefficient, NetworkCoefficient]:
+    """Upload and download coefficients: the one given, else those the server recorded."""
+    if network is not None:
+        return network, network
+    recorded = (run.meta.get("fl") or {}).get("network") or {}
+    out = []
+    for direction in ("upload", "download"):
+        c = recorded.get(direction)
+        out.append(NetworkCoefficient(**c) if c else coefficient())
+    return out[0], out[1]
+
+
+def _describe(up: NetworkCoefficient, down: NetworkCoefficient) -> str:
+    if up == down:
+        return f"{up.kwh_per_gb:g} kWh/GB ({up.source.split(',')[0]}, {up.scope})"
+    return f"upload {up.kwh_per_gb:g} kWh/GB ({up.scope}), download {down.kwh_per_gb:g} kWh/GB"
+
+
+def _network_figure(nbytes: int, coeff: NetworkCoefficient) -> Figure:
+    """Network energy of ``nbytes`` at ``coeff``, ranging over every bundled coefficient."""
+    spread = [kwh for _, kwh in network_range(nbytes)]
+    value = network_kwh(nbytes, coeff)
+    return Figure(value, min(spread[0], value), max(spread[-1], value))
+
+
+def _client_components(row: dict[str, Any]) -> dict[str, list[float]]:
+    """A reply's energy per component as ``[measured J, estimated J]`` (older records carry
+    only totals: those count as component ``"client"``)."""
+    comps = row.get("client_components")
+    measured = float(row.get("client_measured_j") or 0.0)
+    estimated = float(row.get("client_estimated_j") or 0.0)
+    if isinstance(comps, dict) and comps:
+        # the reply's totals are authoritative (a shared GPU's reading was attributed): the
+        # components keep their proportions
+        m_sum = sum(float(v[0]) for v in comps.values())
+        e_sum = sum(float(v[1]) for v in comps.values())
+        return {
+            str(k): [
+                float(v[0]) * measured / m_sum if m_sum else 0.0,
+                float(v[1]) * estimated / e_sum if e_sum else 0.0,
+            ]
+            for k, v in comps.items()
+        }
+    return {"client": [measured, estimated]}
+
+
+def federated_parts(
+    run: Run,
+    server_channels: Sequence[tuple[str, str, str, float]],
+    network: NetworkCoefficient | None = None,
+) -> FederatedParts:
+    """The parts of ``run`` (a Flower server run). ``server_channels`` are the server's own
+    channels as ``(component, provenance, method, joules)`` (all ranks and segments)."""
+    rows = run.fl_records
+    up_coeff, down_coeff = _coefficients(run, network)
+    host = (run.meta.get("host") or {}).get("hostname")
+    pid = run.meta.get("pid")
+    grid = str((run.meta.get("fl") or {}).get("grid") or "")
+    simulation = grid in SIMULATION_GRIDS
+    notes: list[str] = []
+
+    # --- clients ---------------------------------------------------------------------------
+    client_split: dict[str, float] = defaultdict(float)  # provenance -> J
+    client_range = Figure.exact(0.0)
+    overlap_measured: dict[str, float] = defaultdict(float)  # component -> J to take out
+    overlap_estimated: dict[str, float] = defaultdict(float)
+    bytes_real = {"upload": 0, "download": 0}
+    bytes_apart = {"upload": 0, "download": 0}
+    co_located = in_process = unmeasured = modeled = shared = 0
+    for r in rows:
+        same_host = _local(r, simulation, host)
+        same_process = same_host and pid is not None and r.get("client_pid") == pid
+        target = bytes_apart if same_host else bytes_real
+        target["upload"] += int(r.get("upload_bytes") or 0)
+        target["download"] += int(r.get("download_bytes") or 0)
+        if r.get("error"):
+            continue
+        if r.get("client_measured_j") is None:
+            unmeasured += 1
+            continue
+        basis = str(r.get("client_basis") or "measured")
+        modeled += basis == "modeled"
+        shared += bool(r.get("attribution"))
+        co_located += same_host
+        in_process += same_process
+        for component, (m_j, e_j) in _client_components(r).items():
+            e_prov = "modeled" if basis == "modeled" else "estimated"
+            client_split["measured"] += m_j
+            client_split[e_prov] += e_j
+            client_range = client_range + Figure.relative(kwh_from_j(m_j), *_bounds(r, "measured"))
+            client_range = client_range + Figure.relative(kwh_from_j(e_j), *_bounds(r, e_prov))
+            if same_host:
+                overlap_measured[component] += m_j
+            if same_process:
+                overlap_estimated[component] += e_j
+
+    # --- the server, less what co-located clients already account for ------------------------
+    server_split: dict[str, float] = defaultdict(float)
+    server_range = Figure.exact(0.0)
+    by_component: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+    for component, provenance, method, joules in server_channels:
+        by_component[(component, provenance)].append((method, joules))
+    taken_j = 0.0
+    for (component, provenance), channels in by_component.items():
+        have = sum(j for _, j in channels)
+        pool = overlap_measured if provenance == "measured" else overlap_estimated
+        take = min(have, pool.get(component, 0.0) + pool.get("client", 0.0) * (have > 0))
+        if "client" in pool and take:
+            pool["client"] = max(0.0, pool["client"] - take)
+        taken_j += take
+        net = have - take
+        server_split[provenance] += net
+        for method, joules in channels:
+            share = joules / have if have > 0 else 0.0
+            acc = energy_accuracy(method, provenance)
+            server_range = server_range + Figure.relative(
+                kwh_from_j(net * share), acc.low, acc.high
+            )
+    if co_located:
+        notes.append(
+            f"{co_located} client replies ran on the server's host: the host's energy is "
+            "counted once (the clients' measured share of each device the server also "
+            f"measured, {kwh_from_j(taken_j):.3g} kWh, is taken out of the server's part)"
+        )
+    if in_process:
+        notes.append(
+            f"{in_process} client replies ran in the server's own process: their CPU estimate "
+            "is taken out of the server's process-level estimate"
+        )
+
+    # --- network -----------------------------------------------------------------------------
+    upload = _network_figure(bytes_real["upload"], up_coeff)
+    download = _network_figure(bytes_real["download"], down_coeff)
+    apart = None
+    if bytes_apart["upload"] or bytes_apart["download"]:
+        apart = _network_figure(bytes_apart["upload"], up_coeff) + _network_figure(
+            bytes_apart["download"], down_coeff
+        )
+        notes.append(
+            "traffic between parties on one host crossed no network: its energy "
+            f"({apart.value:.3g} kWh at the coefficient) is modeled for a real deployment and "
+            "shown apart, not added to the total"
+        )
+    if modeled:
+        notes.append(f"{modeled} client replies were modeled from a device profile, not measured")
+    if shared:
+        notes.append(
+            f"{shared} client replies shared a GPU with concurrent clients: its measured "
+            "energy is split among them by time windows (their sum is the GPU's energy)"
+        )
+    if unmeasured:
+        notes.append(
+            f"{unmeasured} client replies carried no energy record (no energy_mod, or the "
+            "client could not measure): their compute is not counted"
+        )
+    parts = {
+        "client_compute": Figure(
+            kwh_from_j(sum(client_split.values())), client_range.low, client_range.high
+        ),
+        "upload": upload,
+        "download": download,
+        "server": Figure(
+            kwh_from_j(sum(server_split.values())), server_range.low, server_range.high
+        ),
+    }
+    split = {
+        "client_compute": {k: kwh_from_j(v) for k, v in client_split.items() if v},
+        "upload": {"network-model": upload.value} if upload.value else {},
+        "download": {"network-model": download.value} if download.value else {},
+        "server": {k: kwh_from_j(v) for k, v in server_split.items() if v},
+    }
+    return FederatedParts(
+        rounds=len({r["round"] for r in rows}),
+        client_replies=sum(1 for r in rows if not r.get("error")),
+        unmeasured_replies=unmeasured,
+        upload_bytes=bytes_real["upload"] + bytes_apart["upload"],
+        download_bytes=bytes_real["download"] + bytes_apart["download"],
+        parts=parts,
+        provenance={k: "+".join(sorted(v)) or "none" for k, v in split.items()},
+        split_kwh=split,
+        network=_describe(up_coeff, down_coeff),
+        network_apart=apart,
+        co_located_replies=co_located,
+        in_process_replies=in_process,
+        per_round=_per_round(run, rows, up_coeff, down_coeff, parts, simulation, host),
+        notes=notes,
+    )
+
+
+def _local(row: dict[str, Any], simulation: bool, host: str | None) -> bool:
+    """Whether a reply came from the server's own host (its bytes crossed no network)."""
+    return simulation or (host is not None and row.get("client_host") == host)
+
+
+def _bounds(row: dict[str, Any], provenance: str) -> tuple[float, float]:
+    methods = str(row.get("client_methods") or "")
+    method = methods.split(";")[0].split(":", 1)[-1] if methods else ""
+    acc = energy_accuracy(method, provenance)
+    return acc.low, acc.high
+
+
+def _per_round(
+    run: Run,
+    rows: list[dict[str, Any]],
+    up_coeff: NetworkCoefficient,
+    down_coeff: NetworkCoefficient,
+    parts: dict[str, Figure],
+    simulation: bool,
+    host: str | None,
+) -> list[dict[str, Any]]:
+    """Each round's parts. Client compute and bytes from the replies; the server's part is its
+    ``round`` span, scaled so that the rounds add up to the server's part of the total (which
+    is net of co-located clients and includes time outside rounds)."""
+    rounds: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        row = rounds.setdefault(
+            int(r["round"]),
+            {
+                "round": int(r["round"]),
+                "clients": set(),
+                "failures": 0,
+                "client_j": 0.0,
+                "upload_bytes": 0,
+                "download_bytes": 0,
+                "network_bytes": [0, 0],
+                "server_span_j": 0.0,
+                "duration_s": None,
+                "end_unix_s": None,
+            },
+        )
+        row["clients"].add(r.get("node_id"))
+        row["failures"] += 1 if r.get("error") else 0
+        row["client_j"] += float(r.get("client_measured_j") or 0.0) + float(
+            r.get("client_estimated_j") or 0.0
+        )
+        row["upload_bytes"] += int(r.get("upload_bytes") or 0)
+        row["download_bytes"] += int(r.get("download_bytes") or 0)
+        if not _local(r, simulation, host):
+            row["network_bytes"][0] += int(r.get("upload_bytes") or 0)
+            row["network_bytes"][1] += int(r.get("download_bytes") or 0)
+    frame = run.spans
+    if not frame.empty:
+        for span in frame[frame["name"] == "round"].to_dict("records"):
+            number = span["tags"].get("round") if isinstance(span["tags"], dict) else None
+            if number in rounds:
+                rounds[number]["server_span_j"] = float(span["energy_j"])
+                rounds[number]["duration_s"] = float(span["duration_s"])
+                rounds[number]["end_unix_s"] = float(span["end_unix_s"])
+    span_total = sum(r["server_span_j"] for r in rounds.values())
+    server_scale = parts["server"].value / kwh_from_j(span_total) if span_total > 0 else 0.0
+    client_total = sum(r["client_j"] for r in rounds.values())
+    client_scale = parts["client_compute"].value / kwh_from_j(client_total) if client_total else 0
+    out = []
+    cumulative = 0.0
+    for number in sorted(rounds):
+        row = rounds[number]
+        row["clients"] = len(row["clients"])
+        row["client_kwh"] = kwh_from_j(row.pop("client_j")) * client_scale
+        row["server_kwh"] = kwh_from_j(row.pop("server_span_j")) * server_scale
+        up_bytes, down_bytes = row.pop("network_bytes")
+        up, down = network_kwh(up_bytes, up_coeff), network_kwh(down_bytes, down_coeff)
+        row["upload_kwh"], row["download_kwh"] = up, down
+        row["total_kwh"] = row["client_kwh"] + up + down + row["server_kwh"]
+        cumulative += row["total_kwh"]
+        row["cumulative_kwh"] = cumulative
+        out.append(row)
+    return out
+
+
+def live_round_kwh(
+    server_span_j: float,
+    rows: Sequence[dict[str, Any]],
+    *,
+    host: str | None,
+    pid: int | None,
+    simulation: bool,
+    upload: NetworkCoefficient,
+    download: NetworkCoefficient,
+) -> float:
+    """One round's total while the run goes on (forecasts, budgets), by the rules of
+    :func:`federated_parts`: clients + the server's span less what co-located clients measured
+    + the network of traffic that crossed one. kWh of IT energy."""
+    client_j = taken_j = 0.0
+    up_bytes = down_bytes = 0
+    for r in rows:
+        local = _local(r, simulation, host)
+        measured = float(r.get("client_measured_j") or 0.0)
+        estimated = float(r.get("client_estimated_j") or 0.0)
+        client_j += measured + estimated
+        if local:
+            taken_j += measured
+            if pid is not None and r.get("client_pid") == pid:
+                taken_j += estimated
+        else:
+            up_bytes += int(r.get("upload_bytes") or 0)
+            down_bytes += int(r.get("download_bytes") or 0)
+    server_j = max(0.0, server_span_j - taken_j)
+    return (
+        kwh_from_j(client_j + server_j)
+        + network_kwh(up_bytes, upload)
+        + network_kwh(down_bytes, download)
+    )

@@ -1,0 +1,67 @@
+"""The ``greentrack`` command: one table of commands, a module per command group.
+
+Each command module provides ``add_parser(subparsers)`` and a handler ``(args) -> exit code``.
+Errors a user can fix print one line (``greentrack: ...``) naming the problem and the fix,
+and exit 2; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib import import_module
+
+from greentrack._version import __version__
+
+# command -> (module, handler): the one command table
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("greentrack.cli.run", "cmd_run"),
+    "devices": ("greentrack.cli.devices", "cmd_devices"),
+    "summary": ("greentrack.cli.summary", "cmd_summary"),
+    "regions": ("greentrack.cli.carbon", "cmd_regions"),
+    "whatif": ("greentrack.cli.carbon", "cmd_whatif"),
+    "estimate": ("greentrack.cli.estimate", "cmd_estimate"),
+    "estimate-fl": ("greentrack.cli.estimate_fl", "cmd_estimate_fl"),
+    "report": ("greentrack.cli.report", "cmd_report"),
+    "when": ("greentrack.cli.when", "cmd_when"),
+}
+_PARSERS = (
+    "greentrack.cli.run",
+    "greentrack.cli.devices",
+    "greentrack.cli.summary",
+    "greentrack.cli.carbon",
+    "greentrack.cli.estimate",
+    "greentrack.cli.estimate_fl",
+    "greentrack.cli.report",
+    "greentrack.cli.when",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greentrack",
+        description="Measured energy and CO2e of ML training and federated learning, and the "
+        "energy appendix of your paper.",
+    )
+    parser.add_argument("--version", action="version", version=f"greentrack {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in _PARSERS:
+        import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module, name = COMMANDS[args.command]
+    handler: Callable[[argparse.Namespace], int] = getattr(import_module(module), name)
+    try:
+        return handler(args)
+    except BrokenPipeError:  # e.g. `greentrack regions | head`: not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

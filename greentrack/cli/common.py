@@ -1,0 +1,48 @@
+"""Options shared by the commands that measure (``run``, ``devices``)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_measure_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--power-hz", type=float, default=10.0, help="power sampling rate (Hz)")
+    p.add_argument(
+        "--gpu-indices",
+        default=None,
+        help="comma-separated indices of visible GPUs to measure (default: all)",
+    )
+    p.add_argument(
+        "--cpu-tdp-w",
+        type=float,
+        default=None,
+        help="CPU TDP per package (W) for the estimate when RAPL is unreadable",
+    )
+    p.add_argument(
+        "--dram-w-per-gb",
+        type=float,
+        default=None,
+        help="estimate DRAM at this many W per GB installed when RAPL has no DRAM zone",
+    )
+    p.add_argument(
+        "--require",
+        default="",
+        help="comma-separated components that must be measured: gpu,cpu,dram",
+    )
+
+
+def measure_options(args: argparse.Namespace) -> dict[str, object]:
+    opts: dict[str, object] = {
+        "power_hz": args.power_hz,
+        "cpu_tdp_w": args.cpu_tdp_w,
+        "dram_w_per_gb": args.dram_w_per_gb,
+        "require": tuple(x for x in args.require.split(",") if x),
+    }
+    if args.gpu_indices:
+        try:
+            opts["gpu_indices"] = [int(x) for x in args.gpu_indices.split(",")]
+        except ValueError:
+            raise SystemExit(
+                f"greentrack: --gpu-indices takes integers like 0,1; got {args.gpu_indices!r}"
+            ) from None
+    return opts

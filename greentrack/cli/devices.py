@@ -1,0 +1,50 @@
+"""``greentrack devices``: what this machine lets greentrack measure, and why not."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from greentrack.cli.common import add_measure_options, measure_options
+
+
+def add_parser(sub: Any) -> None:
+    dev = sub.add_parser(
+        "devices",
+        help="what can be measured here, and why not",
+        description="Say, per component (GPU, CPU, DRAM), whether greentrack measures it, "
+        "estimates it or cannot count it on this machine, and the fix where there is one.",
+    )
+    dev.add_argument("--json", action="store_true", help="print JSON")
+    add_measure_options(dev)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from greentrack.discovery import DiscoveryOptions, discover
+    from greentrack.errors import GreentrackError
+
+    opts = measure_options(args)
+    opts.pop("power_hz")
+    try:
+        meters, statuses = discover(DiscoveryOptions(**opts))  # type: ignore[arg-type]
+    except (GreentrackError, ValueError) as e:
+        print(f"greentrack: {e}", file=sys.stderr)
+        return 2
+    channels = [c.to_dict() for m in meters for c in m.channels]
+    for m in meters:
+        m.close()
+    if args.json:
+        print(
+            json.dumps(
+                {"components": [s.to_dict() for s in statuses], "channels": channels}, indent=2
+            )
+        )
+        return 0
+    print("greentrack devices: what this machine lets greentrack measure")
+    for s in statuses:
+        print(f"  {s.component:<5} {s.status:<12} {s.detail}")
+    if not channels:
+        print("  => nothing can be measured or estimated here; runs still record time and spans.")
+    return 0

@@ -1,0 +1,92 @@
+"""``greentrack run [OPTIONS] -- CMD``: measure a command from outside."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from greentrack.cli.common import add_measure_options, measure_options
+
+
+def add_parser(sub: Any) -> None:
+    run = sub.add_parser(
+        "run",
+        help="measure a command: greentrack run [OPTIONS] -- CMD ...",
+        description="Run CMD and measure the machine's energy while it runs. "
+        "Arguments, stdin/stdout, signals and the exit code pass through.",
+    )
+    run.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="run directory to create (default: runs/<UTC time>-<id>)",
+    )
+    run.add_argument("--name", default=None, help="a human label for the run (any characters)")
+    run.add_argument("--project", default=None, help="project the run belongs to")
+    run.add_argument("--quiet", action="store_true", help="do not print the summary")
+    run.add_argument(
+        "--region",
+        default=None,
+        help="grid region for CO2e: DE, US-CA, aws:eu-west-1, auto ($GREENTRACK_REGION)",
+    )
+    run.add_argument(
+        "--intensity",
+        type=float,
+        default=None,
+        help="explicit carbon intensity in gCO2e/kWh (with --intensity-source)",
+    )
+    run.add_argument("--intensity-source", default=None, help="where --intensity comes from")
+    run.add_argument(
+        "--pue", default=None, help="PUE (>= 1.0) or a preset: google, aws, azure, ..."
+    )
+    add_measure_options(run)
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from greentrack.api import Tracker
+    from greentrack.errors import GreentrackError
+    from greentrack.runner import exit_like, resolve_command, run_command
+    from greentrack.tracker import TrackerOptions
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    try:
+        command = resolve_command(command)
+    except ValueError as e:
+        print(f"greentrack: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"greentrack: {e}", file=sys.stderr)
+        return 127
+    except PermissionError as e:
+        print(f"greentrack: {e}", file=sys.stderr)
+        return 126
+    from greentrack.carbon.settings import resolve_settings
+
+    try:
+        carbon = resolve_settings(
+            args.region,
+            intensity=args.intensity,
+            intensity_source=args.intensity_source,
+            pue=args.pue,
+        )
+        tracker = Tracker(
+            args.run_dir,
+            project=args.project,
+            name=args.name,
+            command=command,
+            sync="none",
+            options=TrackerOptions.from_kwargs(**measure_options(args)),
+            carbon=carbon,
+        )
+        returncode = run_command(tracker, command)
+    except (GreentrackError, ValueError) as e:
+        print(f"greentrack: {e}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(tracker.summary(), file=sys.stderr)
+        print(f"greentrack: run directory {tracker.run_dir}", file=sys.stderr)
+    exit_like(returncode)
+    return returncode  # pragma: no cover

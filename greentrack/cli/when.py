@@ -1,0 +1,185 @@
+"""``greentrack when``: the best time to start a job within a window, from a provider's
+forecast (:mod:`greentrack.analysis.when`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from typing import Any
+
+from greentrack.analysis.when import (
+    DEFAULT_WITHIN,
+    WhenError,
+    best_start,
+    clock_text,
+    hours_text,
+)
+from greentrack.errors import GreentrackError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``greentrack when`` to an ``argparse`` subparsers object; returns its parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "when",
+        help="when to start a job for the lowest forecast CO2e (needs a provider)",
+        description="Fetch a carbon-intensity forecast and compare starting a job now with "
+        "starting it later: the best start time (UTC), its mean intensity against now, and "
+        "the saving. Offline or without credentials it says so and exits with 2.",
+    )
+    p.add_argument(
+        "--provider",
+        required=True,
+        metavar="ID",
+        help="forecast provider: ukci (GB, no key), electricitymaps ($ELECTRICITYMAPS_API_KEY) "
+        "or watttime ($WATTTIME_USERNAME, $WATTTIME_PASSWORD)",
+    )
+    p.add_argument(
+        "--region",
+        required=True,
+        metavar="R",
+        help="the provider's region: GB or 1-17 (ukci), a zone like DE (electricitymaps), "
+        "a region like CAISO_NORTH (watttime)",
+    )
+    p.add_argument(
+        "--hours", required=True, metavar="H", help="how long the job runs, in hours (e.g. 3)"
+    )
+    p.add_argument(
+        "--within",
+        default=DEFAULT_WITHIN,
+        metavar="WINDOW",
+        help="latest start after now, e.g. 24h, 90m, 1d (default: 24h)",
+    )
+    energy = p.add_mutually_exclusive_group()
+    energy.add_argument(
+        "--power-w", default=None, metavar="W", help="the job's average IT power in watts"
+    )
+    energy.add_argument(
+        "--energy-kwh", default=None, metavar="E", help="the job's total IT energy in kWh"
+    )
+    p.add_argument("--pue", default="1.0", metavar="P", help="PUE to apply (>= 1.0, default 1)")
+    p.add_argument(
+        "--now",
+        default=None,
+        metavar="UTC",
+        help="evaluate as if it were this UTC time, e.g. 2024-03-14T00:10Z (replays; default: "
+        "the clock)",
+    )
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default text)"
+    )
+    return p
+
+
+def cmd_when(args: argparse.Namespace) -> int:
+    """Run ``greentrack when``; 0 on success, 2 with one ``greentrack: ...`` line on error."""
+    try:
+        report = _when(args)
+    except (GreentrackError, ValueError) as e:
+        print(f"greentrack: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # never a traceback on the command line
+        print(f"greentrack: unexpected {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        print(json.dumps(report, indent=2, allow_nan=False))
+    else:
+        print(format_when(report))
+    return 0
+
+
+def duration_s_of(text: str) -> float:
+    """``'24h'``, ``'90m'``, ``'1d'``, ``'3600s'`` or ``'3600'`` to seconds.
+
+    >>> duration_s_of("1.5h")
+    5400.0
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if not m:
+        raise WhenError(f"--within: {text!r} is not a duration like 24h, 90m, 1d or 3600s")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def _number(text: str | None, option: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise WhenError(f"{option} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise WhenError(f"{option} must be finite, got {text!r}")
+    return value
+
+
+def _when(args: argparse.Namespace) -> dict[str, Any]:
+    from greentrack.carbon.providers import get_provider
+    from greentrack.carbon.providers.base import parse_utc
+
+    hours = _number(args.hours, "--hours")
+    if hours is None or hours <= 0:
+        raise WhenError(f"--hours must be a positive number of hours, got {args.hours!r}")
+    within_s = duration_s_of(args.within)
+    pue = _number(args.pue, "--pue")
+    now = parse_utc("--now", args.now) if args.now else time.time()
+    provider = get_provider(args.provider)
+    duration_s = hours * 3600.0
+    fetched = provider.forecast(args.region, now, now + within_s + duration_s)
+    result = best_start(
+        fetched.series,
+        duration_s=duration_s,
+        within_s=within_s,
+        now_unix_s=now,
+        power_w=_number(args.power_w, "--power-w"),
+        energy_kwh=_number(args.energy_kwh, "--energy-kwh"),
+        pue=1.0 if pue is None else pue,
+    )
+    return {
+        "command": "when",
+        "provider": fetched.provider,
+        "region": fetched.query.region,
+        "kind": fetched.kind,
+        "factor_type": fetched.factor_type,
+        "licence": fetched.licence,
+        "attribution": fetched.attribution,
+        "fetched_at": fetched.fetched_at,
+        "forecast_gaps": fetched.gaps,
+        "forecast_notes": list(fetched.series.notes),
+        **result.to_dict(),
+    }
+
+
+def format_when(r: dict[str, Any]) -> str:
+    """The text report of ``greentrack when`` (from the JSON report)."""
+    now_i, best_i = r["now_gco2e_per_kwh"], r["best_gco2e_per_kwh"]
+    change = r["intensity_change_fraction"]
+    lines = [
+        f"greentrack when: a {hours_text(r['duration_s'])} job in {r['region']} ({r['provider']}), "
+        f"starting within {hours_text(r['within_s'])}",
+        f"  start now   {r['now_utc']}   mean {now_i:7.1f} gCO2e/kWh",
+        f"  best start  {r['best_start_utc']}   mean {best_i:7.1f} gCO2e/kWh   "
+        f"({clock_text(r['delay_s'])} from now)",
+        f"  change      {best_i - now_i:+.1f} gCO2e/kWh ({change * 100:+.1f} %)"
+        f" over {r['candidates']} start times compared",
+    ]
+    if r["it_energy_kwh"] is not None:
+        lines.append(
+            f"  CO2e        {r['it_energy_kwh']:.4g} kWh x PUE {r['pue']:g}: "
+            f"{r['now_co2e_g']:.1f} g now -> {r['best_co2e_g']:.1f} g at the best start; "
+            f"saves {r['saving_g']:.1f} g ({r['saving_fraction'] * 100:.1f} %)"
+        )
+    meaning = (
+        "marginal figures: the saving estimates the emissions the shift avoids"
+        if r["kind"] == "marginal"
+        else "average figures: the saving is a proxy, not the emissions the shift avoids"
+    )
+    factor = f", {r['factor_type']}" if r["factor_type"] else ""
+    lines += [
+        f"  figures     {r['kind']}{factor}; {r['source']}; {r['forecast_gaps']} gaps",
+        f"              {meaning}",
+        f"  cite        {r['attribution']}",
+    ]
+    return "\n".join(lines)

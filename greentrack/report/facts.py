@@ -1,0 +1,182 @@
+"""Facts a report states about where and how runs ran: hardware, software, the measurement
+boundary, reproducibility. Descriptive only: no energy or CO2e is computed here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from greentrack.account.accuracy import energy_accuracy
+from greentrack.rundir.format import FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from greentrack.rundir.reader import Run
+
+# What each method is, and how good a source it is (the boundary table's "accuracy class").
+METHODS: dict[str, tuple[str, str]] = {
+    "nvml-total-energy-counter": (
+        "NVML total-energy counter (mJ since driver load), read at span edges and every 5 s",
+        "on-chip sensor of the GPU board; not a calibrated meter",
+    ),
+    "integral of nvml-field-power-instant": (
+        "NVML instantaneous power field, sampled and integrated",
+        "on-chip sensor of the GPU board; not a calibrated meter",
+    ),
+    "integral of nvml-power-usage (~1 s average on recent GPUs)": (
+        "NVML power usage (a ~1 s average on recent GPUs), sampled and integrated",
+        "on-chip sensor, averaged: misses bursts shorter than its window",
+    ),
+    "rapl-powercap-energy-counter": (
+        "RAPL energy counter (Linux powercap), read every sample",
+        "on-chip model of package/DRAM power; not a calibrated meter",
+    ),
+    "tdp-x-utilisation": (
+        "CPU TDP x the process's CPU utilisation",
+        "model: can be off by tens of percent",
+    ),
+    "per-vcpu-specpower-coefficients": (
+        "per-vCPU min/max watts (Cloud Carbon Footprint, SPECpower) x utilisation",
+        "model: can be off by tens of percent",
+    ),
+    "w-per-gb-x-installed-memory": (
+        "constant watts per GB of installed memory",
+        "model: contested constant-power assumption",
+    ),
+}
+
+NOT_COUNTED_ALWAYS = (
+    ("embodied carbon", "manufacturing and end of life of the hardware are outside the scope"),
+    ("networking", "data-centre and Internet networking, except FL traffic where reported"),
+    ("cooling and facility", "beyond what the PUE factor covers"),
+    ("idle and preparation", "data preparation, failed runs and idle hardware outside the run"),
+)
+
+
+def hardware(runs: list[Run]) -> dict[str, Any]:
+    gpus: dict[str, dict[str, Any]] = {}
+    hosts: set[str] = set()
+    cpu: dict[str, Any] = {}
+    memory_bytes = 0
+    for r in runs:
+        host = r.meta.get("host") or {}
+        name = str(host.get("hostname", ""))
+        if name not in hosts:
+            hosts.add(name)
+            memory_bytes += int(host.get("memory_total_bytes") or 0)
+        if not cpu and host.get("cpu_model"):
+            cpu = {
+                "model": host.get("cpu_model"),
+                "packages": host.get("cpu_packages"),
+                "logical_cores": host.get("cpu_logical_cores"),
+            }
+        for ch in r.channels:
+            if ch["component"] != "gpu":
+                continue
+            d = ch.get("details") or {}
+            key = f"{name}/{d.get('uuid', ch['id'])}"
+            gpus.setdefault(
+                ch["name"],
+                {
+                    "model": ch["name"],
+                    "devices": set(),
+                    "driver": d.get("driver"),
+                    "power_limit_w": d.get("power_limit_w"),
+                    "mig": bool(d.get("mig")),
+                },
+            )["devices"].add(key)
+    return {
+        "gpus": [
+            {
+                "model": g["model"],
+                "count": len(g["devices"]),
+                "driver": g["driver"],
+                "power_limit_w": g["power_limit_w"],
+                "mig": g["mig"],
+            }
+            for g in gpus.values()
+        ],
+        "gpu_count": sum(len(g["devices"]) for g in gpus.values()),
+        "cpu": cpu or None,
+        "memory_gb": memory_bytes / 1e9 if memory_bytes else None,
+        "hosts": len(hosts),
+        "processes": len(runs),
+        "container": bool((runs[0].meta.get("host") or {}).get("container")),
+    }
+
+
+def software(run: Run) -> dict[str, Any]:
+    host = run.meta.get("host") or {}
+    return {
+        "greentrack": run.meta.get("greentrack_version"),
+        "python": host.get("python"),
+        "os": host.get("os"),
+        "packages": dict(run.meta.get("software") or {}),
+    }
+
+
+def boundary(runs: list[Run]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    sampling = runs[0].meta.get("sampling") or {}
+    for ch in (c for r in runs for c in r.channels):
+        method, accuracy = METHODS.get(ch["method"], (ch["method"], "see the method"))
+        bound = energy_accuracy(ch["method"], ch["source"])
+        accuracy = f"{accuracy}; range x{bound.low:g} to x{bound.high:g}"
+        rate = (
+            f"power at {sampling.get('power_hz', '?'):g} Hz"
+            if ch.get("power_method") and isinstance(sampling.get("power_hz"), int | float)
+            else "counter read at each sample"
+        )
+        row = rows.setdefault(
+            ch["component"],
+            {
+                "component": ch["component"],
+                "status": ch["source"],
+                "method": method,
+                "sampling": rate,
+                "accuracy": accuracy,
+                "devices": 0,
+                "detail": "",
+            },
+        )
+        row["devices"] += 1
+    for b in runs[0].meta.get("boundary", []):
+        if b["component"] not in rows:
+            rows[b["component"]] = {
+                "component": b["component"],
+                "status": b["status"],
+                "method": "",
+                "sampling": "",
+                "accuracy": "",
+                "devices": 0,
+                "detail": b["detail"],
+            }
+    out = list(rows.values())
+    out += [
+        {
+            "component": c,
+            "status": "not counted",
+            "method": "",
+            "sampling": "",
+            "accuracy": "",
+            "devices": 0,
+            "detail": why,
+        }
+        for c, why in NOT_COUNTED_ALWAYS
+    ]
+    return out
+
+
+def reproducibility(run: Run) -> dict[str, Any]:
+    config = run.meta.get("config") or {}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    git = run.meta.get("git") or {}
+    return {
+        "greentrack_version": run.meta.get("greentrack_version"),
+        "format_version": run.meta.get("format_version", FORMAT_VERSION),
+        "git_commit": git.get("commit"),
+        "git_dirty": git.get("dirty"),
+        "config_sha256": digest[:16] if config else None,
+        "command": " ".join(run.meta.get("command") or []) or None,
+        "run_id": run.meta["run_id"],
+    }

@@ -1,0 +1,105 @@
+"""The report's prose: the method paragraph and the sentence to paste. Words around the
+account's figures; every number is formatted by :mod:`greentrack.report.numbers`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from greentrack.report.numbers import duration, energy, energy_range, mass_range, num
+
+
+def method(r: dict[str, Any]) -> list[str]:
+    out = []
+    measured = [b for b in r["boundary"] if b["status"] == "measured"]
+    estimated = [b for b in r["boundary"] if b["status"] == "estimated"]
+    if measured:
+        out.append(
+            "Measured: "
+            + "; ".join(f"{b['component'].upper()} by {b['method']}" for b in measured)
+            + "."
+        )
+    if estimated:
+        out.append(
+            "Estimated (a model, not a measurement): "
+            + "; ".join(f"{b['component'].upper()} by {b['method']}" for b in estimated)
+            + "."
+        )
+    s = r["sampling"]
+    if s:
+        out.append(
+            f"The sampler reads power at {num(s.get('power_hz'))} Hz, writes a timeline row "
+            f"every {num(s.get('row_interval_s'))} s and reads energy counters at least every "
+            f"{num(s.get('counter_interval_s'))} s; totals come from energy counters where the "
+            "hardware has them."
+        )
+    c = r["carbon"]
+    if c:
+        if c["method"] == "series":
+            out.append(
+                "CO2e = IT energy x PUE x the run-weighted grid intensity (the energy of each "
+                f"interval x that interval's intensity; {c['series']['kind']} intensity, "
+                f"{c['series']['source']})."
+            )
+        else:
+            out.append(
+                "CO2e = IT energy x PUE x annual grid intensity "
+                f"({c['region']}, {c['source']}, {c['year']})."
+            )
+    out.append(
+        "Ranges: each energy figure carries the accuracy of its source (measured counters a "
+        "few percent, models tens of percent), the intensity and the PUE their own; bounds "
+        "combine by interval arithmetic (see the methodology)."
+    )
+    if r["federated"]:
+        out.append(
+            "Federated total = client compute + server + network. Client compute is what each "
+            "client's greentrack mod measured (or modeled) and returned with its reply; upload "
+            "and download are the message bytes x "
+            f"{r['federated']['network']}; server is the server process's energy, less what "
+            "clients on its own host already measured (a machine is counted once)."
+        )
+    out.append(
+        "Not counted: "
+        + "; ".join(
+            f"{b['component']} ({b['detail']})"
+            for b in r["boundary"]
+            if b["status"] == "not counted"
+        )
+        + "."
+    )
+    return out
+
+
+def sentence(r: dict[str, Any]) -> str:
+    """The sentence to paste: hardware, duration, energy (measured or estimated) and CO2e,
+    each with its range, from the headline (the account's totals)."""
+    h = r["headline"]
+    subject = {
+        "training": "Training",
+        "federated": f"Federated training ({r['federated']['rounds']} rounds)"
+        if r["federated"]
+        else "Federated training",
+    }.get(r["kind"], "The run")
+    gpus = r["hardware"]["gpus"]
+    on = " on " + ", ".join(f"{g['count']}x {g['model']}" for g in gpus) if gpus else ""
+    total = energy_range(h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"])
+    if h["measured_kwh"] and h["estimated_kwh"]:
+        how = f"{energy(h['measured_kwh'])} measured, {energy(h['estimated_kwh'])} estimated"
+    elif h["estimated_kwh"]:
+        how = "estimated, not measured"
+    else:
+        how = "measured"
+    scope = " in total (clients, server and network)" if r["federated"] else ""
+    text = (
+        f"{subject}{on} took {duration(r['duration_s'])} and used {total} of electricity"
+        f"{scope} ({how})"
+    )
+    c = r["carbon"]
+    if c is None:
+        return text + "; CO2e was not computed because no region or intensity was recorded."
+    co2e = mass_range(h["co2e_g"], h["co2e_g_low"], h["co2e_g_high"])
+    if c["method"] == "series":
+        where = f"a run-weighted {num(c['effective_gco2e_per_kwh'])} gCO2e/kWh"
+    else:
+        where = f"{num(c['gco2e_per_kwh'])} gCO2e/kWh ({c['region_name'] or c['region']})"
+    return f"{text}; with a PUE of {num(c['pue'])} this emitted {co2e} CO2e at {where}."

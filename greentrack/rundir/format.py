@@ -1,0 +1,51 @@
+"""The run directory's names: every file and folder a run directory holds, in one place.
+
+Documented in docs/run-format.md (format version :data:`FORMAT_VERSION`). Writers and readers
+import these names; no other module spells a file name of a run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+FORMAT_VERSION = 1
+META = "meta.json"
+"""Written once at start: host, hardware, software, channels, carbon settings."""
+TIMELINE = "timeline.csv"
+"""One row per ``row_interval_s``: mean power and cumulative energy per channel."""
+SPANS = "spans.jsonl"
+"""A ``begin`` and an ``end`` line per span."""
+EVENTS = "events.jsonl"
+"""Run start/end, meter errors, metrics, forecasts, budget messages, child exit."""
+SUMMARY = "summary.json"
+"""Written once at a clean stop: final totals."""
+FL = "fl.jsonl"
+"""Flower server runs: one line per client reply (bytes, client energy)."""
+PARTS = "parts"
+"""Folder of the runs measured by other processes of the same job (ranks, segments)."""
+
+
+def part_name(segment: int, rank: int) -> str:
+    """Folder name (under :data:`PARTS`) of the part of ``rank`` in ``segment``.
+
+    >>> part_name(1, 3)
+    'seg1-rank3'
+    """
+    return f"seg{segment}-rank{rank}"
+
+
+def ranks_file(segment: int) -> str:
+    """File in which rank 0 records every rank of ``segment``.
+
+    >>> ranks_file(0)
+    'ranks-seg0.json'
+    """
+    return f"ranks-seg{segment}.json"
+
+
+def timeline_columns(channel_ids: Sequence[str]) -> list[str]:
+    """Header of :data:`TIMELINE` for these channels."""
+    cols = ["t_unix_s", "t_mono_s"]
+    for cid in channel_ids:
+        cols += [f"{cid}_power_w", f"{cid}_energy_j"]
+    return [*cols, "gaps"]

@@ -1,0 +1,338 @@
+"""The server side's bookkeeping: :class:`RoundRecorder`, shared by the Message-API and the
+legacy strategy wrappers (tracker, round spans, ``fl.jsonl``, attribution, forecast, budget)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from greentrack.account import Figure, LiveAccount
+from greentrack.account.federated import SIMULATION_GRIDS, live_round_kwh
+from greentrack.analysis.attribution import Window, attribute
+from greentrack.analysis.budget import Budget
+from greentrack.analysis.metrics import scalar_metrics
+from greentrack.analysis.predict import forecast
+from greentrack.api import Tracker
+from greentrack.carbon.network import coefficient
+from greentrack.carbon.settings import CarbonSettings
+from greentrack.meters.base import Meter
+from greentrack.rundir.format import FL
+from greentrack.tracker import Span, TrackerOptions, default_run_dir
+from greentrack.units import G_PER_KG, j_from_kwh, kwh_from_j
+
+_HOST = socket.gethostname()
+
+
+def num_examples(reply: Any) -> int | None:
+    """The ``num-examples`` a Message-API reply reports (FedAvg's weighting key)."""
+    if reply.has_error() or not reply.has_content():
+        return None
+    for record in reply.content.metric_records.values():
+        value = record.get("num-examples")
+        if isinstance(value, int | float):
+            return int(value)
+    return None
+
+
+def _windows(key: int, record: Any) -> list[Window]:
+    """The shared-device windows a client reported (none from older mods or models)."""
+    try:
+        raw = json.loads(str(record.get("windows", "[]")) or "[]")
+        return [Window(key, str(w["device"]), w["t0"], w["t1"], w["e0_j"], w["e1_j"]) for w in raw]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def _attribute_shared_devices(rows: list[dict[str, Any]], windows: list[Window]) -> None:
+    """Where replies measured the same device over overlapping windows, replace each one's
+    own reading of that device by its share (sum over clients = the device's energy)."""
+    if not windows:
+        return
+    result = attribute(windows)
+    shared = {d for d, o in result.overlapped.items() if o}
+    if not shared:
+        return
+    for w in windows:
+        if w.device in shared:
+            row = rows[int(w.key)]  # type: ignore[call-overload]
+            row.setdefault("client_measured_raw_j", row["client_measured_j"])
+            row["client_measured_j"] -= w.own_j
+    on_shared = [w for w in windows if w.device in shared]
+    for key, joules in attribute(on_shared).per_key_j.items():
+        row = rows[int(key)]  # type: ignore[call-overload]
+        devices = sorted({w.device for w in on_shared if w.key == key})
+        row["client_measured_j"] += joules
+        row["attribution"] = f"shared device(s) {', '.join(devices)}: split by time windows"
+
+
+def _components(record: Any) -> dict[str, list[float]] | None:
+    """The client's energy per component, ``{component: [measured J, estimated J]}``."""
+    try:
+        raw = json.loads(str(record.get("components", "")) or "null")
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    out = {}
+    for key, pair in raw.items():
+        try:
+            out[str(key)] = [float(pair[0]), float(pair[1])]
+        except (TypeError, ValueError, IndexError):
+            return None
+    return out
+
+
+class RoundRecorder:
+    """The server-side bookkeeping both strategy wrappers share: the tracker and its run
+    directory, a ``round`` span per round with ``aggregate_*`` spans inside, ``fl.jsonl``
+    rows per client and phase, shared-GPU attribution, per-round forecasts and the budget.
+
+    Args: as :class:`EmissionsStrategy` (everything but the strategy).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path | None = None,
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        carbon: CarbonSettings | None = None,
+        budget: Budget | None = None,
+        network: str | float | None = None,
+        upload_network: str | float | None = None,
+        download_network: str | float | None = None,
+        meters: Sequence[Meter] | None = None,
+        options: TrackerOptions | None = None,
+        api: str = "message",
+    ) -> None:
+        if carbon is not None and not isinstance(carbon, CarbonSettings):
+            raise TypeError(
+                "carbon takes greentrack.CarbonSettings, e.g. "
+                f"CarbonSettings.resolve('US-CA', pue=1.1); got {carbon!r}"
+            )
+        self.upload_network = coefficient(upload_network if upload_network is not None else network)
+        self.download_network = coefficient(
+            download_network if download_network is not None else network
+        )
+        self.budget = budget or Budget()
+        self.stopped = False
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
+        self.carbon = carbon
+        self._options = options or TrackerOptions()
+        self._meters = meters
+        self._project, self._name, self._api = project, name, api
+        self.tracker: Tracker | None = None
+        self._round_span: Span | None = None
+        self.round = 0
+        self.num_rounds = 0
+        self._downloads: dict[tuple[str, int], int] = {}
+        self._fl: Any = None
+        self._round_rows: list[dict[str, Any]] = []
+        self._per_round_j: list[float] = []  # each round's total by the account's rules
+        self._grid = ""
+        self._live: LiveAccount | None = None
+        self._warned_budget = False
+        self._pending: list[dict[str, Any]] = []
+        self._windows: list[Window] = []
+
+    @property
+    def running(self) -> bool:
+        return self.tracker is not None and self.tracker.running
+
+    def start(self, num_rounds: int, grid: Any = None) -> None:
+        """Start the server's run; ``grid`` (Flower's) tells a simulation from a deployment."""
+        self._grid = type(grid).__name__ if grid is not None else ""
+        self.tracker = Tracker(
+            self.run_dir,
+            project=self._project,
+            name=self._name,
+            meters=self._meters,
+            options=self._options,
+            carbon=self.carbon,
+            extra_meta={
+                "framework": "flwr",
+                "fl_role": "server",
+                "fl": {
+                    "api": self._api,
+                    "grid": self._grid,
+                    "network": {
+                        "upload": asdict(self.upload_network),
+                        "download": asdict(self.download_network),
+                    },
+                },
+            },
+        )
+        self.num_rounds = num_rounds
+        self.tracker.start()
+        self._live = LiveAccount(self.carbon, self.tracker.channels)
+        self._fl = (self.run_dir / FL).open("a", encoding="utf-8")
+
+    def stop(self, status: str = "finished") -> None:
+        if self.tracker is None or not self.tracker.running:
+            return
+        try:
+            self.close_round()
+        finally:
+            if self._fl is not None:
+                self._fl.close()
+            self.tracker.stop(status)
+
+    # --- rounds ------------------------------------------------------------------------------
+
+    def open_round(self, server_round: int) -> None:
+        """Start round ``server_round`` (closing the previous one); a no-op within a round or
+        after the budget stopped the run (``stopped``)."""
+        if self.tracker is None or server_round == self.round:
+            return
+        self.close_round()
+        if self.stopped:
+            return
+        self.round = server_round
+        self._round_span = self.tracker.begin_span("round", parent=None, round=server_round)
+
+    def close_round(self) -> None:
+        tracker, span = self.tracker, self._round_span
+        if tracker is not None and span is not None and span.record is None:
+            record = tracker.end_span(span)
+            kwh = live_round_kwh(
+                record.total_energy_j,
+                self._round_rows,
+                host=_HOST,
+                pid=os.getpid(),
+                simulation=self._grid in SIMULATION_GRIDS,
+                upload=self.upload_network,
+                download=self.download_network,
+            )
+            self._per_round_j.append(j_from_kwh(kwh))
+            f = forecast(self._per_round_j, max(0, self.num_rounds - self.round))
+            tracker.event({"event": "forecast", "round": self.round, **f.to_dict("j")})
+            self._check_budget(f.done, f.point)
+        self._round_span = None
+        self._round_rows = []
+
+    def _check_budget(self, done_j: float, forecast_j: float) -> None:
+        """The run's total so far (clients + server + network, by the account's rules) and
+        the forecast of the whole run, against the budget."""
+        if not self.budget.active or self.tracker is None or self._live is None:
+            return
+        total_kwh, forecast_kwh = kwh_from_j(done_j), kwh_from_j(forecast_j)
+        total_co2e = self._live.co2e_g(Figure.exact(total_kwh))
+        forecast_co2e = self._live.co2e_g(Figure.exact(forecast_kwh))
+        over = self.budget.check(
+            total_kwh=total_kwh,
+            forecast_kwh=forecast_kwh,
+            total_kg=total_co2e.value / G_PER_KG if total_co2e else 0.0,
+            forecast_kg=forecast_co2e.value / G_PER_KG if forecast_co2e else None,
+        )
+        if over is None:
+            return
+        message = f"greentrack energy budget after round {self.round}: {over}"
+        if self.budget.on_budget == "stop":
+            self.stopped = True
+            message += ": no further round"
+        if not self._warned_budget or self.stopped:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+            self._warned_budget = True
+        self.tracker.event({"event": "budget", "message": message})
+
+    @contextlib.contextmanager
+    def server_span(self, name: str, server_round: int) -> Iterator[None]:
+        """A span of server work inside the current round (nothing when not started)."""
+        if self.tracker is None:
+            yield
+            return
+        span = self.tracker.begin_span(name, parent=self._round_span, round=server_round)
+        try:
+            yield
+        finally:
+            self.tracker.end_span(span)
+
+    def record_metrics(self, phase: str, server_round: int, record: Any) -> None:
+        """Store the aggregated metrics of a round as an event (for emissions-to-target)."""
+        if self.tracker is None or not record:
+            return
+        values = {f"{phase}_{k}": v for k, v in scalar_metrics(record).items()}
+        if values:
+            self.tracker.event(
+                {"event": "metrics", "round": server_round, "phase": phase, "metrics": values}
+            )
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def note_download(self, phase: str, node: int, nbytes: int) -> None:
+        self._downloads[(phase, node)] = nbytes
+
+    def note_reply(
+        self,
+        phase: str,
+        server_round: int,
+        node: int,
+        upload_bytes: int | None,
+        error: bool,
+        record: Any,
+        num_examples: int | None = None,
+    ) -> None:
+        """One client's reply; ``record`` is what the client mod attached (or ``None``);
+        ``num_examples`` what the client reported training or evaluating on."""
+        row: dict[str, Any] = {
+            "round": server_round,
+            "phase": phase,
+            "node_id": node,
+            "download_bytes": self._downloads.pop((phase, node), None),
+            "upload_bytes": upload_bytes,
+            "error": error,
+            "client_measured_j": None,
+            "client_estimated_j": None,
+            "client_duration_s": None,
+            "client_methods": None,
+            "client_basis": None,
+            "num_examples": num_examples,
+        }
+        if record is not None:
+            row.update(
+                client_measured_j=float(record["measured_j"]),
+                client_estimated_j=float(record["estimated_j"]),
+                client_duration_s=float(record["duration_s"]),
+                client_methods=str(record["methods"]),
+                client_basis=str(record.get("basis", "measured")),
+                client_host=record.get("host"),
+                client_pid=record.get("pid"),
+                client_components=_components(record),
+            )
+            self._windows += _windows(len(self._pending), record)
+        self._pending.append(row)
+
+    def flush_replies(self, phase: str, server_round: int) -> None:
+        """Write the replies of this phase (after shared-GPU attribution) and a row for every
+        client that was sent a message and never replied."""
+        rows, windows = self._pending, self._windows
+        self._pending, self._windows = [], []
+        _attribute_shared_devices(rows, windows)
+        for row in rows:
+            self._round_rows.append(row)
+            self._write_fl(row)
+        for (p, node), nbytes in list(self._downloads.items()):
+            if p == phase:  # sent, but no reply came back
+                self._write_fl(
+                    {
+                        "round": server_round,
+                        "phase": phase,
+                        "node_id": node,
+                        "download_bytes": nbytes,
+                        "upload_bytes": None,
+                        "error": "no reply",
+                    }
+                )
+                del self._downloads[(p, node)]
+
+    def _write_fl(self, row: dict[str, Any]) -> None:
+        if self._fl is not None:
+            self._fl.write(json.dumps(row) + "\n")
+            self._fl.flush()

@@ -1,0 +1,133 @@
+"""The Message-API strategy wrapper: :class:`EmissionsStrategy`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from greentrack.integrations.flower._flwr import strategy as flwr_strategy
+from greentrack.integrations.flower.keys import RECORD
+from greentrack.integrations.flower.recorder import RoundRecorder, num_examples
+from greentrack.integrations.flower.wire import payload_bytes, payload_bytes_many
+from greentrack.tracker import Tracker
+
+
+class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
+    """Wrap a Flower strategy (Message API) to record energy and bytes of every round.
+
+    Args:
+        strategy: the strategy to wrap (FedAvg, FedProx, ... or your own).
+        run_dir, project, name: the server's run directory and labels.
+        carbon: :class:`greentrack.CarbonSettings` (``CarbonSettings.resolve("US-CA",
+            pue=1.1)``); ``None``: energy only.
+        budget: a :class:`greentrack.Budget` for the forecast of the whole run and the running
+            total (clients + server + network); ``on_budget="warn"`` (once) or ``"stop"`` (no
+            further round is configured: the run ends cleanly after the current round).
+        meters: explicit server meters (tests); default: discovery.
+        options: :class:`greentrack.TrackerOptions`.
+        network: kWh/GB coefficient for the clients' traffic: a bundled key (see
+            docs/methodology.md, e.g. ``"carbon-trust-2021-mobile"`` for cellular clients) or
+            a number; ``upload_network`` / ``download_network`` set one direction.
+    """
+
+    def __init__(self, strategy: Any, run_dir: str | Path | None = None, **kwargs: Any) -> None:
+        self.strategy = strategy
+        self.recorder = RoundRecorder(run_dir, **kwargs)
+        self.run_dir = self.recorder.run_dir
+
+    @property
+    def tracker(self) -> Tracker | None:
+        tracker: Tracker | None = self.recorder.tracker
+        return tracker
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.recorder.stopped)
+
+    # Strategy's round loop calls the four methods below on ``self``.
+    def start(
+        self,
+        grid: Any,
+        initial_arrays: Any,
+        num_rounds: int = 3,
+        timeout: float = 3600,
+        **kwargs: Any,
+    ) -> Any:
+        self.recorder.start(num_rounds, grid)
+        status = "finished"
+        try:
+            return super().start(grid, initial_arrays, num_rounds, timeout, **kwargs)
+        except BaseException as e:
+            status = f"failed: {type(e).__name__}"
+            raise
+        finally:
+            self.recorder.stop(status)
+
+    def summary(self) -> None:
+        self.strategy.summary()
+
+    def configure_train(
+        self, server_round: int, arrays: Any, config: Any, grid: Any
+    ) -> Iterable[Any]:
+        self.recorder.open_round(server_round)
+        if self.recorder.stopped:
+            return []  # over budget: no more rounds
+        return self._note_downloads(
+            "train", self.strategy.configure_train(server_round, arrays, config, grid)
+        )
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Any]) -> Any:
+        replies = self._note_replies("train", server_round, replies)
+        if self.recorder.stopped and not replies:
+            return None, None  # the round was not configured: nothing to aggregate
+        with self.recorder.server_span("aggregate_train", server_round):
+            result = self.strategy.aggregate_train(server_round, replies)
+        self.recorder.record_metrics("train", server_round, result[1] if result else None)
+        return result
+
+    def configure_evaluate(
+        self, server_round: int, arrays: Any, config: Any, grid: Any
+    ) -> Iterable[Any]:
+        self.recorder.open_round(server_round)
+        if self.recorder.stopped:
+            return []
+        return self._note_downloads(
+            "evaluate", self.strategy.configure_evaluate(server_round, arrays, config, grid)
+        )
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Any]) -> Any:
+        replies = self._note_replies("evaluate", server_round, replies)
+        if self.recorder.stopped and not replies:
+            return None
+        with self.recorder.server_span("aggregate_evaluate", server_round):
+            result = self.strategy.aggregate_evaluate(server_round, replies)
+        self.recorder.record_metrics("evaluate", server_round, result)
+        return result
+
+    def _note_downloads(self, phase: str, messages: Iterable[Any]) -> list[Any]:
+        out = list(messages)  # configure_* may return a generator: materialise once
+        for m, nbytes in zip(out, payload_bytes_many(out), strict=True):
+            self.recorder.note_download(phase, int(m.metadata.dst_node_id), nbytes)
+        return out
+
+    def _note_replies(self, phase: str, server_round: int, replies: Iterable[Any]) -> list[Any]:
+        out = list(replies)  # the inner strategy may iterate more than once
+        for r in out:
+            record = None
+            if not r.has_error() and r.has_content() and RECORD in r.content:
+                record = dict(r.content[RECORD])
+            upload = payload_bytes(r)  # as it came over the wire, our record included
+            if record is not None:
+                del r.content[RECORD]  # the inner strategy must not see it
+            self.recorder.note_reply(
+                phase,
+                server_round,
+                int(r.metadata.src_node_id),
+                upload,
+                r.has_error(),
+                record,
+                num_examples(r),
+            )
+        self.recorder.flush_replies(phase, server_round)
+        return out

@@ -1,0 +1,345 @@
+"""One run, one set of figures: every view of a run shows the account's totals and ranges.
+
+Hypothesis builds run directories of every shape: one process; several ranks (parts); a
+resumed segment; a federated server run with client replies measured, estimated, modeled or
+missing, from the server's host or from others; measured and/or estimated channels; with an
+annual region, a time series or no carbon at all. For each, the total energy, the total CO2e
+and their ranges must be the same in the summary (text, JSON, Markdown), in every report
+section and format (sentence, carbon, counterfactual "as run", Flexible Start and Pause &
+Resume baselines, equivalences, forecast comparison, emissions to reach the last unit, the
+cumulative figure's final values, the model card) and in ``greentrack whatif``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import greentrack  # noqa: E402
+from greentrack.account import account_run  # noqa: E402
+from greentrack.analysis.predict import forecast  # noqa: E402
+from greentrack.carbon.settings import resolve_settings  # noqa: E402
+from greentrack.meters.fake import FakeChannelSpec, FakeMeter, ManualClock, PowerTrace  # noqa: E402
+from greentrack.report import plots  # noqa: E402
+from greentrack.report.model import ReportOptions, build_report  # noqa: E402
+from greentrack.report.numbers import energy_range, mass_range  # noqa: E402
+from greentrack.report.render import render  # noqa: E402
+from greentrack.tracker import Tracker  # noqa: E402
+from greentrack.views.summary import format_range  # noqa: E402
+from tests.helpers import run_for  # noqa: E402
+
+GB_START = 1_678_795_200.0  # 2023-03-14T12:00Z, inside the bundled GB series
+SERIES_CSV = (
+    Path(greentrack.__file__).parent
+    / "carbon"
+    / "data"
+    / ("gb_carbon_intensity_2023-03-14_to_19.csv")
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str  # single | ranks | resumed | federated
+    channels: str  # measured | estimated | both
+    carbon: str  # none | annual | series
+    seconds: float
+    gpu_w: float
+    cpu_w: float
+    epochs: int
+    clients: tuple[tuple[str, str, float, int], ...]  # (basis, where, joules, bytes)
+
+
+CLIENT = st.tuples(
+    st.sampled_from(["measured", "estimated", "modeled", "none", "error"]),
+    st.sampled_from(["same-process", "same-host", "other-host"]),
+    st.floats(0.5, 500.0),
+    st.integers(0, 5_000_000),
+)
+SHAPES = st.builds(
+    Shape,
+    kind=st.sampled_from(["single", "ranks", "resumed", "federated"]),
+    channels=st.sampled_from(["measured", "estimated", "both"]),
+    carbon=st.sampled_from(["none", "annual", "series"]),
+    seconds=st.floats(2.0, 30.0),
+    gpu_w=st.floats(10.0, 700.0),
+    cpu_w=st.floats(1.0, 200.0),
+    epochs=st.integers(1, 4),
+    clients=st.lists(CLIENT, min_size=1, max_size=6).map(tuple),
+)
+
+
+def _meters(shape: Shape, clock: ManualClock) -> list[FakeMeter]:
+    specs = []
+    if shape.channels in ("measured", "both"):
+        specs.append(FakeChannelSpec("gpu0", "gpu", PowerTrace.constant(shape.gpu_w)))
+    if shape.channels in ("estimated", "both"):
+        specs.append(
+            FakeChannelSpec(
+                "cpu", "cpu", PowerTrace.constant(shape.cpu_w), source="estimated", has_power=False
+            )
+        )
+    return [FakeMeter([s], clock) for s in specs]
+
+
+def _process(
+    path: Path,
+    shape: Shape,
+    start: float,
+    *,
+    part: dict[str, object] | None,
+    carbon: object,
+    federated: bool,
+) -> float:
+    """One process of the run: epochs of train_epoch spans (or rounds), metrics and forecast
+    events. Returns when it ended (UTC)."""
+    clock = ManualClock(start)
+    extra: dict[str, object] = {"framework": "lightning"}
+    if part is not None:
+        extra["part"] = part
+    if federated:
+        extra = {"framework": "flwr", "fl_role": "server", "fl": {"api": "message", "grid": ""}}
+    tracker = Tracker(
+        path,
+        name=f"run {shape.kind}",
+        meters=_meters(shape, clock),
+        clock=clock,
+        background=False,
+        carbon=carbon,  # type: ignore[arg-type]
+        extra_meta=extra,
+    )
+    per_unit: list[float] = []
+    with tracker:
+        unit = "round" if federated else "train_epoch"
+        for k in range(shape.epochs):
+            index = k + 1 if federated else k
+            tags = {"round": index} if federated else {"epoch": index}
+            span = tracker.begin_span(unit, parent=None, **tags)
+            run_for(tracker, clock, shape.seconds / shape.epochs, step=0.5)
+            per_unit.append(tracker.end_span(span).total_energy_j)
+            key = "round" if federated else "epoch"
+            tracker.event({"event": "metrics", key: index, "metrics": {"val_acc": 0.5 + 0.1 * k}})
+            f = forecast(per_unit, shape.epochs - k - 1)
+            tracker.event({"event": "forecast", key: index, **f.to_dict("j")})
+        run_for(tracker, clock, 1.0, step=0.5)
+    return clock.time()
+
+
+def _fl_rows(shape: Shape, host: str, pid: int) -> list[dict[str, object]]:
+    rows = []
+    for i, (basis, where, joules, nbytes) in enumerate(shape.clients):
+        r: dict[str, object] = {
+            "round": 1 + i % shape.epochs,
+            "phase": "train",
+            "node_id": 100 + i,
+            "download_bytes": nbytes,
+            "upload_bytes": nbytes // 2,
+            "error": basis == "error",
+            "client_host": host if where != "other-host" else "elsewhere",
+            "client_pid": pid if where == "same-process" else pid + 1,
+        }
+        if basis in ("measured", "estimated", "modeled"):
+            measured = joules if basis == "measured" else 0.0
+            estimated = joules if basis != "measured" else 0.0
+            r.update(
+                client_measured_j=measured,
+                client_estimated_j=estimated,
+                client_duration_s=1.0,
+                client_methods="cpu:tdp-x-utilisation" if basis != "measured" else "gpu:x",
+                client_basis=basis,
+                client_components={"cpu" if basis != "measured" else "gpu": [measured, estimated]},
+            )
+        else:
+            r.update(client_measured_j=None, client_estimated_j=None)
+        rows.append(r)
+    return rows
+
+
+def build(shape: Shape, root: Path) -> Path:
+    path = root / "run"
+    carbon = resolve_settings("GB", pue=1.2) if shape.carbon != "none" else None
+    federated = shape.kind == "federated"
+    end = _process(path, shape, GB_START, part=None, carbon=carbon, federated=federated)
+    if shape.kind == "ranks":
+        for rank in (1, 2):
+            _process(
+                path / "parts" / f"seg0-rank{rank}",
+                shape,
+                GB_START + 0.25 * rank,
+                part={"segment": 0, "rank": rank},
+                carbon=carbon,
+                federated=False,
+            )
+    if shape.kind == "resumed":
+        _process(
+            path / "parts" / "seg1-rank0",
+            shape,
+            end + 120.0,
+            part={"segment": 1, "rank": 0},
+            carbon=carbon,
+            federated=False,
+        )
+    if federated:
+        meta = json.loads((path / "meta.json").read_text())
+        host, pid = meta["host"]["hostname"], meta["pid"]
+        rows = _fl_rows(shape, host, pid)
+        (path / "fl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
+
+
+def _whatif(path: Path, shape: Shape) -> dict[str, object]:
+    from greentrack.cli.carbon import whatif
+
+    args = argparse.Namespace(
+        run_dir=path,
+        regions="FR,PL",
+        intensity_csv=SERIES_CSV if shape.carbon == "series" else None,
+        tz=None,
+        kind="average",
+        flexible_start=None,
+        pause_resume=None,
+        fill_gaps="error",
+        region=None,
+        pue=None,
+    )
+    return whatif(args)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(SHAPES)
+def test_every_view_shows_the_accounts_totals(shape: Shape) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build(shape, Path(tmp))
+        series = SERIES_CSV if shape.carbon == "series" else None
+        from greentrack.account import AccountOptions
+        from greentrack.carbon.series import IntensitySeries
+
+        opts = AccountOptions(
+            series=IntensitySeries.from_csv(series, value_column="gco2_per_kwh_actual")
+            if series
+            else None,
+            regions=("FR", "PL"),
+        )
+        acct = account_run(greentrack.load_run(path), opts)
+        it, co2e = acct.it_kwh, acct.co2e_g
+
+        # the account is internally consistent: items add up, bounds hold
+        assert it.low <= it.value <= it.high
+        assert math.isclose(
+            sum(i.energy_kwh.value for i in acct.items if i.in_total), it.value, rel_tol=1e-9
+        )
+        assert math.isclose(
+            sum(acct.kwh_by_provenance.values()), it.value, rel_tol=1e-9, abs_tol=1e-15
+        )
+        if co2e is not None:
+            assert co2e.low <= co2e.value <= co2e.high
+        assert (co2e is None) == (shape.carbon == "none")
+
+        # summary: JSON, text, Markdown
+        summary = greentrack.summarize(greentrack.load_run(path), opts)
+        data = summary.to_dict()
+        assert data["energy"]["it_kwh"] == it.to_dict()
+        assert data["co2e_g"] == (co2e.to_dict() if co2e else None)
+        text, md = str(summary), summary.to_markdown()
+        assert format_range(it) in text and format_range(it) in md
+        if co2e is not None:
+            assert format_range(co2e, "mass") in text and format_range(co2e, "mass") in md
+
+        # the report: every section, every format
+        report = build_report(
+            [path],
+            ReportOptions(
+                intensity_csv=series,
+                regions=["FR", "PL"],
+                flexible_start_s=3600.0 if series else None,
+                pause_resume=2.0 if series else None,
+                metric="val_acc",
+            ),
+        )
+        r = report.to_dict()["runs"][0]
+        h = r["headline"]
+        assert (h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"]) == (
+            it.value,
+            it.low,
+            it.high,
+        )
+        assert r["energy"]["it_kwh"] == it.value
+        if co2e is None:
+            assert h["co2e_g"] is None and r["carbon"] is None
+        else:
+            assert (h["co2e_g"], h["co2e_g_low"], h["co2e_g_high"]) == (
+                co2e.value,
+                co2e.low,
+                co2e.high,
+            )
+            assert r["carbon"]["co2e_g"] == co2e.value
+            assert mass_range(co2e.value, co2e.low, co2e.high) in r["sentence"]
+            cf = r["counterfactuals"]
+            assert cf["baseline_co2e_g"] == co2e.value
+            for row in cf["regions"]:
+                if row["actual"]:
+                    assert row["co2e_g"] == co2e.value
+            if series is not None:
+                assert _close(cf["flexible_start"]["actual_co2e_g"], co2e.value)
+                assert _close(cf["pause_resume"]["actual_co2e_g"], co2e.value)
+            car = next(e for e in r["equivalences"] if e["key"] == "car_km")
+            assert math.isclose(car["amount"] * (404.0 / 1.609344), co2e.value, rel_tol=1e-9)
+        assert energy_range(it.value, it.low, it.high) in r["sentence"]
+        if r["federated"]:
+            assert r["federated"]["total_kwh"] == it.value
+        if r["forecast"]:
+            assert r["forecast"]["final_kwh"] == it.value
+        m = r["metric"]
+        if m and m["energy_kwh_to_reach"] is not None:
+            assert m["energy_kwh_to_reach"] <= it.value * (1 + 1e-9)
+            if r["federated"]:  # the best is reached in the last round: the whole total
+                assert _close(m["energy_kwh_to_reach"], r["units"]["rows"][-1]["cumulative_kwh"])
+
+        # the cumulative figure ends at the totals
+        _, kwh, grams = plots.cumulative_data(report, report.runs[0])
+        assert math.isclose(float(kwh[-1]), it.value, rel_tol=1e-9, abs_tol=1e-15)
+        if co2e is not None and grams is not None and co2e.value > 0:
+            assert math.isclose(float(grams[-1]), co2e.value, rel_tol=1e-9)
+
+        # every format carries the same numbers; the model card its front matter
+        for fmt in ("md", "html", "latex"):
+            out = render(report, fmt)
+            needle = energy_range(it.value, it.low, it.high)
+            if fmt == "latex":
+                needle = needle.replace("%", "\\%")
+            assert needle in out, fmt
+        assert json.loads(render(report, "json"))["runs"][0]["headline"] == h
+        card = render(report, "model-card")
+        import yaml
+
+        front = yaml.safe_load(card.split("---")[1])
+        if co2e is not None:
+            emissions = front["co2_eq_emissions"]["emissions"]
+            assert math.isclose(emissions, co2e.value, rel_tol=1e-3)
+            assert emissions > 0 or co2e.value == 0
+        assert front["greentrack"]["runs"][0]["energy_kwh"] == pytest.approx(it.value, rel=1e-3)
+
+        # whatif: the same baseline
+        w = _whatif(path, shape)
+        assert w["energy_kwh_it"] == it.to_dict()
+        assert w["co2e_g"] == (co2e.to_dict() if co2e else None)
