@@ -345,7 +345,6 @@ def account_run(
                     co2e_g=None,
                 )
             )
-        notes += fed.notes
     counted = parts or components
     it_kwh = total(i.energy_kwh for i in counted if i.in_total)
     by_prov: dict[str, float] = defaultdict(float)

@@ -194,11 +194,16 @@ def federated_parts(
             server_range = server_range + Figure.relative(
                 kwh_from_j(net * share), acc.low, acc.high
             )
-    if co_located:
+    if co_located and taken_j > 0:
         notes.append(
             f"{co_located} client replies ran on the server's host: the host's energy is "
-            "counted once (the clients' measured share of each device the server also "
-            f"measured, {kwh_from_j(taken_j):.3g} kWh, is taken out of the server's part)"
+            "counted once (what the clients measured on devices the server measures too, "
+            f"{_kwh_text(kwh_from_j(taken_j))}, is taken out of the server's part)"
+        )
+    elif co_located:
+        notes.append(
+            f"{co_located} client replies ran on the server's host; they measured nothing the "
+            "server's meters also see, so their energy adds to the server's"
         )
     if in_process:
         notes.append(
@@ -216,8 +221,8 @@ def federated_parts(
         )
         notes.append(
             "traffic between parties on one host crossed no network: its energy "
-            f"({apart.value:.3g} kWh at the coefficient) is modeled for a real deployment and "
-            "shown apart, not added to the total"
+            f"({_kwh_text(apart.value)} at the coefficient) is modeled for a real deployment "
+            "and shown apart, not added to the total"
         )
     if modeled:
         notes.append(f"{modeled} client replies were modeled from a device profile, not measured")
@@ -243,8 +248,8 @@ def federated_parts(
     }
     split = {
         "client_compute": {k: kwh_from_j(v) for k, v in client_split.items() if v},
-        "upload": {"network-model": upload.value} if upload.value else {},
-        "download": {"network-model": download.value} if download.value else {},
+        "upload": {"network-model": upload.value},
+        "download": {"network-model": download.value},
         "server": {k: kwh_from_j(v) for k, v in server_split.items() if v},
     }
     return FederatedParts(
@@ -254,7 +259,7 @@ def federated_parts(
         upload_bytes=bytes_real["upload"] + bytes_apart["upload"],
         download_bytes=bytes_real["download"] + bytes_apart["download"],
         parts=parts,
-        provenance={k: "+".join(sorted(v)) or "none" for k, v in split.items()},
+        provenance={k: "+".join(sorted(v)) or "none" for k, v in split.items()},  # as counted
         split_kwh=split,
         network=_describe(up_coeff, down_coeff),
         network_apart=apart,
@@ -263,6 +268,15 @@ def federated_parts(
         per_round=_per_round(run, rows, up_coeff, down_coeff, parts, simulation, host),
         notes=notes,
     )
+
+
+def _kwh_text(kwh: float) -> str:
+    """kWh in words for a note (Wh below 1 kWh).
+
+    >>> _kwh_text(0.0000889), _kwh_text(2.5)
+    ('0.0889 Wh', '2.5 kWh')
+    """
+    return f"{kwh:.3g} kWh" if kwh >= 1 else f"{kwh * 1000:.3g} Wh"
 
 
 def _local(row: dict[str, Any], simulation: bool, host: str | None) -> bool:

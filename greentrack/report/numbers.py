@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 SIGNIFICANT = 4
 
@@ -78,6 +79,19 @@ def duration(seconds: float) -> str:
     if seconds >= 120:
         return f"{num(seconds / 60)} min"
     return f"{num(seconds)} s"
+
+
+def span(value: float | None, low: float | None, high: float | None, fmt: Any) -> str:
+    """The range alone, in the unit ``fmt`` chooses for ``value`` (empty when exact).
+
+    >>> span(0.0042, 0.004, 0.0045, energy), span(2.0, 2.0, 2.0, energy)
+    ('4-4.5 Wh', '')
+    """
+    if value is None or low is None or high is None or low == high:
+        return ""
+    unit = fmt(value).split()[-1]
+    scale = {"MWh": 1e-3, "kWh": 1.0, "Wh": 1e3, "t": 1e-6, "kg": 1e-3, "g": 1.0}[unit]
+    return f"{num(low * scale)}-{num(high * scale)} {unit}"
 
 
 def energy_range(kwh: float | None, low: float | None, high: float | None) -> str:

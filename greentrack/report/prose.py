@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greentrack.report.numbers import duration, energy, energy_range, mass_range, num
+from greentrack.report.numbers import duration, energy, mass_range, num, span
 
 
 def method(r: dict[str, Any]) -> list[str]:
@@ -82,17 +82,17 @@ def sentence(r: dict[str, Any]) -> str:
     }.get(r["kind"], "The run")
     gpus = r["hardware"]["gpus"]
     on = " on " + ", ".join(f"{g['count']}x {g['model']}" for g in gpus) if gpus else ""
-    total = energy_range(h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"])
+    spread = span(h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"], energy)
     if h["measured_kwh"] and h["estimated_kwh"]:
         how = f"{energy(h['measured_kwh'])} measured, {energy(h['estimated_kwh'])} estimated"
     elif h["estimated_kwh"]:
         how = "estimated, not measured"
     else:
         how = "measured"
-    scope = " in total (clients, server and network)" if r["federated"] else ""
+    scope = " for clients, server and network" if r["federated"] else ""
     text = (
-        f"{subject}{on} took {duration(r['duration_s'])} and used {total} of electricity"
-        f"{scope} ({how})"
+        f"{subject}{on} took {duration(r['duration_s'])} and used {energy(h['energy_kwh'])} "
+        f"of electricity{scope} ({'; '.join(x for x in (spread, how) if x)})"
     )
     c = r["carbon"]
     if c is None:
