@@ -10,6 +10,8 @@ French grid with Google's fleet PUE) goes to the CSV logger and to the run direc
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -55,6 +57,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--name", default="lightning demo")
     args = parser.parse_args()
+    if args.run_dir is not None and (Path(args.run_dir) / "meta.json").exists():
+        sys.exit(f"{args.run_dir} already holds a run: pass a new --run-dir (or none)")
     callback = EmissionsCallback(
         args.run_dir,
         project="greentrack-demo",

@@ -10,7 +10,9 @@ directory. Runs on CPU in about ten seconds; on a CUDA machine it uses the GPU.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -32,6 +34,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps-per-group", type=int, default=50)
     args = parser.parse_args()
+    if args.run_dir is not None and (Path(args.run_dir) / "meta.json").exists():
+        sys.exit(f"{args.run_dir} already holds a run: pass a new --run-dir (or none)")
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)

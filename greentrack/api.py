@@ -7,6 +7,7 @@ of the run shows.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,9 +23,76 @@ if TYPE_CHECKING:
     from greentrack.views.summary import Summary
 
 
+PROVIDER_WAIT_S = 10.0
+"""How long stopping waits for the intensity provider at most (the fetch runs on its own
+thread with timeouts; a later report fetches what this one could not)."""
+
+
 class Tracker(_core.Tracker):
     """The measurement core (:class:`greentrack.tracker.Tracker`) plus the run's figures:
-    :meth:`summary` and :meth:`account` read the account of the run so far."""
+    :meth:`summary` and :meth:`account` read the account of the run so far.
+
+    Args (beyond the core's):
+        intensity_provider: a grid-intensity provider id (``ukci``, ``electricitymaps``,
+            ``watttime``): at the end of the run the series of its hours is fetched (off the
+            training thread, with timeouts) and stored in the run directory, so that every
+            report charges the run's own hours, offline. On any provider error the run is
+            charged at the bundled annual figure, and the report says so.
+        provider_region: the provider's name for the grid (default: the carbon settings'
+            region, e.g. ``GB`` for ``ukci``).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        intensity_provider: str | None = None,
+        provider_region: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if intensity_provider is not None:
+            from greentrack.carbon.providers import PROVIDER_IDS
+
+            if intensity_provider not in PROVIDER_IDS:
+                raise ValueError(
+                    f"unknown intensity provider {intensity_provider!r}; valid ids: "
+                    f"{', '.join(PROVIDER_IDS)}"
+                )
+            carbon = kwargs.get("carbon")
+            region = provider_region or (carbon.intensity.region if carbon else None)
+            if not region or region == "explicit":
+                raise ValueError(
+                    f"intensity_provider={intensity_provider!r} needs a region to ask for "
+                    "(region='GB' or provider_region=...)"
+                )
+            extra = dict(kwargs.pop("extra_meta", None) or {})
+            extra["intensity_provider"] = {"id": intensity_provider, "region": region}
+            kwargs["extra_meta"] = extra
+        super().__init__(*args, **kwargs)
+        self.intensity_provider = intensity_provider
+
+    def stop(self, status: str = "finished") -> None:
+        running = self.running
+        super().stop(status)
+        if running and self.intensity_provider is not None and self.summary_written:
+            self._fetch_intensity()
+
+    def _fetch_intensity(self) -> None:
+        """Fetch and store the series of the run's hours, waiting at most
+        :data:`PROVIDER_WAIT_S`; never raises (a later report tries again)."""
+        import threading
+
+        from greentrack.rundir.reader import load_run
+
+        def fetch() -> None:
+            from greentrack.carbon.providers.cache import series_of_run
+
+            # a failure leaves no series: the report fetches again and says what failed
+            with contextlib.suppress(Exception):
+                series_of_run(load_run(self.run_dir))
+
+        thread = threading.Thread(target=fetch, name="greentrack-intensity", daemon=True)
+        thread.start()
+        thread.join(PROVIDER_WAIT_S)
 
     def account(self) -> RunAccount:
         """The account of the run so far (a fresh reading while running)."""
@@ -70,6 +138,8 @@ def track(
     pue: float | str | None = None,
     intensity: float | None = None,
     intensity_source: str | None = None,
+    intensity_provider: str | None = None,
+    provider_region: str | None = None,
     **options: Any,
 ) -> Tracker:
     """Measure a block of code: ``with greentrack.track(run_dir=...) as run: ...``.
@@ -78,7 +148,9 @@ def track(
     (gCO2e/kWh, with ``intensity_source``) and ``pue`` (a number >= 1 or a preset such as
     ``"google"``) turn energy into CO2e; they are checked here, before any training starts.
     Keyword ``options`` are :class:`TrackerOptions` fields (``power_hz``, ``gpu_indices``,
-    ``cpu_tdp_w``, ``require``...). Returns an unstarted :class:`Tracker`; ``with`` starts it.
+    ``cpu_tdp_w``, ``require``...). ``intensity_provider`` (``"ukci"``, ``"electricitymaps"``,
+    ``"watttime"``) charges the run's own hours from a public provider (see :class:`Tracker`).
+    Returns an unstarted :class:`Tracker`; ``with`` starts it.
     """
     carbon = resolve_settings(
         region, intensity=intensity, intensity_source=intensity_source, pue=pue
@@ -94,4 +166,6 @@ def track(
         clock=clock,
         background=background,
         carbon=carbon,
+        intensity_provider=intensity_provider,
+        provider_region=provider_region,
     )

@@ -169,6 +169,7 @@ def _dram_not_counted(why: str) -> ComponentStatus:
     return ComponentStatus(
         "dram",
         "not counted",
-        f"{why}; pass dram_w_per_gb={CRUCIAL_W_PER_GB} to estimate it "
+        f"{why}; to estimate it, pass --dram-w-per-gb {CRUCIAL_W_PER_GB} "
+        f"(dram_w_per_gb={CRUCIAL_W_PER_GB} in Python) "
         "(a contested constant-power model)",
     )

@@ -11,13 +11,20 @@ For each channel the ledger keeps:
   The timeline's ``power_w`` comes from it, so the timeline integral can be checked against
   the counter (benchmarks/gpu_accuracy.py).
 
-A read that raises :class:`MeterError` marks that meter's channels as in a *gap* and is reported
-through ``on_error``; integration restarts at the next good sample, and counter channels lose
-nothing because the next counter read re-anchors them. All methods are thread-safe.
+A read that raises (any exception: a vendor binding may raise ``RuntimeError`` or ``OSError``
+instead of :class:`MeterError`) marks that meter's channels as in a *gap* and is reported
+through ``on_error`` as a :class:`MeterError`; it never propagates. A failed power read
+restarts integration at the next good sample. A failed counter read loses nothing while the
+counter recovers (its next read re-anchors the total); while it stays failed, a channel with
+a power sensor goes on with the integral of its power (*bridged*, reported with its joules
+and duration by :meth:`EnergyLedger.counter_trouble`), and a counter-only channel has its
+energy after the last good read *missing* (reported with the duration). All methods are
+thread-safe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +45,7 @@ class _State:
     origin_j: float = 0.0
     last_t: float | None = None
     last_p: float | None = None
+    counter_failed_at: float | None = None
 
 
 class EnergyLedger:
@@ -89,13 +97,43 @@ class EnergyLedger:
         with self._lock:
             return set(self._gaps)
 
-    def _fail(self, meter: Meter, operation: str, err: MeterError) -> None:
+    def _fail(self, meter: Meter, operation: str, err: BaseException) -> None:
         ids = [c.id for c in meter.channels]
         self._gaps.update(ids)
+        now = self._clock()
         for cid in ids:
             state = self._states[cid]
-            state.last_t = state.last_p = None
-        self._on_error(meter, operation, err)
+            if operation == "read_power_w":
+                state.last_t = state.last_p = None
+            elif state.channel.energy_method is not None and state.counter_failed_at is None:
+                state.counter_failed_at = now
+        if not isinstance(err, MeterError):
+            wrapped = MeterError(f"{type(err).__name__}: {err}")
+            wrapped.__cause__ = err
+            err = wrapped
+        with contextlib.suppress(Exception):  # reporting a failure must not become one
+            self._on_error(meter, operation, err)
+
+    def counter_trouble(self) -> dict[str, dict[str, float | str]]:
+        """Channels whose energy counter is failing now: ``bridged`` (joules integrated from
+        power since the last good counter read, and for how long) or ``missing``."""
+        with self._lock:
+            now = self._clock()
+            out: dict[str, dict[str, float | str]] = {}
+            for cid, st in self._states.items():
+                if st.counter_failed_at is None or st.channel.energy_method is None:
+                    continue
+                since = st.anchor_t if st.anchor_t is not None else st.counter_failed_at
+                if st.channel.power_method is not None:
+                    out[cid] = {
+                        "how": "bridged",
+                        "bridged_j": st.since_anchor_j,
+                        "seconds": now - since,
+                        "method": f"integral of {st.channel.power_method}",
+                    }
+                else:
+                    out[cid] = {"how": "missing", "seconds": now - since}
+            return out
 
     def sample_power(self) -> None:
         """Read every power sensor once and integrate since the previous sample."""
@@ -104,7 +142,7 @@ class EnergyLedger:
                 now = self._clock()
                 try:
                     powers = meter.read_power_w()
-                except MeterError as e:
+                except Exception as e:
                     self._fail(meter, "read_power_w", e)
                     continue
                 for cid, watts in powers.items():
@@ -131,12 +169,13 @@ class EnergyLedger:
                 now = self._clock()
                 try:
                     energies = meter.read_energy_j()
-                except MeterError as e:
+                except Exception as e:
                     self._fail(meter, "read_energy_j", e)
                     continue
                 for cid, joules in energies.items():
                     state = self._states[cid]
                     state.anchor_j, state.since_anchor_j, state.anchor_t = joules, 0.0, now
+                    state.counter_failed_at = None
                     if state.channel.power_method is None:
                         self._gaps.discard(cid)
 

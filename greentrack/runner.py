@@ -10,6 +10,7 @@ caller sees exactly what it would have seen without greentrack.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -88,11 +89,26 @@ def run_command(tracker: Tracker, command: Sequence[str]) -> int:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)  # type: ignore[arg-type]
-        tracker.writer.write_event(
-            {"event": "child_exit", "returncode": returncode, "pid": child.pid}
-        )
-        tracker.stop("finished" if returncode == 0 else f"command exited with {returncode}")
+        tracker.event({"event": "child_exit", "returncode": returncode, "pid": child.pid})
+        tracker.stop(exit_status(returncode))
     return returncode
+
+
+def exit_status(returncode: int) -> str:
+    """The run's status for a child's return code (negative: killed by that signal).
+
+    >>> exit_status(0), exit_status(3), exit_status(-9)
+    ('finished', 'command exited with 3', 'command killed by signal 9 (SIGKILL)')
+    """
+    if returncode == 0:
+        return "finished"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"command killed by signal {-returncode} ({name})"
+    return f"command exited with {returncode}"
 
 
 def _wait(child: subprocess.Popen[bytes]) -> int:
@@ -111,7 +127,10 @@ def exit_like(returncode: int) -> None:
     sys.stderr.flush()
     if returncode < 0:
         sig = -returncode
-        signal.signal(sig, signal.SIG_DFL)
-        os.kill(os.getpid(), sig)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be caught or reset
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(sig, signal.SIG_DFL)
+        with contextlib.suppress(OSError):
+            os.kill(os.getpid(), sig)
         sys.exit(128 + sig)  # only reached for signals that do not kill (e.g. SIGCHLD)
     sys.exit(returncode)

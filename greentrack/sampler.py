@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from greentrack.ledger import EnergyLedger
-from greentrack.rundir.writer import RunWriter
+from greentrack.rundir.writer import Writer
 
 log = logging.getLogger("greentrack")
 
@@ -59,7 +59,7 @@ class Sampler:
     def __init__(
         self,
         ledger: EnergyLedger,
-        writer: RunWriter,
+        writer: Writer,
         monotonic: Callable[[], float],
         wall: Callable[[], float],
         config: SamplingConfig,

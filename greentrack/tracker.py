@@ -17,6 +17,7 @@ import atexit
 import contextvars
 import itertools
 import logging
+import math
 import sys
 import time
 import uuid
@@ -29,10 +30,11 @@ from typing import Any, Literal, Protocol
 
 from greentrack import metadata
 from greentrack.discovery import ComponentStatus, DiscoveryOptions, discover
-from greentrack.errors import MeterError, SpanError
+from greentrack.errors import MeterError, RunExistsError, SpanError
 from greentrack.ledger import EnergyLedger
 from greentrack.meters.base import Channel, Meter
-from greentrack.rundir.writer import RunWriter
+from greentrack.rundir.fs import REAL, FileSystem
+from greentrack.rundir.writer import IoTrouble, NullWriter, RunWriter, Writer
 from greentrack.sampler import Sampler, SamplingConfig
 
 log = logging.getLogger("greentrack")
@@ -42,6 +44,18 @@ TagValue = str | int | float | bool | None
 _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
     "greentrack_current_span", default=None
 )
+
+
+ERROR_EVENT_INTERVAL_S = 10.0
+
+
+def safe_warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn``, except that it never raises: under ``-W error`` a warning is an
+    exception, and greentrack's warnings must not stop the training they describe."""
+    try:
+        warnings.warn(message, category, stacklevel=3)
+    except Warning:
+        log.warning("%s", message)
 
 
 class Recordable(Protocol):
@@ -179,6 +193,12 @@ class Tracker:
             ``meta.json``.
         extra_meta: more top-level keys for ``meta.json`` (integrations record e.g. ``part``:
             which rank and segment of a larger run this process measured).
+        fs: the file system boundary (:class:`greentrack.rundir.fs.FileSystem`; tests pass
+            one that fails).
+
+    Nothing the tracker does while training runs raises into it: a meter that fails (any
+    exception) becomes a labelled gap, a write that fails (a full disk) a counted loss, both
+    with one warning (never raised, even under ``-W error``).
     """
 
     def __init__(
@@ -196,6 +216,7 @@ class Tracker:
         command: Sequence[str] | None = None,
         carbon: Recordable | None = None,
         extra_meta: Mapping[str, Any] | None = None,
+        fs: FileSystem | None = None,
     ) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.project, self.name = project, name
@@ -215,6 +236,10 @@ class Tracker:
         self._state: Literal["new", "running", "stopped"] = "new"
         self.statuses: list[ComponentStatus] = []
         self._final_totals: dict[str, float] | None = None
+        self._fs = fs or REAL
+        self._error_events: dict[tuple[int, str], tuple[float, int]] = {}
+        self.unwritten: str | None = None  # why the run directory could not be created
+        self.summary_written = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -242,11 +267,11 @@ class Tracker:
         self.ledger = EnergyLedger(self._meters, self._clock.monotonic, self._on_meter_error)
         channels = self.ledger.channels
         if not channels:
-            warnings.warn(
+            safe_warn(
                 "greentrack measures no energy on this machine: "
                 + "; ".join(s.detail for s in self.statuses if s.status == "not counted")
                 + ". Durations and spans are still recorded (see `greentrack devices`).",
-                stacklevel=3,
+                UserWarning,
             )
         meta = metadata.collect(
             run_id=self.run_id,
@@ -266,7 +291,28 @@ class Tracker:
             "row_interval_s": self.options.sampling.row_interval_s,
             "counter_interval_s": self.options.sampling.counter_interval_s,
         }
-        self.writer = RunWriter(self.run_dir, meta, [c.id for c in channels])
+        self.writer: Writer
+        try:
+            self.writer = RunWriter(
+                self.run_dir,
+                meta,
+                [c.id for c in channels],
+                fs=self._fs,
+                on_trouble=self._on_io_trouble,
+                clock=self._clock.time,
+            )
+        except (RunExistsError, NotADirectoryError):
+            raise
+        except OSError as e:
+            # the run directory cannot be created (a full disk, a read-only file system):
+            # measure on, in memory, and let the training run
+            self.unwritten = f"{type(e).__name__}: {e}"
+            safe_warn(
+                f"greentrack cannot write its run directory {self.run_dir} ({self.unwritten}); "
+                "training continues, energy is measured but this run will not be saved",
+                RuntimeWarning,
+            )
+            self.writer = NullWriter(self.run_dir)
         self.ledger.zero()
         self.sampler = Sampler(
             self.ledger, self.writer, self._clock.monotonic, self._clock.time, self.options.sampling
@@ -288,6 +334,7 @@ class Tracker:
         self.sampler.write_row(at=end_mono)
         end_unix = self._unix_at(end_mono)
         self._final_totals = totals
+        counter_trouble = self.ledger.counter_trouble()
         self.writer.write_event(
             {
                 "event": "run_end",
@@ -297,7 +344,8 @@ class Tracker:
                 "sampler_cpu_s": self.sampler.thread_cpu_s,
             }
         )
-        self.writer.write_summary(
+        self.writer.close()  # flushed and synced first: a failure there is in the summary
+        self.summary_written = self.writer.write_summary(
             {
                 "run_id": self.run_id,
                 "status": status,
@@ -305,9 +353,9 @@ class Tracker:
                 "end_unix_s": end_unix,
                 "duration_s": end_mono - self._t0_mono,
                 "energy_j": totals,
+                **({"counter_trouble": counter_trouble} if counter_trouble else {}),
             }
         )
-        self.writer.close()
         for meter in self._meters:
             try:
                 meter.close()
@@ -457,22 +505,38 @@ class Tracker:
             )
 
     def _on_meter_error(self, meter: Meter, operation: str, err: MeterError) -> None:
+        """One warning per meter, and at most one event per meter and operation every
+        :data:`ERROR_EVENT_INTERVAL_S` (with how many failures it stands for)."""
         key = id(meter)
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(
+            safe_warn(
                 f"greentrack: a meter failed, its channels show a gap (training continues): {err}",
                 RuntimeWarning,
-                stacklevel=2,
             )
+        now = self._clock.time()
+        last, count = self._error_events.get((key, operation), (-math.inf, 0))
+        count += 1
+        if now - last < ERROR_EVENT_INTERVAL_S:
+            self._error_events[(key, operation)] = (last, count)
+            return
+        self._error_events[(key, operation)] = (now, 0)
         self.writer.write_event(
             {
                 "event": "meter_error",
-                "t_unix_s": self._clock.time(),
+                "t_unix_s": now,
                 "operation": operation,
                 "channels": [c.id for c in meter.channels],
                 "error": str(err),
+                "failures": count,
             }
+        )
+
+    def _on_io_trouble(self, trouble: IoTrouble) -> None:
+        safe_warn(
+            f"greentrack cannot write to {self.run_dir} ({trouble.error}); training continues, "
+            "the records it cannot write are counted and the summary says what was lost",
+            RuntimeWarning,
         )
 
 

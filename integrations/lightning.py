@@ -88,6 +88,8 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             or ``"stop"``: ask the trainer to stop cleanly) for the forecast and the total.
         meters_factory: ``f(trainer) -> meters`` replacing discovery (tests pass fakes).
         options: :class:`greentrack.TrackerOptions` (sampling and discovery).
+        intensity_provider, provider_region: charge the run's own hours with a provider's
+            series (``"ukci"``...; see :class:`greentrack.api.Tracker`).
 
     Attributes (live, for your own code): ``last_metrics`` (the latest logged dict),
     ``total_kwh``, ``epoch_kwh``, ``run_dir``.
@@ -105,6 +107,8 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         budget: Budget | None = None,
         meters_factory: MetersFactory | None = None,
         options: TrackerOptions | None = None,
+        intensity_provider: str | None = None,
+        provider_region: str | None = None,
     ) -> None:
         super().__init__()
         if carbon is not None and not isinstance(carbon, CarbonSettings):
@@ -121,6 +125,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
         self.project, self.name, self.prefix = project, name, prefix
         self.forecast_after_epochs = forecast_after_epochs
         self._meters_factory = meters_factory
+        self.intensity_provider, self.provider_region = intensity_provider, provider_region
         # state that survives a resume (state_dict / load_state_dict)
         self.segment = 0
         self.run_id: str | None = None
@@ -176,6 +181,9 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             options=options,
             carbon=self.carbon,
             extra_meta={"part": part, "framework": pl.__name__},
+            # the root run fetches the series of the job's hours; parts share it
+            intensity_provider=self.intensity_provider if run_dir == self.run_dir else None,
+            provider_region=self.provider_region,
         )
         self._tracker.start()
         self._live = LiveAccount(self.carbon, self._tracker.channels)

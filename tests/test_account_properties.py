@@ -216,6 +216,8 @@ def _whatif(path: Path, shape: Shape) -> dict[str, object]:
         fill_gaps="error",
         region=None,
         pue=None,
+        intensity_provider=None,
+        provider_region=None,
     )
     return whatif(args)
 

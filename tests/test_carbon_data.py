@@ -118,7 +118,7 @@ def test_explicit_intensity_validation():
     )
     with pytest.raises(ValueError, match="intensity_source"):
         explicit_intensity(412.0, "")
-    with pytest.raises(ValueError, match=r"\[0, 5000\)"):
+    with pytest.raises(ValueError, match=r"\[0, 3000\]"):
         explicit_intensity(-3.0, "x")
 
 

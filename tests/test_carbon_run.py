@@ -187,4 +187,4 @@ def test_cli_whatif_on_the_gb_series(tmp_path):
         text=True,
         timeout=60,
     )
-    assert text.returncode == 2 and "need --intensity-csv" in text.stderr
+    assert text.returncode == 2 and "need a series: --intensity-csv FILE" in text.stderr

@@ -72,7 +72,7 @@ def test_varying_power_is_weighted_by_energy_not_time():
 def test_gap_is_an_error_or_filled_with_the_annual_figure():
     series = hourly([100, math.nan, 300])
     curve = constant_power(T0, 3 * H)
-    with pytest.raises(IntensitySeriesError, match=r"1 kWh of the run have no intensity.*gaps at"):
+    with pytest.raises(IntensitySeriesError, match=r"33% of the run's energy.*gaps at"):
         integrate(curve, series)
     r = integrate(curve, series, gaps="annual", annual_gco2e_per_kwh=250.0)
     assert r.co2e_g == pytest.approx(100 + 250 + 300)

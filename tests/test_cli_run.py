@@ -107,7 +107,7 @@ def test_child_killed_by_signal_kills_greentrack_the_same_way(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["status"] == f"command exited with {-signal.SIGTERM}"
+    assert summary["status"] == "command killed by signal 15 (SIGTERM)"
 
 
 def test_command_not_found(tmp_path):

@@ -371,7 +371,7 @@ def test_cli_errors_name_the_problem_and_the_fix(run_dir: Path, tmp_path: Path) 
     cases = [
         (["--target", "0.9"], "--target needs --metric"),
         (["--metric", "acc"], "recorded: val_acc, val_loss"),
-        (["--flexible-start", "24h"], "need an intensity series (--intensity-csv)"),
+        (["--flexible-start", "24h"], "need an intensity series (--intensity-csv"),
         (["--template-dir", tmp_path / "nope"], "is not a directory"),
         (["--region", "Atlantis"], "Atlantis"),
     ]

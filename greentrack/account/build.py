@@ -67,13 +67,15 @@ class AccountOptions:
     flexible_start_s: float | None = None
     pause_resume: float | None = None
     network: NetworkCoefficient | None = None
+    series_note: str | None = None  # why no series was used (a provider that failed)
 
     def __post_init__(self) -> None:
         if (self.flexible_start_s is not None or self.pause_resume is not None) and (
             self.series is None
         ):
             raise ValueError(
-                "Flexible Start and Pause & Resume need an intensity series (--intensity-csv)"
+                "Flexible Start and Pause & Resume need an intensity series (--intensity-csv, "
+                "or a provider's series: --intensity-provider)"
             )
         if self.fill_gaps not in ("error", "annual"):
             raise ValueError(f"fill_gaps must be 'error' or 'annual', got {self.fill_gaps!r}")
@@ -133,6 +135,7 @@ class CarbonBasis:
     pue_source: str
     pue_year: int | None
     series: Mapping[str, Any] | None = None
+    annual_gco2e_per_kwh: float | None = None  # the region's annual figure (used or not)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,6 +154,7 @@ class CarbonBasis:
             "pue_source": self.pue_source,
             "pue_year": self.pue_year,
             "series": dict(self.series) if self.series else None,
+            "annual_gco2e_per_kwh": self.annual_gco2e_per_kwh,
         }
 
 
@@ -290,6 +294,12 @@ def account_run(
                 joules = 0.0
             joules = float(joules)
             provenance = str(ch["source"])
+            if joules == 0.0 and provenance == "estimated" and r.duration_s > 0:
+                notes.append(
+                    f"{prefix}{ch['id']}: no CPU time was recorded in {r.duration_s:.3g} s (the "
+                    "kernel counts it in ticks of about 10 ms): its estimate is 0, below the "
+                    "resolution of the model, not a measured zero"
+                )
             method = str(ch.get("method") or "")
             a = acc.energy_accuracy(method, provenance)
             components.append(
@@ -308,6 +318,7 @@ def account_run(
             server_channels.append((str(ch["component"]), provenance, method, joules))
         if r is not run and not r.complete:
             notes.append(f"part {r.path.name} did not stop cleanly")
+        notes += _trouble_notes(r, prefix)
     if not run.complete and live_energy_j is None:
         from greentrack.metadata import utc_iso
 
@@ -406,12 +417,54 @@ def account_run(
         curve=curve,
         series=opts.series,
     )
+    damage = [
+        f"{'' if r is run else r.path.name + '/'}{d}" for r in runs for d in dict.fromkeys(r.damage)
+    ]
+    if opts.series_note:
+        damage.append(opts.series_note)
+    if damage:
+        from dataclasses import replace as _replace
+
+        account = _replace(account, notes=(*account.notes, *damage))
     cf = _counterfactuals(account, opts, settings)
     if cf is None:
         return account
     from dataclasses import replace
 
     return replace(account, counterfactuals=cf)
+
+
+def _trouble_notes(r: Run, prefix: str) -> list[str]:
+    """What a run lost: records it could not write, energy counters that failed."""
+    from greentrack.metadata import utc_iso
+
+    final = r.final or {}
+    out = []
+    io = final.get("io_trouble")
+    if isinstance(io, dict):
+        out.append(
+            f"{prefix or 'the run'}: {io.get('records_lost', '?')} record(s) could not be "
+            f"written ({io.get('error', 'I/O error')}) between "
+            f"{utc_iso(float(io.get('first_unix_s') or 0))} and "
+            f"{utc_iso(float(io.get('last_unix_s') or 0))}: the timeline and spans have a "
+            "gap there; the totals come from fresh readings at the end"
+        )
+    for cid, t in (final.get("counter_trouble") or {}).items():
+        if not isinstance(t, dict):
+            continue
+        seconds = float(t.get("seconds") or 0.0)
+        if t.get("how") == "bridged":
+            out.append(
+                f"{prefix}{cid}: the energy counter failed for the last {seconds:.1f} s; "
+                f"{kwh_from_j(float(t.get('bridged_j') or 0.0)) * 1000:.4g} Wh of that time are "
+                f"bridged from power readings ({t.get('method')})"
+            )
+        else:
+            out.append(
+                f"{prefix}{cid}: the energy counter failed for the last {seconds:.1f} s; its "
+                "energy in that time is missing (not counted)"
+            )
+    return out
 
 
 def _settings(run: Run, opts: AccountOptions) -> tuple[CarbonSettings | None, str | None]:
@@ -466,6 +519,7 @@ def carbon_basis(
         "pue": pue,
         "pue_source": pue_source,
         "pue_year": pue_year,
+        "annual_gco2e_per_kwh": i.gco2e_per_kwh if i else None,
     }
     if opts.series is not None and curve is not None:
         from greentrack.carbon.series import weighted_intensity
@@ -483,11 +537,22 @@ def carbon_basis(
         )
         a = acc.SERIES_INTENSITY
         value = w.weighted_gco2e_per_kwh if math.isfinite(w.weighted_gco2e_per_kwh) else 0.0
+        intensity = Figure.relative(value, a.low, a.high)
+        accuracy = a.basis
+        if w.filled_kwh > 0 and w.energy_kwh > 0 and w.fill_gco2e_per_kwh is not None:
+            # energy weighted at the annual figure carries the annual figure's accuracy
+            filled = w.filled_kwh * w.fill_gco2e_per_kwh / w.energy_kwh  # its part of the mean
+            own = value - filled
+            annual = acc.ANNUAL_INTENSITY
+            intensity = Figure(
+                value, own * a.low + filled * annual.low, own * a.high + filled * annual.high
+            )
+            accuracy = f"{a.basis}; for the energy outside the series: {annual.basis}"
         return CarbonBasis(
             method="series",
             kind=opts.series.kind,
-            intensity=Figure.relative(value, a.low, a.high),
-            intensity_accuracy=a.basis,
+            intensity=intensity,
+            intensity_accuracy=accuracy,
             series=w.to_dict(),
             **descr,
         )
@@ -815,17 +880,28 @@ def cumulative(account: RunAccount) -> tuple[Any, Any, Any]:
     """``(t_unix_s, it_kwh, co2e_g)`` arrays of the run's cumulative IT energy and CO2e, ending
     exactly at the account's totals (``co2e_g`` is ``None`` without a carbon basis).
 
-    A federated run steps at the end of each round (clients, server and network of the
-    round); other runs follow their energy curve, weighted interval by interval by the series
-    when there is one (Dodge et al.), else at the annual intensity.
+    A federated run rises over each round by that round's total (clients, server and network
+    of the round, spread over the round's span); other runs follow their energy curve,
+    weighted interval by interval by the series when there is one (Dodge et al.), else at the
+    annual intensity.
     """
     import numpy as np
 
     carbon = account.carbon
     if account.federated and account.units:
-        rows = [r for r in account.units["rows"] if r["end_unix_s"] is not None]
-        t = np.array([account.start_unix_s, *(r["end_unix_s"] for r in rows)], dtype=float)
-        kwh = np.array([0.0, *(r["cumulative_kwh"] for r in rows)], dtype=float)
+        points = [(account.start_unix_s, 0.0)]
+        previous = 0.0
+        for r in account.units["rows"]:
+            if r["end_unix_s"] is None:
+                continue
+            start = r["end_unix_s"] - (r["duration_s"] or 0.0)
+            if start > points[-1][0]:
+                points.append((start, previous))
+            if r["end_unix_s"] > points[-1][0]:
+                points.append((r["end_unix_s"], r["cumulative_kwh"]))
+            previous = r["cumulative_kwh"]
+        t = np.array([p[0] for p in points], dtype=float)
+        kwh = np.array([p[1] for p in points], dtype=float)
     else:
         curve = account.curve
         t = np.asarray(curve.t_unix_s, dtype=float)

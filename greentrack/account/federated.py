@@ -147,7 +147,7 @@ def federated_parts(
     co_located = in_process = unmeasured = modeled = shared = 0
     for r in rows:
         same_host = _local(r, simulation, host)
-        same_process = same_host and pid is not None and r.get("client_pid") == pid
+        same_process = same_host and _in_server_process(r, pid)
         target = bytes_apart if same_host else bytes_real
         target["upload"] += int(r.get("upload_bytes") or 0)
         target["download"] += int(r.get("download_bytes") or 0)
@@ -197,8 +197,8 @@ def federated_parts(
     if co_located and taken_j > 0:
         notes.append(
             f"{co_located} client replies ran on the server's host: the host's energy is "
-            "counted once (what the clients measured on devices the server measures too, "
-            f"{_kwh_text(kwh_from_j(taken_j))}, is taken out of the server's part)"
+            "counted once (what the clients reported that the server's own meters also "
+            f"counted, {_kwh_text(kwh_from_j(taken_j))}, is taken out of the server's part)"
         )
     elif co_located:
         notes.append(
@@ -207,8 +207,9 @@ def federated_parts(
         )
     if in_process:
         notes.append(
-            f"{in_process} client replies ran in the server's own process: their CPU estimate "
-            "is taken out of the server's process-level estimate"
+            f"{in_process} client replies ran in the server's process or one it started (a "
+            "simulation's workers): their CPU estimate is taken out of the server's "
+            "process-level estimate, which includes them"
         )
 
     # --- network -----------------------------------------------------------------------------
@@ -268,6 +269,15 @@ def federated_parts(
         per_round=_per_round(run, rows, up_coeff, down_coeff, parts, simulation, host),
         notes=notes,
     )
+
+
+def _in_server_process(row: dict[str, Any], pid: int | None) -> bool:
+    """Whether a client ran in the server's process or one of its descendants (a simulation's
+    Ray workers): then the server's process-level CPU estimate already includes it."""
+    if pid is None:
+        return False
+    ancestors = row.get("client_ancestors")
+    return row.get("client_pid") == pid or (isinstance(ancestors, list) and pid in ancestors)
 
 
 def _kwh_text(kwh: float) -> str:
@@ -381,7 +391,7 @@ def live_round_kwh(
         client_j += measured + estimated
         if local:
             taken_j += measured
-            if pid is not None and r.get("client_pid") == pid:
+            if _in_server_process(r, pid):
                 taken_j += estimated
         else:
             up_bytes += int(r.get("upload_bytes") or 0)

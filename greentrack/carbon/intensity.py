@@ -33,6 +33,9 @@ TABLES = (
     "intensity_electricitymaps_2024.csv",
 )
 CLOUD_PROVIDERS = ("aws", "gcp", "azure")
+MAX_GCO2E_PER_KWH = 3000.0
+"""The plausible ceiling of a grid's intensity (coal-only grids are about 1,000-1,200 on a
+lifecycle basis): anything above is a unit error (lbs/MWh, kg/MWh) or garbage."""
 
 
 class UnknownRegionError(GreentrackError, KeyError):
@@ -264,7 +267,8 @@ def _unknown_message(key: str) -> str:
     return (
         f"unknown region {key!r}{hint}. Use an ISO country code ('DE'), a sub-national grid "
         "('US-CA', 'CA-ON'), 'em:<zone>', or a cloud region ('aws:eu-west-1'); list them with "
-        "`greentrack regions QUERY`, or pass intensity=<gCO2e/kWh> with intensity_source=..."
+        "`greentrack regions QUERY`, or give the intensity itself (gCO2e/kWh) with its source "
+        "(--intensity N --intensity-source TEXT; intensity=, intensity_source= in Python)"
     )
 
 
@@ -272,8 +276,15 @@ def explicit_intensity(
     gco2e_per_kwh: float, source: str, year: int | None = None, kind: str = "average"
 ) -> GridIntensity:
     """A user-supplied intensity, validated, with the user's source string."""
-    if not isinstance(gco2e_per_kwh, int | float) or not 0 <= gco2e_per_kwh < 5000:
-        raise ValueError(f"intensity must be gCO2e/kWh in [0, 5000), got {gco2e_per_kwh!r}")
+    if (
+        isinstance(gco2e_per_kwh, bool)
+        or not isinstance(gco2e_per_kwh, int | float)
+        or not 0 <= gco2e_per_kwh <= MAX_GCO2E_PER_KWH
+    ):
+        raise ValueError(
+            f"intensity must be gCO2e/kWh in [0, {MAX_GCO2E_PER_KWH:g}] (the dirtiest grids are "
+            f"about 1,200), got {gco2e_per_kwh!r}"
+        )
     if not source or not str(source).strip():
         raise ValueError(
             "an explicit intensity needs intensity_source='where the number comes from'"

@@ -145,31 +145,68 @@ class IntensitySeries:
         time_column: str | None = None,
         value_column: str | None = None,
     ) -> IntensitySeries:
-        """Read a CSV (see the module docstring for the recognised layouts)."""
+        """Read a CSV (see the module docstring for the recognised layouts).
+
+        Every row is checked: a value must be a finite number of gCO2e/kWh in
+        ``[0, MAX_GCO2E_PER_KWH]`` (empty means a gap), a timestamp must parse, and no timestamp
+        may appear twice; errors name the file, the CSV line and the fix. Rows out of time order
+        are sorted, and the series' notes say so."""
         import pandas as pd
 
         path = Path(path)
         if not path.exists():
             raise IntensitySeriesError(f"intensity CSV {path} does not exist")
-        frame = pd.read_csv(path)
-        lower = {c.strip().lower(): c for c in frame.columns}
+        if path.is_dir():
+            raise IntensitySeriesError(f"intensity CSV {path} is a directory, not a CSV file")
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise IntensitySeriesError(
+                f"{path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as a UTF-8 CSV"
+            ) from e
+        except pd.errors.EmptyDataError:
+            raise IntensitySeriesError(
+                f"{path} is empty: it needs a header (e.g. timestamp,gco2e_per_kwh) and rows"
+            ) from None
+        except (pd.errors.ParserError, ValueError) as e:
+            raise IntensitySeriesError(f"{path} is not a readable CSV: {e}") from e
+        if frame.empty:
+            raise IntensitySeriesError(f"{path} has a header but no data rows")
+        lower = {str(c).strip().lower(): c for c in frame.columns}
         tcol = _pick(lower, time_column, TIME_COLUMNS, "timestamp", path, frame.columns)
         vcol = _pick(lower, value_column, VALUE_COLUMNS, "intensity", path, frame.columns)
         notes: list[str] = []
-        values = pd.to_numeric(frame[vcol], errors="coerce")
+        values = _checked_values(frame[vcol], path, vcol)
         if "moer" in vcol.lower() or "lbs" in vcol.lower():
             values = values * LB_PER_MWH_TO_G_PER_KWH
             notes.append(f"column {vcol!r} read as lbs/MWh and converted to gCO2e/kWh")
-        times = pd.to_datetime(frame[tcol], utc=False, format="mixed")
+        _check_range(values, path, vcol)
+        times = _checked_times(frame[tcol], path, tcol)
         if getattr(times.dt, "tz", None) is None:
             zone = tz or ("UTC" if "utc" in tcol.lower() else None)
             if zone is None:
                 raise IntensitySeriesError(
                     f"{path}: timestamps in {tcol!r} have no UTC offset; pass tz='UTC' (or their "
-                    "zone, e.g. tz='Europe/London') so they can be placed in time"
+                    "zone, e.g. tz='Europe/London'; --tz on the command line) so they can be "
+                    "placed in time"
                 )
-            times = times.dt.tz_localize(zone, ambiguous="raise", nonexistent="raise")
+            try:
+                times = times.dt.tz_localize(zone, ambiguous="raise", nonexistent="raise")
+            except Exception as e:  # unknown zone, or a local time that does not exist
+                raise IntensitySeriesError(
+                    f"{path}: cannot place the timestamps in {zone}: {e}"
+                ) from e
         times = times.dt.tz_convert("UTC")
+        duplicated = times[times.duplicated(keep=False)]
+        if len(duplicated):
+            first = duplicated.iloc[0]
+            lines = [int(i) + 2 for i in duplicated.index[duplicated == first]]
+            raise IntensitySeriesError(
+                f"{path}: timestamp {first.isoformat()} appears on lines "
+                f"{', '.join(map(str, lines))}; keep one row per interval"
+            )
+        if not times.is_monotonic_increasing:
+            notes.append("rows were not in time order; they were sorted")
         return cls.from_frame(
             times, values, kind=kind, source=source or f"{path.name}", notes=tuple(notes)
         )
@@ -186,6 +223,54 @@ class IntensitySeries:
                 value_column="gco2_per_kwh_actual",
                 source="NESO Carbon Intensity API, GB national, actual (CC BY 4.0)",
             )
+
+
+def _checked_values(column: pd.Series, path: Path, name: str) -> pd.Series:
+    """Numbers, or NaN for an empty cell (or one saying nan, NA, null, none); anything else
+    is an error naming its line."""
+    import pandas as pd
+
+    text = column.astype(str).str.strip()
+    empty = text.str.lower().isin(("", "nan", "na", "n/a", "null", "none"))
+    numbers = pd.Series(pd.to_numeric(text.where(~empty, None), errors="coerce"))
+    bad = numbers.isna() & ~empty
+    if bad.any():
+        i = int(bad.to_numpy().argmax())
+        raise IntensitySeriesError(
+            f"{path}, line {i + 2}: {name} is {text.iloc[i]!r}, not a number of gCO2e/kWh "
+            "(leave the cell empty for a gap)"
+        )
+    return numbers  # type: ignore[no-any-return]
+
+
+def _check_range(values: pd.Series, path: Path, name: str) -> None:
+    import numpy as np
+
+    from greentrack.carbon.intensity import MAX_GCO2E_PER_KWH
+
+    finite = np.isfinite(values) | values.isna()
+    bad = ~finite | (values < 0) | (values > MAX_GCO2E_PER_KWH)
+    if bad.any():
+        i = int(bad.to_numpy().argmax())
+        raise IntensitySeriesError(
+            f"{path}, line {i + 2}: {name} is {values.iloc[i]!r}, outside [0, "
+            f"{MAX_GCO2E_PER_KWH:g}] gCO2e/kWh; check the unit (lbs/MWh? kg/MWh?) and the value"
+        )
+
+
+def _checked_times(column: pd.Series, path: Path, name: str) -> pd.Series:
+    import pandas as pd
+
+    text = column.astype(str).str.strip()
+    try:
+        return pd.to_datetime(text, utc=False, format="mixed")
+    except (ValueError, TypeError, OverflowError):
+        parsed = pd.to_datetime(text, utc=True, format="mixed", errors="coerce")
+        i = int(parsed.isna().to_numpy().argmax())
+        raise IntensitySeriesError(
+            f"{path}, line {i + 2}: {name} {text.iloc[i]!r} is not a timestamp; use ISO 8601, "
+            "e.g. 2024-03-01T12:00:00+00:00"
+        ) from None
 
 
 def _pick(
@@ -254,8 +339,8 @@ class SeriesWeighting:
 
     energy_kwh: float
     weighted_gco2e_per_kwh: float
-    min_gco2e_per_kwh: float
-    max_gco2e_per_kwh: float
+    min_gco2e_per_kwh: float | None  # None: no series value fell inside the run
+    max_gco2e_per_kwh: float | None
     filled_kwh: float
     fill_gco2e_per_kwh: float | None
     kind: str
@@ -303,13 +388,18 @@ def weighted_intensity(
     if uncovered_j > 1e-9 * max(1.0, curve.total_j) and gaps == "error":
         missing = [f"{_iso(s)}" for s, ok in zip(starts, covered, strict=True) if not ok][:5]
         outside = curve.start < series.start_unix_s or curve.end > series.end_unix_s
-        where = ("the run extends outside the series" if outside else "") + (
-            f"; gaps at {', '.join(missing)}" if missing else ""
-        )
+        where = (
+            f"the run ({_iso(curve.start)} to {_iso(curve.end)}) extends outside the series "
+            f"({_iso(series.start_unix_s)} to {_iso(series.end_unix_s)})"
+            if outside
+            else ""
+        ) + (f"; gaps at {', '.join(missing)}" if missing else "")
+        share = uncovered_j / curve.total_j if curve.total_j > 0 else 1.0
         raise IntensitySeriesError(
-            f"{kwh_from_j(uncovered_j):.6g} kWh of the run have no intensity "
-            f"({where.strip('; ')}). Fill the gaps with the annual figure (--fill-gaps annual) "
-            "or supply a series that covers the run"
+            f"{share:.0%} of the run's energy has no intensity in the series: "
+            f"{where.strip('; ')}. Supply a series that covers the run, or fill its gaps with "
+            "the run's annual figure (--fill-gaps annual; not possible for Flexible Start and "
+            "Pause & Resume, which need the series' own values)"
         )
     weighted_j = float((e[covered] * inside[covered]).sum()) if len(e) else 0.0  # J x g/kWh
     filled_j = max(0.0, uncovered_j)
@@ -319,8 +409,8 @@ def weighted_intensity(
     return SeriesWeighting(
         energy_kwh=kwh_from_j(curve.total_j),
         weighted_gco2e_per_kwh=weighted_j / curve.total_j if curve.total_j > 0 else math.nan,
-        min_gco2e_per_kwh=float(used.min()) if len(used) else math.nan,
-        max_gco2e_per_kwh=float(used.max()) if len(used) else math.nan,
+        min_gco2e_per_kwh=float(used.min()) if len(used) else None,
+        max_gco2e_per_kwh=float(used.max()) if len(used) else None,
         filled_kwh=kwh_from_j(filled_j),
         fill_gco2e_per_kwh=annual_gco2e_per_kwh if filled_j > 0 else None,
         kind=series.kind,

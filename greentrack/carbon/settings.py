@@ -95,11 +95,23 @@ def resolve_settings(
 
 def settings_from_meta(meta: dict[str, Any]) -> CarbonSettings | None:
     """The settings a run recorded at its start (reproducible even if tables change)."""
-    from greentrack.carbon.intensity import Source
-
     carbon = meta.get("carbon")
     if not carbon:
         return None
+    try:
+        return _settings_from_block(carbon)
+    except (KeyError, TypeError, ValueError) as e:
+        from greentrack.errors import RunFormatError
+
+        raise RunFormatError(
+            f"the carbon block of meta.json is damaged ({type(e).__name__}: {e}); charge the run "
+            "explicitly instead (--region REGION, e.g. --region DE)"
+        ) from e
+
+
+def _settings_from_block(carbon: dict[str, Any]) -> CarbonSettings:
+    from greentrack.carbon.intensity import Source
+
     i = carbon["intensity"]
     grid = GridIntensity(
         region=i["region"],

@@ -90,9 +90,26 @@ def add_parser(sub: Any) -> None:
     wi.add_argument(
         "--region", default=None, help="charge the run at this region (default: the run's)"
     )
+    add_provider_options(wi)
     wi.add_argument("--pue", default=None, help="PUE to apply (default: the run's)")
     wi.add_argument(
         "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    )
+
+
+def add_provider_options(p: argparse.ArgumentParser) -> None:
+    """``--intensity-provider`` and ``--provider-region`` (whatif, report)."""
+    p.add_argument(
+        "--intensity-provider",
+        default=None,
+        choices=("ukci", "electricitymaps", "watttime"),
+        help="charge the run's own hours with this provider's series (fetched once and kept "
+        "in the run directory; offline after that); see docs/carbon-providers.md",
+    )
+    p.add_argument(
+        "--provider-region",
+        default=None,
+        help="the provider's name for the grid (default: the run's region, e.g. GB)",
     )
 
 
@@ -140,15 +157,23 @@ def whatif(args: argparse.Namespace) -> dict[str, Any]:
     from greentrack.rundir.reader import load_run
 
     if (args.flexible_start is not None or args.pause_resume is not None) and (
-        args.intensity_csv is None
+        args.intensity_csv is None and args.intensity_provider is None
     ):
-        raise ValueError("--flexible-start and --pause-resume need --intensity-csv FILE")
+        raise ValueError(
+            "--flexible-start and --pause-resume need a series: --intensity-csv FILE or "
+            "--intensity-provider ID"
+        )
     run = load_run(args.run_dir)
-    series = (
-        IntensitySeries.from_csv(args.intensity_csv, tz=args.tz, kind=args.kind)
-        if args.intensity_csv
-        else None
-    )
+    note = None
+    series: IntensitySeries | None
+    if args.intensity_csv:
+        series = IntensitySeries.from_csv(args.intensity_csv, tz=args.tz, kind=args.kind)
+    else:
+        from greentrack.carbon.providers.cache import series_of_run
+
+        series, note = series_of_run(
+            run, args.intensity_provider, args.provider_region, args.region
+        )
     if args.regions == "all":
         regions: tuple[str, ...] = tuple(k for k in all_region_keys() if not k.startswith("em:"))
     else:
@@ -163,6 +188,7 @@ def whatif(args: argparse.Namespace) -> dict[str, Any]:
             regions=regions,
             flexible_start_s=args.flexible_start,
             pause_resume=args.pause_resume,
+            series_note=note,
         ),
     )
     cf = acct.counterfactuals or {}
@@ -194,8 +220,7 @@ def format_whatif(r: dict[str, Any]) -> str:
             f"{c['region']} at {c['gco2e_per_kwh']['value']:.4g} gCO2e/kWh (annual)"
             if c["method"] == "annual"
             else f"series {c['series']['source']} ({c['series']['kind']}), run-weighted "
-            f"{c['gco2e_per_kwh']['value']:.4g} gCO2e/kWh (range "
-            f"{c['series']['min_gco2e_per_kwh']:.4g}-{c['series']['max_gco2e_per_kwh']:.4g})"
+            f"{c['gco2e_per_kwh']['value']:.4g} gCO2e/kWh" + _minmax(c["series"])
         )
         lines.append(
             f"  as run: {basis}, PUE {c['pue']['value']:g} -> {format_range(r['co2e_g'], 'mass')}"
@@ -228,6 +253,13 @@ def format_whatif(r: dict[str, Any]) -> str:
         )
     lines.append(f"  assumption: {r['assumption']}")
     return "\n".join(lines)
+
+
+def _minmax(s: dict[str, Any]) -> str:
+    lo, hi = s.get("min_gco2e_per_kwh"), s.get("max_gco2e_per_kwh")
+    if lo is None or hi is None:
+        return " (no series value during the run: all of it weighted at the annual figure)"
+    return f" (min-max during the run {lo:.4g}-{hi:.4g})"
 
 
 def _pct(x: float) -> str:

@@ -27,7 +27,8 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--require",
         default="",
-        help="comma-separated components that must be measured: gpu,cpu,dram",
+        help="comma-separated components that must be counted (measured, or estimated where "
+        "only an estimate is possible; see `greentrack devices`), else exit 2: gpu,cpu,dram",
     )
 
 

@@ -53,7 +53,9 @@ def add_parser(sub: Any) -> None:
         "--sensitivity", action="store_true", help="also show the levers: region, PUE, accelerator"
     )
     p.add_argument("--list-processors", action="store_true", help="list the bundled processors")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    )
 
 
 def _inputs(args: argparse.Namespace) -> dict[str, Any]:

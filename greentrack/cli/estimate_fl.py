@@ -18,19 +18,34 @@ def add_parser(sub: Any) -> None:
         "RUN_DIR (a short run of the same task recorded by EmissionsStrategy) or from "
         "--client-power-w, --seconds-per-epoch and --model-bytes.",
     )
-    p.add_argument("--rounds", type=int, required=True)
-    p.add_argument("--clients-per-round", type=int, required=True)
-    p.add_argument("--local-epochs", type=float, required=True)
-    p.add_argument("--samples-per-client", type=float, required=True)
+    p.add_argument("--rounds", type=int, required=True, help="server rounds of the planned run")
+    p.add_argument(
+        "--clients-per-round", type=int, required=True, help="clients sampled in each round"
+    )
+    p.add_argument(
+        "--local-epochs", type=float, required=True, help="local epochs each client trains"
+    )
+    p.add_argument(
+        "--samples-per-client", type=float, required=True, help="training samples per client"
+    )
     p.add_argument("--no-evaluate", action="store_true", help="clients do not evaluate")
-    p.add_argument("--calibrate", type=Path, default=None, metavar="RUN_DIR")
+    p.add_argument(
+        "--calibrate",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="the server run directory of a short run of the same task (written by the Flower "
+        "EmissionsStrategy, with energy_mod on the clients): per-unit costs are measured there",
+    )
     p.add_argument(
         "--calibration-local-epochs",
         type=float,
         default=None,
         help="local epochs of the calibration run (default: --local-epochs)",
     )
-    p.add_argument("--client-power-w", type=float, default=None)
+    p.add_argument(
+        "--client-power-w", type=float, default=None, help="a client's power while training (W)"
+    )
     p.add_argument(
         "--device-profile",
         default=None,
@@ -38,11 +53,18 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--seconds-per-epoch", type=float, default=None, help="per client")
     p.add_argument("--eval-seconds", type=float, default=0.0, help="per client evaluation")
-    p.add_argument("--model-bytes", type=float, default=None)
-    p.add_argument("--server-j-per-client-round", type=float, default=0.0)
+    p.add_argument(
+        "--model-bytes", type=float, default=None, help="bytes of the model sent each way"
+    )
+    p.add_argument(
+        "--server-j-per-client-round",
+        type=float,
+        default=0.0,
+        help="server energy per client and round (J)",
+    )
     p.add_argument("--network", default=None, help="kWh/GB key or number (both directions)")
-    p.add_argument("--upload-network", default=None)
-    p.add_argument("--download-network", default=None)
+    p.add_argument("--upload-network", default=None, help="kWh/GB key or number for uploads")
+    p.add_argument("--download-network", default=None, help="kWh/GB key or number for downloads")
     p.add_argument("--region", default=None, help="the server's grid (and the clients')")
     p.add_argument("--pue", type=float, default=1.0, help="the server's PUE")
     p.add_argument(
@@ -51,7 +73,9 @@ def add_parser(sub: Any) -> None:
         help="clients' grid mix as REGION=SHARE,... e.g. US=0.5,IN=0.3,DE=0.2",
     )
     p.add_argument("--sensitivity", action="store_true", help="also show the levers")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    )
 
 
 def _number_or_key(value: str | None) -> str | float | None:
@@ -92,6 +116,12 @@ def cmd_estimate_fl(args: argparse.Namespace) -> int:
             evaluate=not args.no_evaluate,
         )
         if args.calibrate is not None:
+            if not (args.calibrate / "meta.json").exists():
+                raise ValueError(
+                    f"--calibrate {args.calibrate}: not a run directory. A calibration run is a "
+                    "short run of the same task whose server used greentrack's EmissionsStrategy "
+                    "(clients with energy_mod); pass its run directory"
+                )
             units = fe.calibrate(
                 load_run(args.calibrate),
                 local_epochs=args.calibration_local_epochs or args.local_epochs,

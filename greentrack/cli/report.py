@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from greentrack.cli.carbon import parse_duration_s, parse_stretch
+    from greentrack.cli.carbon import add_provider_options, parse_duration_s, parse_stretch
     from greentrack.report.render import FORMATS
 
     rep = sub.add_parser(
@@ -55,6 +58,7 @@ def add_parser(sub: Any) -> None:
         help="an intensity time series (timestamp,gco2e_per_kwh) to weight the run's energy "
         "with; reports never read one implicitly",
     )
+    add_provider_options(rep)
     rep.add_argument("--tz", default=None, help="time zone of naive timestamps in the CSV")
     rep.add_argument(
         "--kind",
@@ -92,7 +96,10 @@ def add_parser(sub: Any) -> None:
     )
     rep.add_argument("--standalone", action="store_true", help="LaTeX: a complete document")
     rep.add_argument(
-        "--training-type", default="pre-training", help="model card: pre-training, fine-tuning"
+        "--training-type",
+        default=None,
+        help="model card: the Hub's training_type (pre-training, fine-tuning); omitted unless "
+        "given",
     )
     rep.add_argument("--no-plots", action="store_true", help="no figures")
 
@@ -148,6 +155,8 @@ def report_text(args: argparse.Namespace) -> str:
         metric=args.metric,
         target=args.target,
         title=args.title,
+        intensity_provider=args.intensity_provider,
+        provider_region=args.provider_region,
     )
     report = build_report(args.run_dirs, options)
     figures = None
@@ -164,7 +173,23 @@ def report_text(args: argparse.Namespace) -> str:
                 return _render(report, args, figures, base)
         stem = args.output.stem if args.output else "report"
         kinds = ("pdf",) if args.format == "latex" else ("png",)
-        figures = plots.make_figures(report, base / f"{stem}_figures", kinds)
+        final = base / f"{stem}_figures"
+        # figures are made aside and moved into place only once the report has rendered, so
+        # a failing template leaves nothing behind
+        with tempfile.TemporaryDirectory(prefix=f".{stem}_figures.", dir=base) as tmp:
+            made = plots.make_figures(report, Path(tmp), kinds)
+            figures = {
+                key: [dataclasses.replace(p, stem=final / p.stem.name) for p in items]
+                for key, items in made.items()
+            }
+            text = _render(report, args, figures, base)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            Path(tmp).mkdir()  # for TemporaryDirectory's own clean-up
+        if args.output is None and any(figures.values()):
+            print(f"greentrack: figures written to {final}", file=sys.stderr)
+        return text
     elif wants_plots:
         print(
             "greentrack: matplotlib is not installed: the report has no figures "

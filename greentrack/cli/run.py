@@ -82,11 +82,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             carbon=carbon,
         )
         returncode = run_command(tracker, command)
-    except (GreentrackError, ValueError) as e:
+    except (GreentrackError, ValueError, NotADirectoryError) as e:  # before the command ran
         print(f"greentrack: {e}", file=sys.stderr)
         return 2
     if not args.quiet:
-        print(tracker.summary(), file=sys.stderr)
-        print(f"greentrack: run directory {tracker.run_dir}", file=sys.stderr)
+        _print_summary(tracker)
     exit_like(returncode)
     return returncode  # pragma: no cover
+
+
+def _print_summary(tracker: Any) -> None:
+    """The run's summary on stderr; what went wrong, in one line, if it cannot be had."""
+    if tracker.unwritten:
+        print(
+            f"greentrack: the run could not be saved ({tracker.unwritten}); nothing was "
+            "written to " + str(tracker.run_dir),
+            file=sys.stderr,
+        )
+        return
+    try:
+        print(tracker.summary(), file=sys.stderr)
+    except Exception as e:  # a damaged or unwritable run directory must not hide the exit code
+        print(f"greentrack: cannot summarize the run: {e}", file=sys.stderr)
+    print(f"greentrack: run directory {tracker.run_dir}", file=sys.stderr)

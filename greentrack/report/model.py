@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
+from greentrack.carbon.providers.cache import series_of_run
 from greentrack.metadata import utc_iso
 from greentrack.report import facts, outcomes, prose
 from greentrack.report.equivalences import equivalences
@@ -39,7 +40,9 @@ class ReportOptions:
         regions: counterfactual regions; ``None``: a fixed set of grids; ``[]``: none.
         intensity_csv: an intensity time series to weight the run's energy with.
         flexible_start_s / pause_resume: Flexible Start window in seconds and Pause & Resume
-            maximum stretch (both need ``intensity_csv``).
+            maximum stretch (both need a series).
+        intensity_provider, provider_region: charge each run's own hours with a provider's
+            series (stored in the run directory on first use, read offline after).
         metric / target: the model metric to report emissions against, and the value to
             reach (default: the best value reached).
         title: the report's title.
@@ -57,6 +60,8 @@ class ReportOptions:
     metric: str | None = None
     target: float | None = None
     title: str | None = None
+    intensity_provider: str | None = None
+    provider_region: str | None = None
 
 
 @dataclass
@@ -103,17 +108,31 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         if opts.intensity_csv
         else None
     )
-    account_options = AccountOptions(
-        region=opts.region,
-        pue=opts.pue,
-        series=series,
-        fill_gaps=opts.fill_gaps,
-        regions=opts.regions,
-        flexible_start_s=opts.flexible_start_s,
-        pause_resume=opts.pause_resume,
-    )
     runs = [load_run(p) for p in paths]
-    accounts = [account_run(r, account_options) for r in runs]
+    accounts = []
+    for run in runs:
+        run_series, note = (
+            (series, None)
+            if series is not None
+            else series_of_run(run, opts.intensity_provider, opts.provider_region, opts.region)
+        )
+        accounts.append(
+            account_run(
+                run,
+                AccountOptions(
+                    region=opts.region,
+                    pue=opts.pue,
+                    series=run_series,
+                    fill_gaps=opts.fill_gaps,
+                    regions=opts.regions,
+                    flexible_start_s=opts.flexible_start_s,
+                    pause_resume=opts.pause_resume,
+                    series_note=note,
+                ),
+            )
+        )
+        if run_series is not None and series is None and len(runs) == 1:
+            series = run_series  # the figures draw the series of a single run
     labels = _unique_labels(runs)
     reports = [
         run_report(run, acct, label, opts)
@@ -218,11 +237,14 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
         "energy_kwh_high": a.it_kwh.high,
         "measured_kwh": a.measured_kwh,
         "estimated_kwh": a.estimated_kwh,
+        "provenances": sorted({i.provenance for i in a.items if i.in_total}),
         "co2e_g": _value(a.co2e_g),
         "co2e_g_low": a.co2e_g.low if a.co2e_g else None,
         "co2e_g_high": a.co2e_g.high if a.co2e_g else None,
         "pue": a.carbon.pue.value if a.carbon else None,
     }
+    if out["forecast"]:
+        out["forecast"]["text"] = prose.forecast_sentence(out["forecast"])
     out["method"] = prose.method(out)
     out["sentence"] = prose.sentence(out)
     return out
@@ -250,7 +272,7 @@ def _carbon(a: RunAccount) -> dict[str, Any] | None:
         "series": dict(c.series) if c.series else None,
         "region": c.region,
         "region_name": c.region_name,
-        "gco2e_per_kwh": c.intensity.value if c.method == "annual" else None,
+        "gco2e_per_kwh": c.annual_gco2e_per_kwh,
         "year": c.year,
         "basis": c.basis,
         "intensity_kind": c.kind,

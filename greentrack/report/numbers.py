@@ -34,7 +34,8 @@ def pct(x: float | None) -> str:
     """
     if x is None or not math.isfinite(x):
         return "n/a"
-    return f"{x * 100:.1f}%"
+    text = f"{x * 100:.1f}%"
+    return "0.0%" if text == "-0.0%" else text
 
 
 def energy(kwh: float | None) -> str:

@@ -183,7 +183,7 @@ def _power(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     _shade_phases(ax, run, scale)
     ax.set_xlabel(label)
     ax.set_ylabel("power (W)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.15)  # headroom: a flat line never sits on the frame
     ax.legend(loc="lower right", ncol=min(4, plotted), frameon=False)
     return True
 
@@ -230,10 +230,7 @@ def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     federated = bool(r["federated"])
     x, y = _binned(t / scale, kwh * factor)
     what = "energy (clients + server + network)" if federated else "energy (IT)"
-    if federated:
-        ax.step(x, y, color="0.0", label=what, where="post")
-    else:
-        ax.plot(x, y, color="0.0", label=what)
+    ax.plot(x, y, color="0.0", label=what)
     ax.set_xlabel(label)
     ax.set_ylabel(f"energy ({unit})")
     ax.set_ylim(bottom=0)
@@ -241,15 +238,12 @@ def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
         return True
     twin = ax.twinx()
     x2, y2 = _binned(t / scale, grams)
-    if federated:
-        twin.step(x2, y2, color="0.5", linestyle="--", label="CO2e", where="post")
-    else:
-        twin.plot(x2, y2, color="0.5", linestyle="--", label="CO2e")
+    twin.plot(x2, y2, color="0.5", linestyle="--", label="CO2e")
     twin.set_ylabel("CO2e (g)")
     twin.set_ylim(bottom=0)
     twin.spines["right"].set_visible(True)
     lines = ax.get_lines() + twin.get_lines()
-    ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left", frameon=False)
+    ax.legend(lines, [str(ln.get_label()) for ln in lines], loc="lower right", frameon=False)
     return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greentrack.report.numbers import duration, energy, mass_range, num, span
+from greentrack.report.numbers import duration, energy, mass_range, num, pct, span
 
 
 def method(r: dict[str, Any]) -> list[str]:
@@ -59,12 +59,8 @@ def method(r: dict[str, Any]) -> list[str]:
             "clients on its own host already measured (a machine is counted once)."
         )
     out.append(
-        "Not counted: "
-        + "; ".join(
-            f"{b['component']} ({b['detail']})"
-            for b in r["boundary"]
-            if b["status"] == "not counted"
-        )
+        "Not counted (see the measurement boundary): "
+        + ", ".join(b["component"] for b in r["boundary"] if b["status"] == "not counted")
         + "."
     )
     return out
@@ -85,7 +81,7 @@ def sentence(r: dict[str, Any]) -> str:
     spread = span(h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"], energy)
     if h["measured_kwh"] and h["estimated_kwh"]:
         how = f"{energy(h['measured_kwh'])} measured, {energy(h['estimated_kwh'])} estimated"
-    elif h["estimated_kwh"]:
+    elif h["estimated_kwh"] or "measured" not in h.get("provenances", ["measured"]):
         how = "estimated, not measured"
     else:
         how = "measured"
@@ -103,3 +99,27 @@ def sentence(r: dict[str, Any]) -> str:
     else:
         where = f"{num(c['gco2e_per_kwh'])} gCO2e/kWh ({c['region_name'] or c['region']})"
     return f"{text}; with a PUE of {num(c['pue'])} this emitted {co2e} CO2e at {where}."
+
+
+def forecast_sentence(f: dict[str, Any]) -> str:
+    """The in-run forecasts against the outcome, in one or two sentences."""
+
+    def units(n: int | None) -> str:
+        return f"{n} {f['unit']}{'' if n == 1 else 's'}"
+
+    def one(row: dict[str, Any]) -> str:
+        if row["low_kwh"] == row["high_kwh"]:
+            return energy(row["forecast_kwh"])
+        spread = span(row["forecast_kwh"], row["low_kwh"], row["high_kwh"], energy)
+        return f"{energy(row['forecast_kwh'])} ({spread})"
+
+    first, last = f["first"], f["last"]
+    text = f"The forecast after {units(first['units_done'])} was {one(first)}"
+    if f["count"] > 1:
+        text += f"; the last, after {units(last['units_done'])}, {one(last)}"
+    if not f["complete"]:
+        return text + ". The run did not finish what was forecast, so it is not compared."
+    errors = f"error {pct(first['error'])}"
+    if f["count"] > 1:
+        errors = f"errors {pct(first['error'])} (first) and {pct(last['error'])} (last)"
+    return f"{text}. The run used {energy(f['final_kwh'])} ({f['scope']}): {errors}."

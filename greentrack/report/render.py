@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,9 +75,48 @@ def tex_escape(text: object) -> str:
     """
     if isinstance(text, TexRaw):
         return text
-    out = _TEX_RE.sub(lambda m: _TEX[m.group()], str(text))
+    out = _TEX_RE.sub(lambda m: _TEX[m.group()], _typesettable(str(text)))
     # CO2 subscripts and the non-ASCII characters pdfLaTeX cannot take without packages
     return out.replace("CO2e", r"CO\textsubscript{2}e").replace("×", r"$\times$")
+
+
+def tex_command(text: object) -> TexRaw:
+    r"""A command line for ``\ttfamily`` text: escaped, and ``--`` kept as two hyphens (T1
+    fonts would set it as an en dash, and the command could not be pasted back).
+
+    >>> print(tex_command("greentrack run --run-dir a_b"))
+    greentrack run -{}-{}run-{}dir a\_b
+    """
+    return TexRaw(tex_escape(text).replace("-", "-{}"))
+
+
+_PUNCTUATION = "\u2013\u2014\u2018\u2019\u201c\u201d\u2026\u00d7"
+
+
+def _typesettable(text: str) -> str:
+    r"""What pdfLaTeX with T1 fonts and UTF-8 input can typeset, whatever the user wrote: line
+    breaks and tabs become spaces (a blank line would end a paragraph mid-title), control
+    characters are dropped, and characters outside Latin-1 and Latin Extended-A (CJK, emoji,
+    Greek...) are transliterated where Unicode decomposes them (ő -> o) and become '?'
+    otherwise. For full Unicode, compile with LuaLaTeX and fontspec (docs/report.md).
+
+    >>> _typesettable("a\n\nb\tc\x07 é 练 🙂 –")
+    'a  b c é ? ? –'
+    """
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in "\n\r\t":
+            out.append(" ")
+        elif code < 32 or 127 <= code < 160:
+            continue
+        elif code < 0x180 or ch in _PUNCTUATION:
+            out.append(ch)
+        else:
+            base = unicodedata.normalize("NFKD", ch)
+            ascii_part = "".join(c for c in base if ord(c) < 128 and c.isprintable())
+            out.append(ascii_part or "?")
+    return "".join(out)
 
 
 def _filters() -> dict[str, Callable[..., Any]]:
@@ -127,6 +167,7 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
             **common,
         )
         env.filters["raw"] = TexRaw
+        env.filters["command"] = tex_command
     else:
         env = SandboxedEnvironment(autoescape=False, **common)
         env.filters["md"] = md_escape
@@ -142,7 +183,7 @@ def render(
     figure_base: Path | None = None,
     template_dir: Path | None = None,
     standalone: bool = False,
-    training_type: str = "pre-training",
+    training_type: str | None = None,
     existing: str | None = None,
 ) -> str:
     """The report as text in ``fmt`` (see :data:`FORMATS`).
@@ -208,7 +249,7 @@ def _relative(path: Path, base: Path | None) -> str:
 # --- Hugging Face model card ---------------------------------------------------------------
 
 
-def model_card_front_matter(data: dict[str, Any], training_type: str) -> dict[str, Any]:
+def model_card_front_matter(data: dict[str, Any], training_type: str | None) -> dict[str, Any]:
     """The front matter: the Hub's ``co2_eq_emissions`` (grams) and a ``greentrack`` block
     with what the Hub's schema lacks (energy, ranges, PUE, intensity, measured/estimated)."""
     runs = data["runs"]
@@ -231,10 +272,14 @@ def model_card_front_matter(data: dict[str, Any], training_type: str) -> dict[st
     )
     front: dict[str, Any] = {}
     if with_carbon and headline["co2e_g"] is not None:
+        source = _source(data, runs)
+        missing = len(runs) - len(with_carbon)
+        if missing:
+            source += f"; {missing} of {len(runs)} runs recorded no region: not in emissions"
         front["co2_eq_emissions"] = {
             "emissions": _sig(headline["co2e_g"]),
-            "source": _source(data, runs),
-            "training_type": training_type,
+            "source": source,
+            **({"training_type": training_type} if training_type else {}),
             "geographical_location": ", ".join(regions) or "not recorded",
             "hardware_used": ", ".join(hardware) or "not recorded",
         }
@@ -277,7 +322,7 @@ def _source(data: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     estimated = sorted(
         {b["component"].upper() for r in runs for b in r["boundary"] if b["status"] == "estimated"}
     )
-    if any(r["federated"] for r in runs):
+    if any(r["federated"] and r["federated"]["network_kwh"] > 0 for r in runs):
         estimated.append("network traffic")
     parts = []
     if measured:
@@ -311,7 +356,13 @@ def merge_model_card(existing: str | None, front: dict[str, Any], body: str) -> 
         if text.startswith("---"):
             end = text.find("\n---", 3)
             if end != -1:
-                loaded = yaml.safe_load(text[3:end]) or {}
+                try:
+                    loaded = yaml.safe_load(text[3:end]) or {}
+                except yaml.YAMLError as e:
+                    raise ValueError(
+                        "the existing model card's front matter is not valid YAML "
+                        f"({str(e).splitlines()[0]}); fix it or write the card to a new file"
+                    ) from e
                 if not isinstance(loaded, dict):
                     raise ValueError(
                         "the existing model card's front matter is not a YAML mapping; fix it "

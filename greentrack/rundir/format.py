@@ -49,3 +49,8 @@ def timeline_columns(channel_ids: Sequence[str]) -> list[str]:
     for cid in channel_ids:
         cols += [f"{cid}_power_w", f"{cid}_energy_j"]
     return [*cols, "gaps"]
+
+
+INTENSITY = "intensity.json"
+"""The grid-intensity series of the run's hours from a provider, with its query, time of fetch,
+licence and attribution (written once; later reports read it offline)."""

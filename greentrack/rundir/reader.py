@@ -26,29 +26,86 @@ from greentrack.rundir.format import (
     SPANS,
     SUMMARY,
     TIMELINE,
+    timeline_columns,
 )
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
+COMPONENTS = ("gpu", "cpu", "dram")
+SOURCES = ("measured", "estimated")
+FIX = (
+    "it was damaged or edited: restore it from a copy, or re-run; greentrack reads the run "
+    "directories it writes"
+)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RunFormatError(f"{path} is not UTF-8 text ({e.reason}): {FIX}") from e
+    except OSError as e:
+        raise RunFormatError(f"cannot read {path}: {e.strerror or e}") from e
+
+
 def _complete_lines(path: Path) -> list[str]:
     """Lines of a file, without a torn last line (one not ending in a newline)."""
     if not path.exists():
         return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
+    lines = _read_text(path).split("\n")
     return [ln for ln in lines[:-1] if ln.strip()]  # lines[-1] is "" or a torn fragment
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
+def _jsonl(path: Path, damage: list[str] | None = None) -> list[dict[str, Any]]:
+    """JSON objects, one per line; torn or damaged lines are skipped (and counted)."""
     out = []
+    bad = 0
     for line in _complete_lines(path):
         try:
-            out.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a line torn by a crash mid-write
+            bad += 1  # a line torn by a crash mid-write, or damaged
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+        else:
+            bad += 1
+    if bad and damage is not None:
+        damage.append(f"{path.name}: {bad} damaged line(s) skipped")
     return out
+
+
+def _check_meta(path: Path, meta: Any) -> None:
+    """One line naming the file, the problem and the fix for a ``meta.json`` that is not
+    greentrack's."""
+    if not isinstance(meta, dict):
+        raise RunFormatError(f"{path} holds a JSON {type(meta).__name__}, not an object: {FIX}")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise RunFormatError(
+            f"{path}: format_version is {version!r}, not an integer run format version: {FIX}"
+        )
+    if version > FORMAT_VERSION:
+        raise RunFormatError(
+            f"{path.parent} has run format version {version}; this greentrack reads up to "
+            f"{FORMAT_VERSION}. Upgrade greentrack: pip install -U greentrack"
+        )
+    for key, kind in (("run_id", str), ("start_utc", str), ("start_unix_s", (int, float))):
+        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
+            raise RunFormatError(f"{path}: {key!r} is missing or not valid: {FIX}")
+    channels = meta.get("channels", [])
+    if not isinstance(channels, list):
+        raise RunFormatError(f"{path}: 'channels' is not a list: {FIX}")
+    for i, ch in enumerate(channels):
+        if not isinstance(ch, dict) or not isinstance(ch.get("id"), str):
+            raise RunFormatError(f"{path}: channel {i} has no 'id': {FIX}")
+        if ch.get("component") not in COMPONENTS or ch.get("source") not in SOURCES:
+            raise RunFormatError(
+                f"{path}: channel {ch['id']!r} has component {ch.get('component')!r} and source "
+                f"{ch.get('source')!r} (expected one of {COMPONENTS} and {SOURCES}): {FIX}"
+            )
 
 
 class Run:
@@ -69,22 +126,44 @@ class Run:
                 f"{self.path} is not a greentrack run directory{hint}: {META} is missing. "
                 "Pass the directory given as run_dir / --run-dir."
             )
+        if not self.path.is_dir():
+            raise RunFormatError(f"{self.path} is a file, not a run directory")
         try:
-            self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = json.loads(_read_text(meta_path))
         except json.JSONDecodeError as e:
-            raise RunFormatError(f"{meta_path} is not valid JSON: {e}") from e
-        version = self.meta.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise RunFormatError(
-                f"{self.path} has run format version {version!r}; this greentrack reads up to "
-                f"{FORMAT_VERSION}. Upgrade greentrack: pip install -U greentrack"
-            )
-        summary_path = self.path / SUMMARY
-        self.final: dict[str, Any] | None = (
-            json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else None
-        )
+            raise RunFormatError(f"{meta_path} is not valid JSON ({e}): {FIX}") from e
+        _check_meta(meta_path, meta)
+        self.meta: dict[str, Any] = meta
+        self.damage: list[str] = []  # what the reader skipped, for the account's notes
+        self.final: dict[str, Any] | None = self._read_summary()
         self.complete = self.final is not None
         self.channels: list[dict[str, Any]] = list(self.meta.get("channels", []))
+
+    def _read_summary(self) -> dict[str, Any] | None:
+        """``summary.json``, or ``None`` (the run reads as incomplete, from its timeline) when
+        it is missing or damaged."""
+        path = self.path / SUMMARY
+        if not path.exists():
+            return None
+        try:
+            final = json.loads(_read_text(path))
+        except (json.JSONDecodeError, RunFormatError) as e:
+            self.damage.append(f"{SUMMARY} is damaged ({e}); totals come from the timeline")
+            return None
+        energy = final.get("energy_j") if isinstance(final, dict) else None
+        ok = (
+            isinstance(energy, dict)
+            and all(isinstance(v, int | float) or v is None for v in energy.values())
+            and isinstance(final.get("end_unix_s"), int | float)
+            and isinstance(final.get("duration_s"), int | float)
+        )
+        if not ok:
+            self.damage.append(
+                f"{SUMMARY} lacks its totals (energy_j, end_unix_s, duration_s); totals come "
+                "from the timeline"
+            )
+            return None
+        return dict(final)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, complete={self.complete})"
@@ -105,24 +184,47 @@ class Run:
     @cached_property
     def events(self) -> list[dict[str, Any]]:
         """``events.jsonl`` as a list of dicts."""
-        return _jsonl(self.path / EVENTS)
+        return _jsonl(self.path / EVENTS, self.damage)
 
     @cached_property
     def _wide(self) -> pd.DataFrame:
+        """The timeline as written: rows that cannot be parsed (torn, damaged, or with the
+        wrong number of cells) are skipped and counted in :attr:`damage`."""
         import io
 
         import pandas as pd
 
-        lines = _complete_lines(self.path / TIMELINE)
-        if not lines:
-            raise RunFormatError(f"{self.path / TIMELINE} is missing or has no header")
+        path = self.path / TIMELINE
+        columns = timeline_columns([c["id"] for c in self.channels])
+        lines = _complete_lines(path)
+        if lines and lines[0].startswith("t_unix_s"):
+            if lines[0].split(",") != columns:
+                raise RunFormatError(
+                    f"{path}: its header does not match the channels of {META}: the file does "
+                    f"not belong to this run. {FIX}"
+                )
+            lines = lines[1:]
+        elif lines:
+            self.damage.append(f"{TIMELINE} has no header; read with the channels of {META}")
+        elif path.exists() or self.complete:
+            self.damage.append(f"{TIMELINE} is missing or empty: the run has no timeline")
+        good = [ln for ln in lines if ln.count(",") == len(columns) - 1]
         frame = pd.read_csv(
-            io.StringIO("\n".join(lines) + "\n"),
+            io.StringIO("\n".join(good) + "\n"),
+            header=None,
+            names=columns,
             keep_default_na=False,
-            na_values={c: [""] for c in lines[0].split(",") if c != "gaps"},
+            dtype=str,
         )
-        frame["gaps"] = frame["gaps"].astype(str).replace("nan", "")
-        return frame
+        for col in columns[:-1]:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce")
+        valid = frame["t_unix_s"].notna() & frame["t_mono_s"].notna()
+        dropped = len(lines) - int(valid.sum())
+        if dropped:
+            self.damage.append(f"{TIMELINE}: {dropped} damaged row(s) skipped")
+        frame = frame[valid].reset_index(drop=True)
+        frame["gaps"] = frame["gaps"].fillna("").astype(str)
+        return frame  # type: ignore[no-any-return]
 
     @cached_property
     def timeline(self) -> pd.DataFrame:
@@ -190,8 +292,30 @@ class Run:
 
         begins: dict[str, dict[str, Any]] = {}
         ends: dict[str, dict[str, Any]] = {}
-        for rec in _jsonl(self.path / SPANS):
-            (begins if rec.get("event") == "begin" else ends)[rec["span_id"]] = rec
+        bad = 0
+        for rec in _jsonl(self.path / SPANS, self.damage):
+            sid, kind = rec.get("span_id"), rec.get("event")
+            if not isinstance(sid, str) or kind not in ("begin", "end"):
+                bad += 1
+                continue
+            if kind == "begin" and not (
+                isinstance(rec.get("name"), str)
+                and isinstance(rec.get("t_unix_s"), int | float)
+                and isinstance(rec.get("t_mono_s"), int | float)
+                and isinstance(rec.get("energy_j"), dict)
+            ):
+                bad += 1
+                continue
+            if kind == "end" and not (
+                isinstance(rec.get("t_unix_s"), int | float)
+                and isinstance(rec.get("duration_s"), int | float)
+                and isinstance(rec.get("energy_j"), dict)
+            ):
+                bad += 1
+                continue
+            (begins if kind == "begin" else ends)[sid] = rec
+        if bad:
+            self.damage.append(f"{SPANS}: {bad} damaged line(s) skipped")
         last_unix, last_mono = self._last_row_time()
         last_energy = self._last_energy_j()
         rows = []
@@ -242,8 +366,13 @@ class Run:
 
     @cached_property
     def fl_records(self) -> list[dict[str, Any]]:
-        """``fl.jsonl`` (Flower server runs): one dict per client reply; empty otherwise."""
-        return _jsonl(self.path / FL)
+        """``fl.jsonl`` (Flower server runs): one dict per client reply; empty otherwise.
+        Lines without a round number are skipped (and counted in :attr:`damage`)."""
+        rows = _jsonl(self.path / FL, self.damage)
+        good = [r for r in rows if isinstance(r.get("round"), int)]
+        if len(good) < len(rows):
+            self.damage.append(f"{FL}: {len(rows) - len(good)} line(s) without a round skipped")
+        return good
 
     @property
     def is_federated(self) -> bool:
@@ -256,6 +385,11 @@ class Run:
         if self.final is not None:
             return {k: float(v) for k, v in self.final["energy_j"].items()}
         return self._last_energy_j()
+
+    @property
+    def start_unix_s(self) -> float:
+        """When the run started (UTC seconds)."""
+        return float(self.meta["start_unix_s"])
 
     @property
     def end_unix_s(self) -> float:

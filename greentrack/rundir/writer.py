@@ -16,13 +16,15 @@ dies. Nothing grows in memory with the length of a run: rows go straight to disk
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from greentrack.errors import RunExistsError
 from greentrack.rundir.format import (
@@ -34,53 +36,157 @@ from greentrack.rundir.format import (
     TIMELINE,
     timeline_columns,
 )
+from greentrack.rundir.fs import REAL, FileSystem
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename, so that a reader or a
-    crash never sees half a file."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def write_json_atomic(path: Path, data: Mapping[str, Any], fs: FileSystem = REAL) -> None:
+    """Write JSON to ``path`` through a unique temporary file and a rename, so that a reader
+    or a crash never sees half a file."""
+    write_text_atomic(path, _json(data), fs)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def write_text_atomic(path: Path, text: str, fs: FileSystem = REAL) -> None:
+    """Write ``text`` to ``path`` through a unique temporary file and a rename."""
+    fs.replace_atomic(path, text)
+
+
+def _json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
 
 
 def _fmt(value: float, digits: int) -> str:
     return "" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+@dataclass
+class IoTrouble:
+    """What could not be written: the first and last failure, how many records were lost."""
+
+    error: str
+    first_unix_s: float
+    last_unix_s: float
+    failures: int = 0
+    records_lost: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": self.error,
+            "first_unix_s": self.first_unix_s,
+            "last_unix_s": self.last_unix_s,
+            "failures": self.failures,
+            "records_lost": self.records_lost,
+        }
+
+
+class Writer(Protocol):
+    """What the tracker and the sampler write through (a :class:`RunWriter`, or a
+    :class:`NullWriter` when the directory could not be created)."""
+
+    run_dir: Path
+    trouble: IoTrouble | None
+
+    def write_row(
+        self,
+        t_unix_s: float,
+        t_mono_s: float,
+        power_w: Mapping[str, float],
+        energy_j: Mapping[str, float],
+        gaps: Sequence[str] = (),
+    ) -> None: ...
+
+    def write_span(self, record: Mapping[str, Any]) -> None: ...
+
+    def write_event(self, record: Mapping[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def write_summary(self, summary: Mapping[str, Any]) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class RunWriter:
     """Appends a run's records to its directory. Thread-safe.
 
-    Raises:
+    Once the directory is claimed, nothing here raises: a write, flush or sync that fails
+    (a full disk, a read-only or vanished file system) drops the records it could not write,
+    counts them in :attr:`trouble`, warns once through ``on_trouble`` and keeps trying, so the
+    run it records goes on; memory stays bounded (nothing is queued).
+
+    Raises (from the constructor only):
         RunExistsError: ``run_dir`` already holds a run (greentrack never overwrites one).
+        OSError: the directory or its ``meta.json`` cannot be created.
     """
 
-    def __init__(self, run_dir: Path, meta: Mapping[str, Any], channel_ids: Sequence[str]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        meta: Mapping[str, Any],
+        channel_ids: Sequence[str],
+        *,
+        fs: FileSystem = REAL,
+        on_trouble: Callable[[IoTrouble], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.run_dir = Path(run_dir)
-        if (self.run_dir / META).exists():
+        self.fs = fs
+        self._on_trouble = on_trouble
+        self._clock = clock
+        self.trouble: IoTrouble | None = None
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise NotADirectoryError(
+                f"{self.run_dir} is a file, not a directory: pass a run directory to create"
+            )
+        fs.mkdir(self.run_dir)
+        try:
+            fs.create_exclusive(
+                self.run_dir / META, _json({**meta, "format_version": FORMAT_VERSION})
+            )
+        except FileExistsError:
             raise RunExistsError(
                 f"{self.run_dir} already holds a run ({META} exists); greentrack never overwrites "
-                "one. Pass a new run_dir, or run_dir=None for a fresh timestamped directory under "
-                "./runs"
-            )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+                "one. Pass a new run directory (run_dir=... / --run-dir), or none for a fresh "
+                "timestamped one under ./runs"
+            ) from None
         self._channel_ids = list(channel_ids)
         self._lock = threading.Lock()
-        write_json_atomic(self.run_dir / META, {**meta, "format_version": FORMAT_VERSION})
-        self._timeline: IO[str] = (self.run_dir / TIMELINE).open("a", encoding="utf-8")
-        self._timeline.write(",".join(timeline_columns(self._channel_ids)) + "\n")
-        self._spans: IO[str] = (self.run_dir / SPANS).open("a", encoding="utf-8")
-        self._events: IO[str] = (self.run_dir / EVENTS).open("a", encoding="utf-8")
+        self._files: dict[str, IO[str] | None] = {}
+        for name in (TIMELINE, SPANS, EVENTS):
+            try:
+                self._files[name] = fs.open_append(self.run_dir / name)
+            except OSError as e:
+                self._files[name] = None
+                self._fail(e, 1)
         self._closed = False
+        self._append(TIMELINE, ",".join(timeline_columns(self._channel_ids)) + "\n")
         self.flush()
+
+    # --- trouble -------------------------------------------------------------------------
+
+    def _fail(self, error: BaseException, records: int) -> None:
+        now = self._clock()
+        first = self.trouble is None
+        if self.trouble is None:
+            self.trouble = IoTrouble(f"{type(error).__name__}: {error}", now, now)
+        self.trouble.last_unix_s = now
+        self.trouble.failures += 1
+        self.trouble.records_lost += records
+        if first and self._on_trouble is not None:
+            # the callback must not turn a write failure into a crash
+            with contextlib.suppress(Exception):
+                self._on_trouble(self.trouble)
+
+    def _append(self, name: str, text: str) -> None:
+        f = self._files.get(name)
+        if f is None:
+            self._fail(OSError(f"{name} is not open"), 1)
+            return
+        try:
+            self.fs.write(f, text)
+        except Exception as e:  # a full disk, EIO, a closed file: lose this record, go on
+            self._fail(e, 1)
+
+    # --- records -------------------------------------------------------------------------
 
     def write_row(
         self,
@@ -97,37 +203,102 @@ class RunWriter:
         cells.append(";".join(sorted(gaps)))
         with self._lock:
             if not self._closed:
-                self._timeline.write(",".join(cells) + "\n")
+                self._append(TIMELINE, ",".join(cells) + "\n")
 
     def write_span(self, record: Mapping[str, Any]) -> None:
-        self._write_line(self._spans, record)
+        self._write_line(SPANS, record)
 
     def write_event(self, record: Mapping[str, Any]) -> None:
-        self._write_line(self._events, record)
+        self._write_line(EVENTS, record)
 
-    def _write_line(self, f: IO[str], record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, default=str, allow_nan=False) + "\n"
+    def _write_line(self, name: str, record: Mapping[str, Any]) -> None:
+        try:
+            line = json.dumps(record, default=str, allow_nan=False) + "\n"
+        except ValueError:  # NaN or inf: write them as null rather than lose the record
+            line = json.dumps(_finite(record), default=str) + "\n"
         with self._lock:
             if not self._closed:
-                f.write(line)
+                self._append(name, line)
 
     def flush(self) -> None:
         """Hand buffered lines to the OS (survives the process being killed)."""
         with self._lock:
-            if not self._closed:
-                for f in (self._timeline, self._spans, self._events):
-                    f.flush()
+            if self._closed:
+                return
+            for f in self._files.values():
+                if f is None:
+                    continue
+                try:
+                    self.fs.flush(f)
+                except Exception as e:
+                    self._fail(e, 0)
 
-    def write_summary(self, summary: Mapping[str, Any]) -> None:
-        write_json_atomic(self.run_dir / SUMMARY, summary)
+    def write_summary(self, summary: Mapping[str, Any]) -> bool:
+        """Write ``summary.json`` (atomically); ``False`` when it could not be written."""
+        data = dict(summary)
+        if self.trouble is not None:
+            data["io_trouble"] = self.trouble.to_dict()
+        try:
+            self.fs.replace_atomic(self.run_dir / SUMMARY, _json(_finite(data)))
+        except Exception as e:
+            self._fail(e, 1)
+            return False
+        return True
 
     def close(self) -> None:
-        """Flush, fsync and close. Idempotent."""
+        """Flush, fsync and close. Idempotent; never raises."""
         with self._lock:
             if self._closed:
                 return
-            for f in (self._timeline, self._spans, self._events):
-                f.flush()
-                os.fsync(f.fileno())
-                f.close()
             self._closed = True
+            for f in self._files.values():
+                if f is None:
+                    continue
+                for op in (self.fs.flush, self.fs.fsync):
+                    try:
+                        op(f)
+                    except Exception as e:
+                        self._fail(e, 0)
+                try:
+                    self.fs.close(f)
+                except Exception as e:
+                    self._fail(e, 0)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by ``None`` (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+class NullWriter:
+    """Stands in for a :class:`RunWriter` whose directory could not be created: records
+    nothing, so that the run it would have recorded goes on."""
+
+    trouble: IoTrouble | None = None
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def write_row(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def write_span(self, record: Mapping[str, Any]) -> None:
+        pass
+
+    def write_event(self, record: Mapping[str, Any]) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def write_summary(self, summary: Mapping[str, Any]) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass

@@ -8,6 +8,7 @@ of a run can never disagree.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,8 @@ class Summary:
         env = jinja2.Environment(autoescape=False, keep_trailing_newline=True)
         env.filters.update(md=md_escape, energy=format_kwh, mass=format_grams, rng=format_range)
         text = template("summary.md.j2").read_text(encoding="utf-8")
-        return env.from_string(text).render(s=self.account.to_dict(), max_spans=MAX_SPAN_LINES)
+        out = env.from_string(text).render(s=self.account.to_dict(), max_spans=MAX_SPAN_LINES)
+        return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n"
 
     def __str__(self) -> str:
         return format_summary(self.account)

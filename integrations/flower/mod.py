@@ -21,6 +21,20 @@ from greentrack.meters.profiles import DeviceProfile
 from greentrack.meters.profiles import profile as get_profile
 
 _HOST = socket.gethostname()
+_ANCESTORS: list[int] = []  # this process's parents, found once per process
+
+
+def _ancestors() -> list[int]:
+    """Pids of this process's parents (a Ray worker is a descendant of the server process in
+    a simulation, so the server's process-level CPU estimate includes it)."""
+    if not _ANCESTORS:
+        try:
+            import psutil
+
+            _ANCESTORS.extend(p.pid for p in psutil.Process().parents())
+        except Exception:
+            _ANCESTORS.append(os.getppid())
+    return _ANCESTORS
 
 
 class EnergyMod:
@@ -126,6 +140,7 @@ class EnergyMod:
                 "components": json.dumps(components),
                 "host": _HOST,
                 "pid": os.getpid(),
+                "ancestors": json.dumps(_ancestors()),
             },
         )
         return reply
@@ -163,6 +178,7 @@ class EnergyMod:
                 "windows": "[]",
                 "host": _HOST,
                 "pid": os.getpid(),
+                "ancestors": json.dumps(_ancestors()),
             },
         )
         return reply

@@ -72,6 +72,15 @@ def _attribute_shared_devices(rows: list[dict[str, Any]], windows: list[Window])
         row["attribution"] = f"shared device(s) {', '.join(devices)}: split by time windows"
 
 
+def _int_list(raw: Any) -> list[int]:
+    """A JSON list of integers from a record (empty when absent or malformed)."""
+    try:
+        value = json.loads(str(raw)) if raw is not None else []
+    except ValueError:
+        return []
+    return [int(v) for v in value if isinstance(v, int)] if isinstance(value, list) else []
+
+
 def _components(record: Any) -> dict[str, list[float]] | None:
     """The client's energy per component, ``{component: [measured J, estimated J]}``."""
     try:
@@ -111,6 +120,8 @@ class RoundRecorder:
         meters: Sequence[Meter] | None = None,
         options: TrackerOptions | None = None,
         api: str = "message",
+        intensity_provider: str | None = None,
+        provider_region: str | None = None,
     ) -> None:
         if carbon is not None and not isinstance(carbon, CarbonSettings):
             raise TypeError(
@@ -126,6 +137,7 @@ class RoundRecorder:
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.carbon = carbon
         self._options = options or TrackerOptions()
+        self._provider = (intensity_provider, provider_region)
         self._meters = meters
         self._project, self._name, self._api = project, name, api
         self.tracker: Tracker | None = None
@@ -168,6 +180,8 @@ class RoundRecorder:
                     },
                 },
             },
+            intensity_provider=self._provider[0],
+            provider_region=self._provider[1],
         )
         self.num_rounds = num_rounds
         self.tracker.start()
@@ -304,6 +318,7 @@ class RoundRecorder:
                 client_basis=str(record.get("basis", "measured")),
                 client_host=record.get("host"),
                 client_pid=record.get("pid"),
+                client_ancestors=_int_list(record.get("ancestors")),
                 client_components=_components(record),
             )
             self._windows += _windows(len(self._pending), record)

@@ -24,6 +24,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
         budget: a :class:`greentrack.Budget` for the forecast of the whole run and the running
             total (clients + server + network); ``on_budget="warn"`` (once) or ``"stop"`` (no
             further round is configured: the run ends cleanly after the current round).
+        intensity_provider, provider_region: charge the run's own hours with a provider's
+            series (``"ukci"``...; see :class:`greentrack.api.Tracker`).
         meters: explicit server meters (tests); default: discovery.
         options: :class:`greentrack.TrackerOptions`.
         network: kWh/GB coefficient for the clients' traffic: a bundled key (see

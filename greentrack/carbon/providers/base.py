@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
+from greentrack.carbon.intensity import MAX_GCO2E_PER_KWH as MAX_GCO2E_PER_KWH
 from greentrack.carbon.providers.http import (
     HttpOptions,
     ProviderError,
@@ -36,8 +37,6 @@ FactorType = Literal["lifecycle", "direct"]
 Endpoint = Literal["history", "forecast"]
 
 FORMAT = "greentrack.provider-result/1"
-MAX_GCO2E_PER_KWH = 3000.0
-"""Largest plausible grid intensity (gCO2e/kWh); the dirtiest grids are near 1,200."""
 
 PROVIDER_MODULES: dict[str, str] = {
     "ukci": "greentrack.carbon.providers.ukci",

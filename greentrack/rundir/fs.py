@@ -1,0 +1,81 @@
+"""The run directory's boundary with the operating system: every call that creates, writes,
+syncs or renames a file goes through a :class:`FileSystem`. The default is the real one;
+tests pass one that fails on the Nth call (tests/faults.py), the way SQLite tests I/O errors.
+
+Temporary files are unique (``mkstemp``: created with ``O_EXCL``, so a symlink planted where a
+temporary file will be is never followed), and a run is claimed by linking its ``meta.json``
+into place (``link`` fails if the name exists): of two trackers racing for one directory,
+exactly one wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO
+
+
+class FileSystem:
+    """The real file system."""
+
+    def mkdir(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+
+    def _temp_with(self, path: Path, text: str) -> str:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                self.write(f, text)
+                self.flush(f)
+                self.fsync(f)
+        except BaseException:
+            self.unlink(Path(tmp))
+            raise
+        return tmp
+
+    def create_exclusive(self, path: Path, text: str) -> None:
+        """Write ``path`` whole, only if it does not exist (``FileExistsError`` otherwise)."""
+        tmp = self._temp_with(path, text)
+        try:
+            self.link(Path(tmp), path)
+        finally:
+            self.unlink(Path(tmp))
+
+    def replace_atomic(self, path: Path, text: str) -> None:
+        """Write ``path`` whole through a unique temporary file and a rename."""
+        tmp = self._temp_with(path, text)
+        try:
+            self.replace(Path(tmp), path)
+        except BaseException:
+            self.unlink(Path(tmp))
+            raise
+
+    def open_append(self, path: Path) -> IO[str]:
+        return path.open("a", encoding="utf-8")
+
+    def write(self, f: IO[str], text: str) -> None:
+        f.write(text)
+
+    def flush(self, f: IO[str]) -> None:
+        f.flush()
+
+    def fsync(self, f: IO[str]) -> None:
+        os.fsync(f.fileno())
+
+    def close(self, f: IO[str]) -> None:
+        f.close()
+
+    def link(self, src: Path, dst: Path) -> None:
+        os.link(src, dst)
+
+    def replace(self, src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+
+    def unlink(self, path: Path) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+REAL = FileSystem()
