@@ -8,12 +8,14 @@ of the run shows.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack import tracker as _core
 from greentrack.carbon.settings import resolve_settings
+from greentrack.launcher import RankInfo, detect
 from greentrack.tracker import SyncMode, TrackerOptions
 
 if TYPE_CHECKING:
@@ -140,6 +142,8 @@ def track(
     intensity_source: str | None = None,
     intensity_provider: str | None = None,
     provider_region: str | None = None,
+    rank: RankInfo | str | None = "auto",
+    segment: int | None = None,
     **options: Any,
 ) -> Tracker:
     """Measure a block of code: ``with greentrack.track(run_dir=...) as run: ...``.
@@ -150,10 +154,20 @@ def track(
     Keyword ``options`` are :class:`TrackerOptions` fields (``power_hz``, ``gpu_indices``,
     ``cpu_tdp_w``, ``require``...). ``intensity_provider`` (``"ukci"``, ``"electricitymaps"``,
     ``"watttime"``) charges the run's own hours from a public provider (see :class:`Tracker`).
+
+    Under a distributed launcher (torchrun, Accelerate, DeepSpeed, SLURM ``srun``, Open MPI,
+    MPICH: ``rank="auto"`` reads its environment, or pass a :class:`RankInfo`; ``None`` turns
+    it off), every rank tracks itself into one run directory: rank 0 writes ``run_dir``, rank R
+    ``run_dir/parts/seg<S>-rank<R>``; each rank measures the GPU it drives and the node's CPU
+    and DRAM are measured once, by local rank 0 (docs/distributed.md). ``segment`` numbers a
+    restart of the job (default: the launcher's restart count).
     Returns an unstarted :class:`Tracker`; ``with`` starts it.
     """
     carbon = resolve_settings(
         region, intensity=intensity, intensity_source=intensity_source, pue=pue
+    )
+    run_dir, tracker_options, extra = place(
+        run_dir, TrackerOptions.from_kwargs(**options), rank, segment
     )
     return Tracker(
         run_dir,
@@ -162,10 +176,89 @@ def track(
         config=config,
         meters=meters,
         sync=sync,
-        options=TrackerOptions.from_kwargs(**options),
+        options=tracker_options,
         clock=clock,
         background=background,
         carbon=carbon,
-        intensity_provider=intensity_provider,
+        intensity_provider=intensity_provider if (extra is None or _is_root(extra)) else None,
         provider_region=provider_region,
+        extra_meta=extra,
     )
+
+
+def place(
+    run_dir: str | Path | None,
+    options: TrackerOptions,
+    rank: RankInfo | str | None = "auto",
+    segment: int | None = None,
+) -> tuple[str | Path | None, TrackerOptions, dict[str, Any] | None]:
+    """Where this process of a job writes and what it measures: ``(run_dir, options, extra
+    meta)``, unchanged outside a distributed launcher (``rank="auto"`` reads the environment;
+    :func:`greentrack.launcher.detect`)."""
+    info = detect() if rank == "auto" else rank
+    if isinstance(info, str):
+        raise ValueError(f"rank takes 'auto', None or a greentrack.launcher.RankInfo; got {rank!r}")
+    if info is None or not (info.distributed or segment or info.restart):
+        return run_dir, options, None
+    path, extra = _rank_dir(run_dir, info, segment)
+    options = dataclasses.replace(
+        options, discovery=dataclasses.replace(options.discovery, rank=info)
+    )
+    return path, options, extra
+
+
+def _is_root(extra: Mapping[str, Any]) -> bool:
+    part = extra["part"]
+    return bool(part["rank"] == 0 and part["segment"] == 0)
+
+
+def _rank_dir(
+    run_dir: str | Path | None, info: RankInfo, segment: int | None
+) -> tuple[Path, dict[str, Any]]:
+    """Where this rank writes (the job's directory, or its part in it) and its ``part``."""
+    from greentrack.rundir.format import PARTS, part_name
+
+    if run_dir is None:
+        if info.job_id is None:
+            raise ValueError(
+                f"the ranks of a {info.launcher} job must share one run directory, and the "
+                "launcher gives no job id to name one: pass run_dir=... (the same on every rank)"
+            )
+        run_dir = Path("runs") / f"{info.launcher}-{info.job_id}"
+    root = Path(run_dir)
+    seg = info.restart if segment is None else segment
+    if seg < 0:
+        raise ValueError(f"segment must be >= 0, got {seg}")
+    part = {
+        "segment": seg,
+        "rank": info.rank,
+        "local_rank": info.local_rank,
+        "world_size": info.world_size,
+        "local_world_size": info.local_world_size,
+        "host": info.node,
+        "launcher": info.launcher,
+        "job_id": info.job_id,
+    }
+    path = root if (info.rank == 0 and seg == 0) else root / PARTS / part_name(seg, info.rank)
+    if path != root and info.job_id is not None:
+        _check_same_job(root, info)
+    return path, {"part": part}
+
+
+def _check_same_job(root: Path, info: RankInfo) -> None:
+    """A part joins the directory of its own job only: never an unrelated job's run."""
+    import json
+
+    from greentrack.errors import RunExistsError
+    from greentrack.rundir.format import META
+
+    try:
+        meta = json.loads((root / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # rank 0 has not claimed it yet (or it is not readable): nothing to compare
+    theirs = (meta.get("part") or {}).get("job_id") if isinstance(meta, dict) else None
+    if theirs is not None and theirs != info.job_id:
+        raise RunExistsError(
+            f"{root} holds the run of job {theirs}; this is job {info.job_id}: "
+            "pass a new run_dir for this job"
+        )

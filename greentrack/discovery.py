@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from greentrack.errors import MeterUnavailableError
+from greentrack.launcher import RankInfo, gpus_for
 from greentrack.meters.base import Meter
 from greentrack.meters.estimate import CRUCIAL_W_PER_GB, EstimatedCpuMeter
 from greentrack.meters.nvml import NvmlMeter
@@ -48,6 +49,11 @@ class DiscoveryOptions:
         nvml: a ``pynvml``-compatible module (tests pass a fake).
         require: components that must be measured or estimated, else an error (e.g. ``("gpu",)``).
         gpu, cpu: set ``False`` to skip a component entirely.
+        rank: this process's place in a distributed job (:func:`greentrack.launcher.detect`):
+            it measures only the GPU it drives (:func:`greentrack.launcher.gpus_for`, unless
+            ``gpu_indices`` says otherwise), and what belongs to the node (RAPL packages, a
+            DRAM estimate) only on the node's local rank 0; the other ranks then estimate their
+            own process's CPU only where RAPL cannot be read (process estimates add up).
     """
 
     gpu_indices: Sequence[int] | None = None
@@ -59,6 +65,7 @@ class DiscoveryOptions:
     gpu: bool = True
     cpu: bool = True
     environ: Any = field(default=None, repr=False)
+    rank: RankInfo | None = None
 
     def __post_init__(self) -> None:
         bad = set(self.require) - {"gpu", "cpu", "dram"}
@@ -97,6 +104,12 @@ def _discover_gpu(
         return
     try:
         nvml_meter = NvmlMeter(options.nvml, gpu_indices=options.gpu_indices, environ=env)
+        rank = options.rank
+        if options.gpu_indices is None and rank is not None and rank.distributed:
+            mine = gpus_for(rank, len(nvml_meter.channels))
+            if mine is not None and len(nvml_meter.channels) > len(mine):
+                nvml_meter.close()
+                nvml_meter = NvmlMeter(options.nvml, gpu_indices=mine, environ=env)
     except MeterUnavailableError as e:
         detail = f"no GPU measured: {e}"
         if options.nvml is None and "libnvidia-ml.so was not found" in str(e):
@@ -120,11 +133,18 @@ def _discover_gpu(
 def _discover_cpu(
     options: DiscoveryOptions, env: Any, meters: list[Meter], statuses: list[ComponentStatus]
 ) -> None:
+    leader = options.rank is None or options.rank.node_leader
     try:
         rapl = RaplMeter(options.powercap_root)
     except MeterUnavailableError as e:
         rapl_reason = str(e)
     else:
+        if not leader:  # the package counters are the node's: local rank 0 reads them
+            rapl.close()
+            statuses.append(
+                ComponentStatus("cpu", "measured", "RAPL: counted by local rank 0 of this node")
+            )
+            return
         meters.append(rapl)
         for ch in rapl.channels:
             statuses.append(ComponentStatus(ch.component, "measured", f"{ch.id} {ch.name}: RAPL"))
@@ -139,7 +159,7 @@ def _discover_cpu(
             tdp = float(env[TDP_ENV])
         except ValueError:
             raise ValueError(f"{TDP_ENV}={env[TDP_ENV]!r} is not a number of watts") from None
-    est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb)
+    est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb if leader else None)
     meters.append(est)
     cpu = est.channels[0]
     whose = "this process and its children" if est.scope == "process" else "all CPUs"

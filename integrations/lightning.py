@@ -48,10 +48,11 @@ from greentrack.account import Figure, LiveAccount
 from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
 from greentrack.analysis.predict import forecast
-from greentrack.api import Tracker
+from greentrack.api import Tracker, place
 from greentrack.carbon.settings import CarbonSettings
+from greentrack.launcher import RankInfo, detect
 from greentrack.meters.base import Meter
-from greentrack.rundir.format import PARTS, part_name, ranks_file
+from greentrack.rundir.format import META, PARTS, part_name, ranks_file
 from greentrack.rundir.writer import write_json_atomic
 from greentrack.tracker import Span, TrackerOptions, default_run_dir
 from greentrack.units import G_PER_KG, j_from_kwh, kwh_from_j
@@ -146,33 +147,47 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
     def _start(self, trainer: Any) -> None:
         if self._tracker is not None:
             return
-        rank, local_rank = trainer.global_rank, trainer.local_rank
-        if self.segment == 0 and rank == 0:
-            run_dir = self.run_dir
-        else:
-            run_dir = self.run_dir / PARTS / part_name(self.segment, rank)
+        # every fit, validate, test and predict, every resume, gets its own segment: the first
+        # one free from what the checkpoint restored, chosen by rank 0 for every rank
+        self.segment = self._free_segment(trainer)
+        job = detect()
+        info = RankInfo(
+            rank=trainer.global_rank,
+            local_rank=trainer.local_rank,
+            world_size=trainer.world_size,
+            local_world_size=max(1, trainer.world_size // max(1, trainer.num_nodes)),
+            launcher=f"lightning ({job.launcher})" if job.launcher != "none" else "lightning",
+            job_id=job.job_id,
+            node=socket.gethostname(),
+        )
+        options = self._options
         if self._meters_factory is not None:
             meters: Sequence[Meter] | None = list(self._meters_factory(trainer))
-            options = self._options
         else:
             meters = None
             device = trainer.strategy.root_device
-            # this rank's GPU only; the node's CPU and DRAM only on local rank 0
-            discovery = dataclasses.replace(
-                self._options.discovery,
-                gpu=device.type == "cuda",
-                gpu_indices=[device.index or 0] if device.type == "cuda" else None,
-                cpu=local_rank == 0,
+            # the GPU this rank drives (Lightning knows it); the node's CPU and DRAM once
+            options = dataclasses.replace(
+                options,
+                discovery=dataclasses.replace(
+                    options.discovery,
+                    gpu=device.type == "cuda",
+                    gpu_indices=[device.index or 0] if device.type == "cuda" else None,
+                ),
             )
-            options = TrackerOptions(self._options.sampling, discovery)
-        part = {
-            "segment": self.segment,
-            "rank": rank,
-            "local_rank": local_rank,
-            "world_size": trainer.world_size,
-            "host": socket.gethostname(),
-            "node_rank": getattr(trainer, "node_rank", 0),
-        }
+        run_dir, options, extra = place(self.run_dir, options, info, self.segment)
+        part = dict((extra or {}).get("part") or {})
+        part.update(
+            segment=self.segment,
+            rank=info.rank,
+            local_rank=info.local_rank,
+            world_size=info.world_size,
+            host=info.node,
+            node_rank=getattr(trainer, "node_rank", 0),
+            stage=_stage(trainer),
+        )
+        if run_dir is None:
+            run_dir = self.run_dir
         self._tracker = Tracker(
             run_dir,
             project=self.project,
@@ -182,13 +197,28 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
             carbon=self.carbon,
             extra_meta={"part": part, "framework": pl.__name__},
             # the root run fetches the series of the job's hours; parts share it
-            intensity_provider=self.intensity_provider if run_dir == self.run_dir else None,
+            intensity_provider=self.intensity_provider if Path(run_dir) == self.run_dir else None,
             provider_region=self.provider_region,
         )
         self._tracker.start()
         self._live = LiveAccount(self.carbon, self._tracker.channels)
         if self.run_id is None:
             self.run_id = self._tracker.run_id
+
+    def _free_segment(self, trainer: Any) -> int:
+        """The first segment from :attr:`segment` whose run directory does not exist yet
+        (rank 0 looks, every rank gets its answer)."""
+        segment = self.segment
+        if trainer.is_global_zero:
+            while (
+                self.run_dir / META
+                if segment == 0
+                else self.run_dir / PARTS / part_name(segment, 0) / META
+            ).exists():
+                segment += 1
+        if trainer.world_size > 1:
+            segment = int(trainer.strategy.broadcast(segment, src=0))
+        return segment
 
     def _stop(self, status: str) -> None:
         if self._tracker is None:
@@ -432,6 +462,12 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
                 self.run_dir / ranks_file(self.segment),
                 {"segment": self.segment, "ranks": records},
             )
+
+
+def _stage(trainer: Any) -> str:
+    """``fit``, ``validate``, ``test`` or ``predict`` (Lightning's ``TrainerFn`` value)."""
+    fn = getattr(getattr(trainer, "state", None), "fn", None)
+    return str(getattr(fn, "value", fn) or "")
 
 
 def remaining_epochs(trainer: Any, done: int) -> float | None:

@@ -52,3 +52,14 @@ def fake_meters(trainer):
         spec = FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(CPU_W), has_power=False)
         meters.append(FakeMeter([spec], time.monotonic))
     return meters
+
+
+class TinyPredictor(TinyModel):
+    """TinyModel with test and predict steps (Lightning's autoencoder example's flow)."""
+
+    def test_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        x, y = batch
+        self.log("test_loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+    def predict_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+        return self.layer(batch[0])

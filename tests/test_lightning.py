@@ -345,3 +345,30 @@ def test_ddp_under_slurm_environment(tmp_path):
     assert {c.channel for c in summary.components} == {"gpu0", "cpu0", "seg0-rank1/gpu0"}
     ranks = json.loads((tmp_path / "run" / "ranks-seg0.json").read_text())["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
+
+
+def test_fit_then_test_and_predict_from_the_best_checkpoint(tmp_path):
+    """Lightning's own autoencoder flow (LightningCLI: fit, then test and predict from the
+    best checkpoint): each stage is its own segment, however often a checkpoint restores the
+    callback's state; the report counts one process and every stage's spans."""
+    from tests.lightning_helpers import TinyPredictor
+
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    trainer = _trainer(tmp_path, cb, max_epochs=2)
+    model = TinyPredictor()
+    train, val = loaders()
+    trainer.fit(model, train, val)
+    trainer.test(model, val, ckpt_path="best")
+    trainer.predict(model, val, ckpt_path="best")
+    trainer.test(model, val, ckpt_path="best")
+    run = greentrack.load_run(tmp_path / "run")
+    stages = sorted((p.meta["part"]["segment"], p.meta["part"]["stage"]) for p in [run, *run.parts])
+    assert stages == [(0, "fit"), (1, "test"), (2, "predict"), (3, "test")]
+    from greentrack.account import account_run
+    from greentrack.report.model import build_report
+
+    acct = account_run(run)
+    names = [s["name"] for s in acct.spans]
+    assert names.count("test") == 2 and names.count("predict") == 1 and "fit" in names
+    report = build_report([tmp_path / "run"]).to_dict()["runs"][0]
+    assert report["hardware"]["processes"] == 1 and report["status"] == "finished"

@@ -332,7 +332,7 @@ def account_run(
             f"{meter_errors} meter read(s) failed; affected rows are flagged in the timeline"
         )
     duration, part_notes = _duration(run, runs)
-    notes += part_notes
+    notes += part_notes + _missing_ranks(runs)
 
     # --- federated parts -------------------------------------------------------------------
     fed: FederatedParts | None = None
@@ -409,7 +409,7 @@ def account_run(
             if b.get("status") == "not counted"
         ),
         phases=tuple(_phases(runs, carbon)),
-        spans=tuple(_spans(run)),
+        spans=tuple(_spans(runs)),
         units=units,
         federated=federated,
         counterfactuals=None,
@@ -605,6 +605,29 @@ def _rank(r: Run) -> int:
     return int((r.meta.get("part") or {}).get("rank", 0))
 
 
+def _missing_ranks(runs: list[Run]) -> list[str]:
+    """Ranks a segment's parts say the job had, but which left no run directory."""
+    expected: dict[int, int] = {}
+    present: dict[int, set[int]] = {}
+    for r in runs:
+        part = r.meta.get("part") or {}
+        seg = _segment(r)
+        world = part.get("world_size")
+        if isinstance(world, int) and world > 0:
+            expected[seg] = max(expected.get(seg, 0), world)
+        present.setdefault(seg, set()).add(_rank(r))
+    out = []
+    for seg, world in sorted(expected.items()):
+        missing = sorted(set(range(world)) - present.get(seg, set()))
+        if missing:
+            out.append(
+                f"segment {seg}: rank(s) {', '.join(map(str, missing))} of {world} left no run "
+                "directory (not started, killed before starting, or written on another host: "
+                "merge them with `greentrack merge`); their energy is not counted"
+            )
+    return out
+
+
 def _duration(run: Run, runs: list[Run]) -> tuple[float, list[str]]:
     """Ranks of one segment overlap (a segment lasts as long as its longest rank); segments
     add. Gaps between segments are not counted and are noted."""
@@ -645,8 +668,18 @@ def _split_span(row: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[flo
     return measured, estimated
 
 
-def _spans(run: Run) -> list[dict[str, Any]]:
-    """The root's spans with their depth, energy measured and estimated (kWh)."""
+def _spans(runs: list[Run]) -> list[dict[str, Any]]:
+    """The spans of rank 0 in every segment (the job's timeline of phases), with their depth
+    and energy measured and estimated (kWh) of that rank; ids of later segments are prefixed
+    with their part's name."""
+    out = []
+    leaders = sorted((r for r in runs if _rank(r) == 0), key=_segment)
+    for r in leaders:
+        out += _run_spans(r, "" if r is runs[0] else f"{r.path.name}/")
+    return out
+
+
+def _run_spans(run: Run, prefix: str) -> list[dict[str, Any]]:
     sources = {ch["id"]: ch["source"] for ch in run.channels}
     depth: dict[str, int] = {}
     out = []
@@ -656,8 +689,9 @@ def _spans(run: Run) -> list[dict[str, Any]]:
         measured, estimated = _split_span(row, sources)
         out.append(
             {
-                "span_id": row["span_id"],
-                "parent_id": parent,
+                "span_id": prefix + row["span_id"],
+                "parent_id": prefix + parent if parent else None,
+                "segment": _segment(run),
                 "name": row["name"],
                 "tags": dict(row["tags"]) if isinstance(row["tags"], dict) else {},
                 "depth": depth[row["span_id"]],

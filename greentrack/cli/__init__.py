@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimate-fl": ("greentrack.cli.estimate_fl", "cmd_estimate_fl"),
     "report": ("greentrack.cli.report", "cmd_report"),
     "when": ("greentrack.cli.when", "cmd_when"),
+    "merge": ("greentrack.cli.merge", "cmd_merge"),
 }
 _PARSERS = (
     "greentrack.cli.run",
@@ -35,6 +36,7 @@ _PARSERS = (
     "greentrack.cli.estimate_fl",
     "greentrack.cli.report",
     "greentrack.cli.when",
+    "greentrack.cli.merge",
 )
 
 

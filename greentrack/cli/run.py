@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from greentrack.api import Tracker
+    from greentrack.api import Tracker, place
     from greentrack.errors import GreentrackError
     from greentrack.runner import exit_like, resolve_command, run_command
     from greentrack.tracker import TrackerOptions
@@ -72,14 +72,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             intensity_source=args.intensity_source,
             pue=args.pue,
         )
+        # under a launcher (srun greentrack run -- ...), each task is one rank of the job
+        run_dir, options, extra = place(
+            args.run_dir, TrackerOptions.from_kwargs(**measure_options(args))
+        )
         tracker = Tracker(
-            args.run_dir,
+            run_dir,
             project=args.project,
             name=args.name,
             command=command,
             sync="none",
-            options=TrackerOptions.from_kwargs(**measure_options(args)),
+            options=options,
             carbon=carbon,
+            extra_meta=extra,
         )
         returncode = run_command(tracker, command)
     except (GreentrackError, ValueError, NotADirectoryError) as e:  # before the command ran
