@@ -256,3 +256,25 @@ def test_merge_gathers_the_parts_written_on_two_hosts(tmp_path: Path) -> None:
     with _rank(tmp_path / "c", other) as t:
         run_for(t, t._clock, 1.0)  # type: ignore[attr-defined]
     assert main(["merge", str(tmp_path / "merged"), str(tmp_path / "c" / "job")]) == 2
+
+
+def test_accelerate_custom_loop_on_two_processes(tmp_path: Path) -> None:
+    """An Accelerator loop in two processes on CPU. `accelerate launch` starts GPU processes
+    the way torchrun does; on a CPU-only machine torchrun starts them here."""
+    pytest.importorskip("accelerate")
+    _launch(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            str(ROOT / "examples" / "accelerate_loop.py"),
+            "--run-dir",
+            str(tmp_path / "acc"),
+        ],
+        tmp_path,
+    )
+    run = greentrack.load_run(tmp_path / "acc")
+    assert run.complete and [p.path.name for p in run.parts] == ["seg0-rank1"]
+    assert run.meta["part"]["launcher"] == "torchrun"

@@ -50,7 +50,7 @@ def merge(dest: Path, sources: list[Path]) -> tuple[int, int]:
     copied = skipped = 0
     jobs: set[str] = set()
     if (dest / "meta.json").exists():
-        own = (json.loads((dest / "meta.json").read_text(encoding="utf-8")).get("part") or {})
+        own = json.loads((dest / "meta.json").read_text(encoding="utf-8")).get("part") or {}
         if own.get("job_id") is not None:
             jobs.add(str(own["job_id"]))
     for src in sources:

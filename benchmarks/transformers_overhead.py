@@ -1,0 +1,110 @@
+"""Overhead of the Transformers EmissionsCallback on a real Trainer run: paired A/B,
+interleaved, like benchmarks/lightning_overhead.py.
+
+A small BERT (2 layers, hidden 128) built from a config (no download) on synthetic tokens, a
+fixed number of steps per train(); pairs alternate which variant runs first. An A/A control
+(no callback in either) gives the machine's noise floor. On a GPU machine the same script
+measures the GPU path (the Trainer puts the model on the GPU).
+
+    python -m benchmarks.transformers_overhead [--pairs 6] [--steps 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import transformers
+
+from benchmarks.common import quantiles, save
+from greentrack.integrations.transformers import EmissionsCallback
+
+
+class Tokens(torch.utils.data.Dataset):  # type: ignore[misc]
+    def __init__(self, n: int) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randint(0, 1000, (n, 64), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.x[i], "labels": torch.tensor(int(self.x[i, 0]) % 2)}
+
+
+def train(steps: int, callback: EmissionsCallback | None, root: Path) -> float:
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=1000,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=256,
+        num_labels=2,
+    )
+    args = transformers.TrainingArguments(
+        output_dir=str(root / "out"),
+        max_steps=steps,
+        num_train_epochs=3,
+        per_device_train_batch_size=16,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = transformers.Trainer(
+        model=transformers.BertForSequenceClassification(config),
+        args=args,
+        train_dataset=Tokens(steps * 16 // 3 + 16),
+        callbacks=[callback] if callback else [],
+    )
+    t0 = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("greentrack").setLevel(logging.ERROR)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        train(6, None, root)  # warm-up
+        for variant in ("untracked-control", "callback"):
+            ratios = []
+            for i in range(args.pairs):
+
+                def b(i: int = i, variant: str = variant) -> float:
+                    cb = (
+                        None
+                        if variant == "untracked-control"
+                        else EmissionsCallback(root / f"r{i}")
+                    )
+                    return train(args.steps, cb, root)
+
+                if i % 2 == 0:
+                    a, t = train(args.steps, None, root), b()
+                else:
+                    t, a = b(), train(args.steps, None, root)
+                ratios.append(t / a)
+                print(f"{variant} pair {i}: A {a:.3f} s, B {t:.3f} s, ratio {t / a:.4f}")
+            results[variant] = {"ratio_b_over_a": quantiles(ratios)}
+    print(json.dumps(results, indent=2))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    save(
+        f"transformers_overhead_{device}",
+        {"pairs": args.pairs, "steps": args.steps, "device": device, "results": results},
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Trainer + greentrack's callback under torchrun, 2 processes on CPU (gloo):
+python -m torch.distributed.run --nproc_per_node 2 hf_ddp.py RUN_DIR OUT_DIR"""
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def main() -> None:
+    import torch
+    import transformers
+
+    from greentrack.integrations.transformers import EmissionsCallback
+    from greentrack.meters.fake import FakeChannelSpec, FakeMeter, PowerTrace
+    from tests.test_transformers import Data
+
+    def meters():
+        spec = FakeChannelSpec("gpu0", "gpu", PowerTrace.constant(100.0))
+        return [FakeMeter([spec], time.monotonic)]
+
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    args = transformers.TrainingArguments(
+        output_dir=sys.argv[2],
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+        ddp_backend="gloo",
+        save_strategy="no",
+        logging_strategy="epoch",
+        disable_tqdm=True,
+    )
+    cb = EmissionsCallback(sys.argv[1], meters_factory=meters)
+    trainer = transformers.Trainer(
+        model=transformers.BertForSequenceClassification(config),
+        args=args,
+        train_dataset=Data(),
+        callbacks=[cb],
+    )
+    trainer.train()
+    if trainer.is_world_process_zero():
+        print("TOTAL", cb.last_metrics["energy/total_kwh"])
+
+
+if __name__ == "__main__":
+    main()
