@@ -642,6 +642,16 @@ def _duration(run: Run, runs: list[Run]) -> tuple[float, list[str]]:
         lo, hi = bounds.get(seg, (start, r.end_unix_s))
         bounds[seg] = (min(lo, start), max(hi, r.end_unix_s))
     notes = []
+    leaders = {_segment(r): r for r in sorted(runs, key=lambda r: -_rank(r))}
+    if len(leaders) > 1:  # the status of each segment, in order: the history of the job
+        notes.append(
+            "segments: "
+            + "; ".join(
+                f"{seg} {(leaders[seg].meta.get('part') or {}).get('stage') or ''} "
+                f"{leaders[seg].status}".replace("  ", " ")
+                for seg in sorted(leaders)
+            )
+        )
     for a, b in itertools.pairwise(sorted(bounds)):
         gap = bounds[b][0] - bounds[a][1]
         notes.append(f"segment {b} resumed {gap:.1f} s after segment {a} ended (not counted)")
