@@ -6,6 +6,7 @@ import json
 import platform
 import statistics
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,28 @@ def quantiles(values: list[float]) -> dict[str, float]:
         "max": max(values),
         "n": len(values),
     }
+
+
+def paired_overhead(
+    run: Callable[[Any], float], make: Callable[[int], Any], pairs: int
+) -> dict[str, Any]:
+    """Paired A/B of a tracked run against an untracked one, interleaved (even pairs run A
+    first, odd pairs B first), and an A/A control (untracked in both) for the noise floor.
+    ``run(callback)`` returns the wall time of one run; ``make(i)`` makes pair i's callback.
+    Returns ``{"untracked-control": ..., "callback": ...}`` with the ratio B/A quantiles."""
+    results = {}
+    for variant in ("untracked-control", "callback"):
+        ratios = []
+        for i in range(pairs):
+
+            def b(i: int = i, variant: str = variant) -> float:
+                return run(None if variant == "untracked-control" else make(i))
+
+            if i % 2 == 0:
+                a, t = run(None), b()
+            else:
+                t, a = b(), run(None)
+            ratios.append(t / a)
+            print(f"{variant} pair {i}: A {a:.3f} s, B {t:.3f} s, ratio {t / a:.4f}")
+        results[variant] = {"ratio_b_over_a": quantiles(ratios)}
+    return results

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.common import quantiles, save
+from benchmarks.common import paired_overhead, save
 from greentrack.integrations.lightning import EmissionsCallback, pl
 
 
@@ -65,29 +65,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=60)
     args = parser.parse_args()
-    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         fit(6, None, root)  # warm-up
-        for variant in ("untracked-control", "callback"):
-            ratios = []
-            for i in range(args.pairs):
-
-                def b(i: int = i, variant: str = variant) -> float:
-                    cb = (
-                        None
-                        if variant == "untracked-control"
-                        else EmissionsCallback(root / f"r{i}")
-                    )
-                    return fit(args.steps, cb, root)
-
-                if i % 2 == 0:
-                    a, t = fit(args.steps, None, root), b()
-                else:
-                    t, a = b(), fit(args.steps, None, root)
-                ratios.append(t / a)
-                print(f"{variant} pair {i}: A {a:.3f} s, B {t:.3f} s, ratio {t / a:.4f}")
-            results[variant] = {"ratio_b_over_a": quantiles(ratios)}
+        results = paired_overhead(
+            lambda cb: fit(args.steps, cb, root),
+            lambda i: EmissionsCallback(root / f"r{i}"),
+            args.pairs,
+        )
     print(json.dumps(results, indent=2))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     save(

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import transformers
 
-from benchmarks.common import quantiles, save
+from benchmarks.common import paired_overhead, save
 from greentrack.integrations.transformers import EmissionsCallback
 
 
@@ -75,29 +75,14 @@ def main() -> None:
     args = parser.parse_args()
     transformers.logging.set_verbosity_error()
     logging.getLogger("greentrack").setLevel(logging.ERROR)
-    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         train(6, None, root)  # warm-up
-        for variant in ("untracked-control", "callback"):
-            ratios = []
-            for i in range(args.pairs):
-
-                def b(i: int = i, variant: str = variant) -> float:
-                    cb = (
-                        None
-                        if variant == "untracked-control"
-                        else EmissionsCallback(root / f"r{i}")
-                    )
-                    return train(args.steps, cb, root)
-
-                if i % 2 == 0:
-                    a, t = train(args.steps, None, root), b()
-                else:
-                    t, a = b(), train(args.steps, None, root)
-                ratios.append(t / a)
-                print(f"{variant} pair {i}: A {a:.3f} s, B {t:.3f} s, ratio {t / a:.4f}")
-            results[variant] = {"ratio_b_over_a": quantiles(ratios)}
+        results = paired_overhead(
+            lambda cb: train(args.steps, cb, root),
+            lambda i: EmissionsCallback(root / f"r{i}"),
+            args.pairs,
+        )
     print(json.dumps(results, indent=2))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     save(
