@@ -16,7 +16,7 @@ import yaml
 from greentrack.carbon.intensity import resolve_region
 from greentrack.carbon.series import IntensitySeries
 from greentrack.report.model import ReportOptions, build_report
-from greentrack.report.numbers import mass, num
+from greentrack.report.numbers import energy_unit, in_unit, mass, mass_unit, num
 from greentrack.report.render import render, tex_escape
 from tests.report_helpers import GB_SERIES_START, training_run
 
@@ -110,8 +110,18 @@ def test_every_format_shows_the_same_numbers(run_dir: Path) -> None:
     dumped = json.loads(render(report, "json"))
     assert dumped == json.loads(json.dumps(data))
     for fmt, text in texts.items():
+        if fmt == "latex":
+            continue  # the paper's tables: one unit per column, 3 significant figures (below)
         for value in _key_numbers(data):
             assert value in text, (fmt, value)
+    r = data["runs"][0]
+    components = [c["energy_kwh"] for c in r["energy"]["components"]]
+    unit = energy_unit(components)
+    for value in components:
+        assert in_unit(value, unit) in texts["latex"], (unit, value)
+    regions = [c["co2e_g"] for c in r["counterfactuals"]["regions"]]
+    for value in regions:
+        assert in_unit(value, mass_unit(regions)) in texts["latex"], value
     # the paste-ready sentence is the same sentence everywhere (modulo each markup's escaping)
     sentence = data["runs"][0]["sentence"]
     assert sentence.replace("_", "\\_") in texts["md"]

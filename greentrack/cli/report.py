@@ -102,6 +102,34 @@ def add_parser(sub: Any) -> None:
         "given",
     )
     rep.add_argument("--no-plots", action="store_true", help="no figures")
+    rep.add_argument(
+        "--brief",
+        action="store_true",
+        help="only the main-text block: one sentence and one table (run or group, GPU-hours, "
+        "energy measured/estimated, CO2e with its range, CO2e to --metric), with a total row "
+        "for several runs",
+    )
+    rep.add_argument(
+        "--group-by",
+        default=None,
+        metavar="KEY",
+        help="group the runs by their config[KEY] (else the run name up to its last _ - or "
+        "space) and give each group's mean and standard error",
+    )
+    rep.add_argument(
+        "--bib",
+        type=Path,
+        default=None,
+        metavar="REFS.bib",
+        help="write the cited sources (intensity, PUE, network, equivalence factors, "
+        "Patterson et al. 2021, Dodge et al. 2022) as BibTeX; the LaTeX then uses \\cite",
+    )
+    rep.add_argument(
+        "--anonymize",
+        action="store_true",
+        help="for double-blind review: no paths, host or user names, git commits or remotes, "
+        "run ids or commands in any format",
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -157,13 +185,23 @@ def report_text(args: argparse.Namespace) -> str:
         title=args.title,
         intensity_provider=args.intensity_provider,
         provider_region=args.provider_region,
+        group_by=args.group_by,
+        anonymize=args.anonymize,
     )
     report = build_report(args.run_dirs, options)
+    if args.bib is not None:
+        from greentrack.report.references import bibtex, cited
+        from greentrack.rundir.writer import write_text_atomic
+
+        if args.bib.suffix != ".bib":
+            raise ValueError(f"--bib {args.bib}: name the BibTeX file with a .bib suffix")
+        write_text_atomic(args.bib, bibtex(cited(report.to_dict())))
+        print(f"greentrack: wrote {args.bib}", file=sys.stderr)
     figures = None
     base = args.output.parent if args.output else Path.cwd()
     if args.output is not None and not base.is_dir():
         raise ValueError(f"-o {args.output}: the folder {base} does not exist; create it first")
-    wants_plots = args.format not in ("json",) and not args.no_plots
+    wants_plots = args.format not in ("json",) and not args.no_plots and not args.brief
     if args.output is not None and args.output.suffix == "":
         args.output = args.output.with_suffix(EXTENSIONS[args.format])
     if wants_plots and plots.available():
@@ -211,7 +249,20 @@ def _render(report: Any, args: argparse.Namespace, figures: Any, base: Path) -> 
         standalone=args.standalone,
         training_type=args.training_type,
         existing=_existing_card(args),
+        brief=args.brief,
+        bib=_bib_name(args, base),
     )
+
+
+def _bib_name(args: argparse.Namespace, base: Path) -> str | None:
+    """The ``\\bibliography`` name of ``--bib``: relative to the output's folder, no suffix."""
+    if args.bib is None:
+        return None
+    path = Path(args.bib).with_suffix("")
+    try:
+        return str(path.resolve().relative_to(base.resolve()).as_posix())
+    except ValueError:
+        return str(path.resolve().as_posix())
 
 
 def _existing_card(args: argparse.Namespace) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.accuracy import energy_accuracy
@@ -32,11 +34,11 @@ METHODS: dict[str, tuple[str, str]] = {
         "on-chip model of package/DRAM power; not a calibrated meter",
     ),
     "tdp-x-utilisation": (
-        "CPU TDP x the process's CPU utilisation",
+        "CPU TDP × the process's CPU utilisation",
         "model: can be off by tens of percent",
     ),
     "per-vcpu-specpower-coefficients": (
-        "per-vCPU min/max watts (Cloud Carbon Footprint, SPECpower) x utilisation",
+        "per-vCPU min/max watts (Cloud Carbon Footprint, SPECpower) × utilisation",
         "model: can be off by tens of percent",
     ),
     "w-per-gb-x-installed-memory": (
@@ -100,7 +102,11 @@ def hardware(runs: list[Run]) -> dict[str, Any]:
         "cpu": cpu or None,
         "memory_gb": memory_bytes / 1e9 if memory_bytes else None,
         "hosts": len(hosts),
-        "processes": len(runs),
+        # ranks, not run directories: a resumed segment or a test after fit is no new process
+        "processes": max(
+            sum(1 for r in runs if (r.meta.get("part") or {}).get("segment", 0) == seg)
+            for seg in {(r.meta.get("part") or {}).get("segment", 0) for r in runs}
+        ),
         "container": bool((runs[0].meta.get("host") or {}).get("container")),
     }
 
@@ -121,7 +127,7 @@ def boundary(runs: list[Run]) -> list[dict[str, Any]]:
     for ch in (c for r in runs for c in r.channels):
         method, accuracy = METHODS.get(ch["method"], (ch["method"], "see the method"))
         bound = energy_accuracy(ch["method"], ch["source"])
-        accuracy = f"{accuracy}; range x{bound.low:g} to x{bound.high:g}"
+        accuracy = f"{accuracy}; range \u00d7{bound.low:g} to \u00d7{bound.high:g}"
         rate = (
             f"power at {sampling.get('power_hz', '?'):g} Hz"
             if ch.get("power_method") and isinstance(sampling.get("power_hz"), int | float)
@@ -149,7 +155,7 @@ def boundary(runs: list[Run]) -> list[dict[str, Any]]:
                 "sampling": "",
                 "accuracy": "",
                 "devices": 0,
-                "detail": b["detail"],
+                "detail": paper_text(b["detail"]),
             }
     out = list(rows.values())
     out += [
@@ -177,6 +183,29 @@ def reproducibility(run: Run) -> dict[str, Any]:
         "git_commit": git.get("commit"),
         "git_dirty": git.get("dirty"),
         "config_sha256": digest[:16] if config else None,
-        "command": " ".join(run.meta.get("command") or []) or None,
+        "command": shlex.join(str(a) for a in run.meta.get("command") or []) or None,
         "run_id": run.meta["run_id"],
     }
+
+
+# command-line advice in a run's boundary notes ("run it with --gpus all ...", "pass
+# --dram-w-per-gb ..."): useful on a terminal, noise in a paper
+_CLI_HINT = re.compile(
+    r"\s*(\((run it with|pass|use|try) [^)]*--[^)]*\)|[;,]\s*(to [^;]*?, )?(pass|run it with|use)"
+    r" [^;]*--[^;]*|\s*\(check `[^`]*`\))"
+)
+
+
+def paper_text(detail: str) -> str:
+    """A boundary note without command-line advice.
+
+    >>> paper_text("started without GPU access (run it with --gpus all and the NVIDIA "
+    ...            "Container Toolkit)")
+    'started without GPU access'
+    >>> paper_text("no RAPL; to estimate it, pass --dram-w-per-gb 0.375 (dram_w_per_gb=0.375 "
+    ...            "in Python) (a contested constant-power model)")
+    'no RAPL'
+    >>> paper_text("the NVIDIA kernel driver is not loaded (check `nvidia-smi`)")
+    'the NVIDIA kernel driver is not loaded'
+    """
+    return _CLI_HINT.sub("", detail).strip()

@@ -20,7 +20,7 @@ from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
 from greentrack.carbon.providers.cache import series_of_run
 from greentrack.metadata import utc_iso
-from greentrack.report import facts, outcomes, prose
+from greentrack.report import facts, outcomes, prose, references
 from greentrack.report.equivalences import equivalences
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ class ReportOptions:
         metric / target: the model metric to report emissions against, and the value to
             reach (default: the best value reached).
         title: the report's title.
+        group_by: group the runs by ``config[KEY]`` (or, without it, the run name up to its
+            last ``_``, ``-`` or space) and give each group's mean and standard error.
+        anonymize: for double-blind review: no paths, host or user names, git commits or
+            remotes, run ids or commands in any format.
     """
 
     region: str | None = None
@@ -62,6 +66,8 @@ class ReportOptions:
     title: str | None = None
     intensity_provider: str | None = None
     provider_region: str | None = None
+    group_by: str | None = None
+    anonymize: bool = False
 
 
 @dataclass
@@ -147,6 +153,13 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         "comparison": _comparison(reports) if len(reports) > 1 else None,
         "total": _total(Account.of(accounts)) if len(reports) > 1 else None,
     }
+    data["groups"] = (
+        _groups(runs, accounts, reports, opts.group_by) if opts.group_by is not None else None
+    )
+    data["brief"] = _brief(reports, accounts, data, opts)
+    data["references"] = [ref.to_dict() for ref in references.cited(data)]
+    if opts.anonymize:
+        data = _anonymize(data, runs)
     return Report(data, runs, accounts, series)
 
 
@@ -383,3 +396,187 @@ def _total(group: Account) -> dict[str, Any]:
         "co2e_g_high": co2e.high if co2e else None,
         "runs_without_co2e": group.runs_without_carbon,
     }
+
+
+def gpu_hours(r: dict[str, Any]) -> float | None:
+    """GPU count x duration in hours (the hardware facts), or ``None`` without a GPU."""
+    count = r["hardware"]["gpu_count"]
+    return count * r["duration_s"] / 3600.0 if count else None
+
+
+def _brief(
+    reports: list[dict[str, Any]],
+    accounts: list[RunAccount],
+    data: dict[str, Any],
+    opts: ReportOptions,
+) -> dict[str, Any]:
+    """The main-text block: one row per run (or group) and a total row for several runs,
+    every energy and CO2e figure read from the accounts."""
+    rows = []
+    for r, a in zip(reports, accounts, strict=True):
+        h = r["headline"]
+        m = r["metric"] or {}
+        rows.append(
+            {
+                "label": r["label"],
+                "gpu_hours": gpu_hours(r),
+                "energy_kwh": h["energy_kwh"],
+                "energy_kwh_low": h["energy_kwh_low"],
+                "energy_kwh_high": h["energy_kwh_high"],
+                "measured_kwh": a.measured_kwh,
+                "estimated_kwh": a.estimated_kwh,
+                "co2e_g": h["co2e_g"],
+                "co2e_g_low": h["co2e_g_low"],
+                "co2e_g_high": h["co2e_g_high"],
+                "co2e_g_to_reach": m.get("co2e_g_to_reach") if opts.metric else None,
+            }
+        )
+    total = None
+    if len(reports) > 1:
+        t = data["total"]
+        hours = [row["gpu_hours"] for row in rows if row["gpu_hours"] is not None]
+        total = {
+            "label": "total",
+            "gpu_hours": sum(hours) if hours else None,
+            "energy_kwh": t["energy_kwh"],
+            "energy_kwh_low": t["energy_kwh_low"],
+            "energy_kwh_high": t["energy_kwh_high"],
+            "measured_kwh": t["measured_kwh"],
+            "estimated_kwh": sum(a.estimated_kwh for a in accounts),
+            "co2e_g": t["co2e_g"],
+            "co2e_g_low": t["co2e_g_low"],
+            "co2e_g_high": t["co2e_g_high"],
+            "co2e_g_to_reach": None,
+        }
+    gpus = sorted({g["model"] for r in reports for g in r["hardware"]["gpus"]})
+    carbon = [r["carbon"] for r in reports if r["carbon"]]
+    regions = sorted({c["region_name"] or c["region"] for c in carbon if c["region"]})
+    pues = sorted({c["pue"] for c in carbon})
+    intensities = sorted({c["effective_gco2e_per_kwh"] for c in carbon})
+    out: dict[str, Any] = {
+        "rows": rows,
+        "total": total,
+        "metric": opts.metric,
+        "target": opts.target,
+        "gpus": gpus,
+        "has_gpu": bool(gpus),
+        "regions": regions,
+        "pue": pues[0] if len(pues) == 1 else None,
+        "gco2e_per_kwh": intensities[0] if len(intensities) == 1 else None,
+        "runs_without_co2e": len(reports) - len(carbon),
+        "intensity_source": references.readable(carbon[0]["source"]) if carbon else None,
+    }
+    out["sentence"] = prose.brief_sentence(out)
+    return out
+
+
+def group_key(run: Run, key: str) -> str:
+    """The group of ``run``: ``config[key]``, else its name up to the last ``_``, ``-`` or
+    space (``lr0.1_seed2`` -> ``lr0.1``)."""
+    config = run.meta.get("config") or {}
+    if key in config:
+        return f"{key}={config[key]}"
+    name = str(run.meta.get("name") or run.path.name)
+    cut = max(name.rfind(c) for c in "_- ")
+    return name[:cut] if cut > 0 else name
+
+
+def _groups(
+    runs: list[Run], accounts: list[RunAccount], reports: list[dict[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    """Per group: its runs, the group's total (the account of the group), and the mean and
+    standard error of the runs' totals (the sample standard deviation over sqrt(n); ``None``
+    for a group of one)."""
+    order: dict[str, list[int]] = {}
+    for i, run in enumerate(runs):
+        order.setdefault(group_key(run, key), []).append(i)
+    out = []
+    for name, idx in order.items():
+        group = Account.of([accounts[i] for i in idx])
+        energies = [accounts[i].it_kwh.value for i in idx]
+        masses = [c.value for i in idx if (c := accounts[i].co2e_g) is not None]
+        hours = [h for i in idx if (h := gpu_hours(reports[i])) is not None]
+        out.append(
+            {
+                "group": name,
+                "runs": [reports[i]["label"] for i in idx],
+                "n": len(idx),
+                "gpu_hours": sum(hours) if hours else None,
+                "energy_kwh": group.it_kwh.value,
+                "energy_kwh_low": group.it_kwh.low,
+                "energy_kwh_high": group.it_kwh.high,
+                "co2e_g": group.co2e_g.value if group.co2e_g else None,
+                "energy_kwh_mean": _mean(energies),
+                "energy_kwh_se": _se(energies),
+                "co2e_g_mean": _mean(masses),
+                "co2e_g_se": _se(masses),
+            }
+        )
+    return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _se(xs: list[float]) -> float | None:
+    if len(xs) < 2:
+        return None
+    m = sum(xs) / len(xs)
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    se = float(var**0.5 / len(xs) ** 0.5)
+    return 0.0 if se <= 1e-9 * abs(m) else se  # rounding noise of identical runs
+
+
+def _anonymize(data: dict[str, Any], runs: list[Run]) -> dict[str, Any]:
+    """``data`` for double-blind review: run ids become ``run1``..., paths, commands and git
+    facts are dropped, and any host name, user name, path, git commit or remote or run id
+    left in a text is replaced."""
+    import os
+    import re
+
+    secrets: dict[str, str] = {}
+    for i, run in enumerate(runs):
+        meta = run.meta
+        secrets[str(meta["run_id"])] = f"run{i + 1}"
+        secrets[str(run.path.resolve())] = "[path]"
+        secrets[str(run.path)] = "[path]"
+        if meta.get("cwd"):
+            secrets[str(meta["cwd"])] = "[path]"
+        host = (meta.get("host") or {}).get("hostname")
+        if host:
+            secrets[str(host)] = "[host]"
+        git = meta.get("git") or {}
+        for k in ("commit", "remote", "remote_url", "url"):
+            if git.get(k):
+                secrets[str(git[k])] = "[git]"
+                if k == "commit":
+                    secrets[str(git[k])[:12]] = "[git]"
+    for name in (os.environ.get("USER"), os.environ.get("LOGNAME")):
+        if name and len(name) > 1:
+            secrets.setdefault(name, "[user]")
+    home = os.path.expanduser("~")
+    if home not in ("~", "/"):
+        secrets[home] = "[path]"
+    ordered = sorted(secrets, key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<![\w.-]){re.escape(s)}(?![\w-])" for s in ordered))
+    abspath = re.compile(r"(?<![\w.])/(?:[\w.+-]+/)+[\w.+-]*")
+
+    def scrub(x: Any) -> Any:
+        if isinstance(x, str):
+            text = pattern.sub(lambda m: secrets[m.group()], x) if ordered else x
+            return abspath.sub("[path]", text)
+        if isinstance(x, dict):
+            return {k: scrub(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [scrub(v) for v in x]
+        return x
+
+    for i, r in enumerate(data["runs"]):
+        r["id"] = f"run{i + 1}"
+        r["path"] = "[path]"
+        rep = r["reproducibility"]
+        rep.update(run_id=f"run{i + 1}", git_commit=None, git_dirty=None, command=None)
+    out: dict[str, Any] = scrub(data)
+    out["anonymized"] = True
+    return out

@@ -92,7 +92,8 @@ def make_figures(
                             fig,
                             out_dir / "comparison",
                             "comparison",
-                            "Energy and CO2e of the runs compared.",
+                            "IT energy of each run (before PUE; bars: the value, whiskers: "
+                            "its range).",
                             formats,
                         )
                     ]
@@ -147,7 +148,9 @@ def _energy_unit(total_kwh: float) -> tuple[str, float]:
         return "MWh", 1e-3
     if total_kwh >= 1:
         return "kWh", 1.0
-    return "Wh", 1e3
+    if total_kwh >= 1e-3 or total_kwh <= 0:
+        return "Wh", 1e3
+    return "mWh", 1e6
 
 
 def _time_axis(seconds: float) -> tuple[float, str]:
@@ -332,10 +335,30 @@ def _comparison(ax: Axes, rows: list[dict[str, Any]]) -> bool:
     if not rows:
         return False
     x = np.arange(len(rows))
-    ax.bar(x, [row["energy_kwh"] for row in rows], color="0.5", edgecolor="0.2", linewidth=0.4)
-    ax.set_xticks(x, [row["label"] for row in rows], rotation=20, ha="right")
-    ax.set_ylabel("energy (kWh)")
+    unit, scale = _energy_unit(max(row["energy_kwh"] for row in rows))
+    values = [row["energy_kwh"] * scale for row in rows]
+    low = [row["energy_kwh_low"] * scale for row in rows]
+    high = [row["energy_kwh_high"] * scale for row in rows]
+    errors = [
+        [max(v - lo, 0.0) for v, lo in zip(values, low, strict=True)],
+        [max(hi - v, 0.0) for v, hi in zip(values, high, strict=True)],
+    ]
+    ax.bar(x, values, color="0.6", edgecolor="0.2", linewidth=0.4)
+    ax.errorbar(x, values, yerr=errors, fmt="none", ecolor="0.1", elinewidth=0.6, capsize=2)
+    labels = [_short(row["label"]) for row in rows]
+    if len(rows) > 8:  # a tick per run would overlap: number them (the table names them)
+        labels = [str(i + 1) for i in range(len(rows))]
+        ax.set_xlabel("run (numbered as in the comparison table)")
+    many = len(rows) > 8
+    ax.set_xticks(x, labels, rotation=0 if many else 20, ha="center" if many else "right")
+    ax.set_ylabel(f"IT energy ({unit})")
+    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
     return True
+
+
+def _short(label: str, limit: int = 18) -> str:
+    """A tick label of at most ``limit`` characters."""
+    return label if len(label) <= limit else label[: limit - 1] + "\u2026"
 
 
 # (key, caption, draw): make_figures draws each figure a run has data for, in this order

@@ -5,7 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from greentrack.report.numbers import duration, energy, mass_range, num, pct, span
+from greentrack.report.numbers import (
+    duration,
+    energy,
+    energy_unit,
+    in_unit,
+    mass_range,
+    mass_unit,
+    num,
+    pct,
+    range_in,
+    span,
+)
+from greentrack.report.references import readable
 
 
 def method(r: dict[str, Any]) -> list[str]:
@@ -36,14 +48,14 @@ def method(r: dict[str, Any]) -> list[str]:
     if c:
         if c["method"] == "series":
             out.append(
-                "CO2e = IT energy x PUE x the run-weighted grid intensity (the energy of each "
-                f"interval x that interval's intensity; {c['series']['kind']} intensity, "
+                "CO2e = IT energy × PUE × the run-weighted grid intensity (the energy of each "
+                f"interval × that interval's intensity; {c['series']['kind']} intensity, "
                 f"{c['series']['source']})."
             )
         else:
             out.append(
-                "CO2e = IT energy x PUE x annual grid intensity "
-                f"({c['region']}, {c['source']}, {c['year']})."
+                "CO2e = IT energy × PUE × annual grid intensity "
+                f"({c['region']}, {readable(c['source'])}, {c['year']})."
             )
     out.append(
         "Ranges: each energy figure carries the accuracy of its source (measured counters a "
@@ -54,7 +66,7 @@ def method(r: dict[str, Any]) -> list[str]:
         out.append(
             "Federated total = client compute + server + network. Client compute is what each "
             "client's greentrack mod measured (or modeled) and returned with its reply; upload "
-            "and download are the message bytes x "
+            "and download are the message bytes × "
             f"{r['federated']['network']}; server is the server process's energy, less what "
             "clients on its own host already measured (a machine is counted once)."
         )
@@ -77,7 +89,7 @@ def sentence(r: dict[str, Any]) -> str:
         else "Federated training",
     }.get(r["kind"], "The run")
     gpus = r["hardware"]["gpus"]
-    on = " on " + ", ".join(f"{g['count']}x {g['model']}" for g in gpus) if gpus else ""
+    on = " on " + ", ".join(f"{g['count']}\u00d7 {g['model']}" for g in gpus) if gpus else ""
     spread = span(h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"], energy)
     if h["measured_kwh"] and h["estimated_kwh"]:
         how = f"{energy(h['measured_kwh'])} measured, {energy(h['estimated_kwh'])} estimated"
@@ -99,6 +111,45 @@ def sentence(r: dict[str, Any]) -> str:
     else:
         where = f"{num(c['gco2e_per_kwh'])} gCO2e/kWh ({c['region_name'] or c['region']})"
     return f"{text}; with a PUE of {num(c['pue'])} this emitted {co2e} CO2e at {where}."
+
+
+def brief_sentence(b: dict[str, Any]) -> str:
+    """The main-text sentence (at most ~50 words): GPU-hours, energy with its range and how
+    much was measured, CO2e with its range, the intensity, region and PUE."""
+    head = b["total"] or b["rows"][0]
+    n = len(b["rows"])
+    what = f"The {n} runs" if n > 1 else "The run"
+    hours = head["gpu_hours"]
+    on = ""
+    if hours is not None:
+        on = f" used {num(hours, 3)} GPU-hours on {', '.join(b['gpus'])} and"
+    e_unit = energy_unit([head["energy_kwh"]])
+    e_spread = range_in(head["energy_kwh_low"], head["energy_kwh_high"], e_unit, 3)
+    spread = "" if e_spread in ("", "exact") else f"{e_spread} {e_unit}"
+    total = head["energy_kwh"] or 0.0
+    share = head["measured_kwh"] / total if total else 0.0
+    how = "all measured" if share >= 0.9995 else f"{share * 100:.0f}% measured"
+    if head["measured_kwh"] == 0:
+        how = "estimated, not measured"
+    detail = ", ".join(x for x in (spread, how) if x)
+    drew = f"{in_unit(head['energy_kwh'], e_unit)} {e_unit}"
+    text = f"{what}{on} drew {drew} of electricity ({detail})"
+    if head["co2e_g"] is None:
+        return text + "; no CO2e was computed (no region recorded)."
+    m_unit = mass_unit([head["co2e_g"]])
+    m_spread = range_in(head["co2e_g_low"], head["co2e_g_high"], m_unit, 3)
+    co2e = f"{in_unit(head['co2e_g'], m_unit)} {m_unit}"
+    if m_spread not in ("", "exact"):
+        co2e += f" ({m_spread} {m_unit})"
+    where = []
+    if b["gco2e_per_kwh"] is not None:
+        where.append(f"{num(b['gco2e_per_kwh'], 3)} gCO2e/kWh")
+    if b["regions"]:
+        where.append("in " + ", ".join(b["regions"]))
+    if b["pue"] is not None:
+        where.append(f"PUE {num(b['pue'], 3)}")
+    at = f" ({', '.join(where)})" if where else ""
+    return f"{text}, emitting {co2e} CO2e{at}."
 
 
 def forecast_sentence(f: dict[str, Any]) -> str:

@@ -23,7 +23,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greentrack.report.numbers import duration, energy, energy_range, mass, mass_range, num, pct
+from greentrack.report.numbers import (
+    duration,
+    energy,
+    energy_range,
+    energy_unit,
+    in_unit,
+    mass,
+    mass_range,
+    mass_unit,
+    num,
+    pct,
+    range_in,
+)
+from greentrack.report.references import readable
 from greentrack.views.escape import md_escape
 
 if TYPE_CHECKING:
@@ -77,17 +90,69 @@ def tex_escape(text: object) -> str:
         return text
     out = _TEX_RE.sub(lambda m: _TEX[m.group()], _typesettable(str(text)))
     # CO2 subscripts and the non-ASCII characters pdfLaTeX cannot take without packages
-    return out.replace("CO2e", r"CO\textsubscript{2}e").replace("×", r"$\times$")
+    return out.replace("CO2e", r"CO$_2$e").replace("×", r"$\times$")
 
 
 def tex_command(text: object) -> TexRaw:
-    r"""A command line for ``\ttfamily`` text: escaped, and ``--`` kept as two hyphens (T1
-    fonts would set it as an en dash, and the command could not be pasted back).
+    r"""A command line for ``\ttfamily`` text: escaped, ``--`` kept as two hyphens (T1
+    fonts would set it as an en dash, and the command could not be pasted back), and a line
+    break allowed after each ``/`` so a long path cannot run into the margin.
 
-    >>> print(tex_command("greentrack run --run-dir a_b"))
-    greentrack run -{}-{}run-{}dir a\_b
+    >>> print(tex_command("greentrack run --run-dir a_b/c"))
+    greentrack run -{}-{}run-{}dir a\_b/\allowbreak{}c
     """
-    return TexRaw(tex_escape(text).replace("-", "-{}"))
+    return TexRaw(tex_escape(text).replace("-", "-{}").replace("/", "/\\allowbreak{}"))
+
+
+def tex_tt(text: object, every: int = 8) -> TexRaw:
+    r"""An identifier (run id, commit, hash) in ``\texttt`` that may break every ``every``
+    characters (a 32-character id is wider than a column).
+
+    >>> print(tex_tt("0123456789ab"))
+    \texttt{01234567\allowbreak{}89ab}
+    """
+    raw = str(text)
+    chunks = [tex_escape(raw[i : i + every]) for i in range(0, len(raw), every)]
+    return TexRaw("\\texttt{" + "\\allowbreak{}".join(chunks) + "}")
+
+
+def tex_breakable(text: object, every: int = 10) -> TexRaw:
+    r"""User text for a narrow table cell: escaped, with a line break allowed after ``_ = - /
+    : ,`` and inside any ``every`` characters without one (a run name is often one long word
+    that TeX cannot hyphenate); never inside a number such as ``0.1``.
+
+    >>> print(tex_breakable("resnet_lr=0.1"))
+    resnet\_\allowbreak{}lr=\allowbreak{}0.1
+    """
+    pieces: list[str] = []
+    current = ""
+    since = 0  # characters since the last place a line may break
+    for ch in str(text):
+        current += ch
+        since = 0 if ch.isspace() else since + 1
+        if ch in "_=-/:," or since >= every:
+            pieces.append(current)
+            current = ""
+            since = 0
+    pieces.append(current)
+    joined = "\\allowbreak{}".join(tex_escape(x) for x in pieces if x)
+    return TexRaw(joined)
+
+
+def tex_cite(text: object, bib: object = None) -> TexRaw:
+    r"""A source as a reader should see it (:func:`~.references.readable`), escaped, with
+    ``\cite{key}`` after it when the report writes a bibliography (``bib``: its name).
+
+    >>> print(tex_cite("0.06 kWh/GB (Aslan, end-to-end)", bib=True))
+    0.06 kWh/GB (Aslan, end-to-end)~\cite{aslan2018electricity}
+    """
+    from greentrack.report.references import readable, reference
+
+    out = tex_escape(readable(str(text)))
+    ref = reference(str(text))
+    if bib and ref is not None:
+        out += "~\\cite{" + ref.key + "}"
+    return TexRaw(out)
 
 
 _PUNCTUATION = "\u2013\u2014\u2018\u2019\u201c\u201d\u2026\u00d7"
@@ -128,6 +193,11 @@ def _filters() -> dict[str, Callable[..., Any]]:
         "duration": duration,
         "energy_range": energy_range,
         "mass_range": mass_range,
+        "energy_unit": energy_unit,
+        "mass_unit": mass_unit,
+        "in_unit": in_unit,
+        "range_in": range_in,
+        "readable": readable,
     }
 
 
@@ -168,10 +238,16 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
         )
         env.filters["raw"] = TexRaw
         env.filters["command"] = tex_command
+        env.filters["tt"] = tex_tt
+        env.filters["brk"] = tex_breakable
+        env.filters["cite"] = tex_cite
     else:
         env = SandboxedEnvironment(autoescape=False, **common)
         env.filters["md"] = md_escape
+    if fmt != "latex":
+        env.filters["cite"] = lambda text, bib=False: readable(str(text) if text else "")
     env.filters.update(_filters())
+    env.globals.update(_filters())
     return env
 
 
@@ -185,12 +261,17 @@ def render(
     standalone: bool = False,
     training_type: str | None = None,
     existing: str | None = None,
+    brief: bool = False,
+    bib: str | None = None,
 ) -> str:
     """The report as text in ``fmt`` (see :data:`FORMATS`).
 
     ``figures`` are embedded (HTML) or referenced relative to ``figure_base`` (the output
     file's directory; LaTeX and Markdown). For a model card, ``existing`` is the README it
-    is written over: its front matter and body are kept (:func:`merge_model_card`)."""
+    is written over: its front matter and body are kept (:func:`merge_model_card`).
+    ``brief``: only the main-text block (a sentence and one table). ``bib``: the name of the
+    BibTeX file (without ``.bib``) the caller writes beside the output with
+    :func:`~.references.bibtex`; LaTeX then cites its sources with ``\\cite``."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     data = report.to_dict()
@@ -202,6 +283,8 @@ def render(
         "runs": data["runs"],
         "figures": _figure_context(fmt, figures or {}, figure_base),
         "standalone": standalone,
+        "brief": brief,
+        "bib": bib,
     }
     if fmt == "model-card":
         body = env.get_template("appendix.md.j2").render(**context)
