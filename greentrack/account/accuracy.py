@@ -108,3 +108,11 @@ def pue_bounds(pue: float, source: str) -> tuple[float, float]:
         return pue, pue
     over = pue - 1.0
     return round(1.0 + over * PUE_OVERHEAD[0], 6), round(1.0 + over * PUE_OVERHEAD[1], 6)
+
+
+DECLARED = Accuracy(
+    0.5,
+    1.5,
+    "work declared, not tracked: devices x hours x power (a processor's measured average or "
+    "TDP, or the watts given); greentrack's stated assumption for an estimate of that kind",
+)

@@ -20,21 +20,33 @@ class Account:
     it_kwh: Figure
     co2e_g: Figure | None
     runs_without_carbon: int
+    declared: tuple[Any, ...] = ()  # work not tracked, declared (estimated): energy_kwh, co2e_g
 
     @classmethod
-    def of(cls, accounts: Sequence[RunAccount]) -> Account:
-        """The group of these runs' accounts, with their totals."""
-        with_carbon = [a.co2e_g for a in accounts if a.co2e_g is not None]
+    def of(cls, accounts: Sequence[RunAccount], declared: Sequence[Any] = ()) -> Account:
+        """The group of these runs' accounts, and of work declared but not tracked (objects
+        with ``energy_kwh`` and ``co2e_g`` figures, e.g.
+        :class:`greentrack.analysis.untracked.DeclaredWork`), with their totals."""
+        co2e = [a.co2e_g for a in accounts if a.co2e_g is not None]
+        co2e += [d.co2e_g for d in declared if d.co2e_g is not None]
+        missing = sum(1 for a in accounts if a.co2e_g is None)
+        missing += sum(1 for d in declared if d.co2e_g is None)
         return cls(
             runs=tuple(accounts),
-            it_kwh=total(a.it_kwh for a in accounts),
-            co2e_g=total(with_carbon) if with_carbon else None,
-            runs_without_carbon=len(accounts) - len(with_carbon),
+            it_kwh=total([*(a.it_kwh for a in accounts), *(d.energy_kwh for d in declared)]),
+            co2e_g=total(co2e) if co2e else None,
+            runs_without_carbon=missing,
+            declared=tuple(declared),
         )
 
     @property
     def measured_kwh(self) -> float:
         return sum(a.measured_kwh for a in self.runs)
+
+    @property
+    def declared_kwh(self) -> float:
+        """Energy of the declared (untracked, estimated) work."""
+        return float(sum(d.energy_kwh.value for d in self.declared))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +54,7 @@ class Account:
             "it_kwh": self.it_kwh.to_dict(),
             "co2e_g": self.co2e_g.to_dict() if self.co2e_g else None,
             "runs_without_carbon": self.runs_without_carbon,
+            "declared": [d.to_dict() for d in self.declared],
         }
 
 

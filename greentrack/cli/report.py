@@ -125,6 +125,14 @@ def add_parser(sub: Any) -> None:
         "Patterson et al. 2021, Dodge et al. 2022) as BibTeX; the LaTeX then uses \\cite",
     )
     rep.add_argument(
+        "--untracked",
+        type=Path,
+        default=None,
+        metavar="FILE.yaml",
+        help="declare work that was not tracked (exploration, failed jobs): YAML or JSON "
+        "entries of processor or watts, count, hours, region; added to the total as estimated",
+    )
+    rep.add_argument(
         "--anonymize",
         action="store_true",
         help="for double-blind review: no paths, host or user names, git commits or remotes, "
@@ -186,6 +194,7 @@ def report_text(args: argparse.Namespace) -> str:
         intensity_provider=args.intensity_provider,
         provider_region=args.provider_region,
         group_by=args.group_by,
+        untracked=args.untracked,
         anonymize=args.anonymize,
     )
     report = build_report(args.run_dirs, options)

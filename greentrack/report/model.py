@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
+from greentrack.analysis.untracked import load_declared
 from greentrack.carbon.providers.cache import series_of_run
 from greentrack.metadata import utc_iso
 from greentrack.report import facts, outcomes, prose, references
@@ -41,6 +42,8 @@ class ReportOptions:
         intensity_csv: an intensity time series to weight the run's energy with.
         flexible_start_s / pause_resume: Flexible Start window in seconds and Pause & Resume
             maximum stretch (both need a series).
+        untracked: a YAML/JSON file declaring work that was not tracked (exploration, failed
+            jobs...): added to the total as estimated (:mod:`greentrack.analysis.untracked`).
         intensity_provider, provider_region: charge each run's own hours with a provider's
             series (stored in the run directory on first use, read offline after).
         metric / target: the model metric to report emissions against, and the value to
@@ -66,6 +69,7 @@ class ReportOptions:
     title: str | None = None
     intensity_provider: str | None = None
     provider_region: str | None = None
+    untracked: Path | None = None
     group_by: str | None = None
     anonymize: bool = False
 
@@ -139,6 +143,7 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         )
         if run_series is not None and series is None and len(runs) == 1:
             series = run_series  # the figures draw the series of a single run
+    declared = load_declared(opts.untracked) if opts.untracked is not None else []
     labels = _unique_labels(runs)
     reports = [
         run_report(run, acct, label, opts)
@@ -151,7 +156,8 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         "greentrack_version": __version__,
         "runs": reports,
         "comparison": _comparison(reports) if len(reports) > 1 else None,
-        "total": _total(Account.of(accounts)) if len(reports) > 1 else None,
+        "total": _total(Account.of(accounts, declared)) if len(reports) > 1 or declared else None,
+        "untracked": [d.to_dict() for d in declared] or None,
     }
     data["groups"] = (
         _groups(runs, accounts, reports, opts.group_by) if opts.group_by is not None else None
@@ -395,6 +401,7 @@ def _total(group: Account) -> dict[str, Any]:
         "co2e_g_low": co2e.low if co2e else None,
         "co2e_g_high": co2e.high if co2e else None,
         "runs_without_co2e": group.runs_without_carbon,
+        "untracked_kwh": group.declared_kwh,
     }
 
 
@@ -431,8 +438,25 @@ def _brief(
                 "co2e_g_to_reach": m.get("co2e_g_to_reach") if opts.metric else None,
             }
         )
+    for d in data["untracked"] or []:  # declared work: estimated, read from its account
+        co2e = d["co2e_g"] or {}
+        rows.append(
+            {
+                "label": f"untracked: {d['label']}",
+                "gpu_hours": None,
+                "energy_kwh": d["energy_kwh"]["value"],
+                "energy_kwh_low": d["energy_kwh"]["low"],
+                "energy_kwh_high": d["energy_kwh"]["high"],
+                "measured_kwh": 0.0,
+                "estimated_kwh": d["energy_kwh"]["value"],
+                "co2e_g": co2e.get("value"),
+                "co2e_g_low": co2e.get("low"),
+                "co2e_g_high": co2e.get("high"),
+                "co2e_g_to_reach": None,
+            }
+        )
     total = None
-    if len(reports) > 1:
+    if data["total"] is not None:
         t = data["total"]
         hours = [row["gpu_hours"] for row in rows if row["gpu_hours"] is not None]
         total = {
@@ -442,7 +466,7 @@ def _brief(
             "energy_kwh_low": t["energy_kwh_low"],
             "energy_kwh_high": t["energy_kwh_high"],
             "measured_kwh": t["measured_kwh"],
-            "estimated_kwh": sum(a.estimated_kwh for a in accounts),
+            "estimated_kwh": sum(a.estimated_kwh for a in accounts) + t["untracked_kwh"],
             "co2e_g": t["co2e_g"],
             "co2e_g_low": t["co2e_g_low"],
             "co2e_g_high": t["co2e_g_high"],
@@ -464,6 +488,8 @@ def _brief(
         "pue": pues[0] if len(pues) == 1 else None,
         "gco2e_per_kwh": intensities[0] if len(intensities) == 1 else None,
         "runs_without_co2e": len(reports) - len(carbon),
+        "runs": len(reports),
+        "declared": len(data["untracked"] or []),
         "intensity_source": references.readable(carbon[0]["source"]) if carbon else None,
     }
     out["sentence"] = prose.brief_sentence(out)

@@ -117,12 +117,15 @@ def brief_sentence(b: dict[str, Any]) -> str:
     """The main-text sentence (at most ~50 words): GPU-hours, energy with its range and how
     much was measured, CO2e with its range, the intensity, region and PUE."""
     head = b["total"] or b["rows"][0]
-    n = len(b["rows"])
+    n = b.get("runs", len(b["rows"]))
     what = f"The {n} runs" if n > 1 else "The run"
     hours = head["gpu_hours"]
     on = ""
     if hours is not None:
         on = f" used {num(hours, 3)} GPU-hours on {', '.join(b['gpus'])} and"
+    if b.get("declared"):  # the GPU-hours are the runs'; the declared work adds energy
+        gpu = f" ({num(hours, 3)} GPU-hours on {', '.join(b['gpus'])})" if on else ""
+        what, on = f"{what}{gpu} and {b['declared']} item(s) of untracked work (estimated)", ""
     e_unit = energy_unit([head["energy_kwh"]])
     e_spread = range_in(head["energy_kwh_low"], head["energy_kwh_high"], e_unit, 3)
     spread = "" if e_spread in ("", "exact") else f"{e_spread} {e_unit}"
