@@ -7,6 +7,7 @@ import platform
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack._version import __version__
-from greentrack.meters.tdp import cpu_model_and_packages
+from greentrack.meters.tdp import cpu_model_and_packages, lookup_tdp
 
 FRAMEWORKS = ("torch", "lightning", "pytorch-lightning", "flwr", "nvidia-ml-py", "pandas", "numpy")
 
@@ -24,8 +25,75 @@ def utc_iso(t_unix_s: float) -> str:
     return datetime.fromtimestamp(t_unix_s, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+# What does not change while a process runs is gathered once per process (and the git state
+# once per process and directory): a second tracker in the same process starts in
+# milliseconds. A tracker's first start still gathers it, unless prefetch() ran earlier.
+_CACHE: dict[tuple[str, ...], Any] = {}
+_CACHE_LOCK = threading.Lock()
+_KEY_LOCKS: dict[tuple[str, ...], threading.Lock] = {}
+
+
+def _cached(key: tuple[str, ...], compute: Any) -> Any:
+    """``compute()``, once per process for ``key``; a caller arriving while another thread
+    (the prefetch) computes it waits for that result instead of computing it again."""
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        value = compute()
+        with _CACHE_LOCK:
+            _CACHE[key] = value
+        return value
+
+
+def _after_fork_in_child() -> None:
+    # a prefetch thread may have held a lock when the process forked: it is gone in the child
+    global _CACHE_LOCK
+    _CACHE_LOCK = threading.Lock()
+    _KEY_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def clear_cache() -> None:
+    """Forget what :func:`collect` cached (the next start gathers it again)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def prefetch(cwd: Path | None = None) -> threading.Thread:
+    """Gather the cached parts of :func:`collect` (host, package versions, git state) in a
+    background thread, off the critical path of a tracker's start: call it when the run is
+    configured, long before it starts (the Flower strategy wrappers do). :func:`collect`
+    then waits for what is still in flight, so ``meta.json`` stays complete."""
+
+    def work() -> None:
+        try:
+            model = host_info()["cpu_model"]
+            package_versions()
+            git_info(cwd)
+            lookup_tdp(str(model))  # the CPU estimate's table, read at the start's discovery
+        except Exception:  # collect() gathers (and reports) it again
+            pass
+
+    thread = threading.Thread(target=work, name="greentrack-metadata", daemon=True)
+    thread.start()
+    return thread
+
+
 def package_versions(names: Sequence[str] = FRAMEWORKS) -> dict[str, str]:
-    """Installed versions of the frameworks that matter, read without importing them."""
+    """Installed versions of the frameworks that matter, read without importing them (once
+    per process)."""
+    return dict(_cached(("packages", *names), lambda: _package_versions(names)))
+
+
+def _package_versions(names: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in names:
         try:
@@ -36,8 +104,18 @@ def package_versions(names: Sequence[str] = FRAMEWORKS) -> dict[str, str]:
 
 
 def git_info(cwd: Path | None = None) -> dict[str, Any] | None:
-    """Commit, branch and dirty flag of the git repository around ``cwd``, or ``None``."""
+    """Commit, branch and dirty flag of the git repository around ``cwd``, or ``None``: read
+    once per process and directory (a later run in the same process reports the state of
+    the first)."""
+    try:
+        where = str(Path(cwd).resolve() if cwd is not None else Path.cwd())
+    except OSError:  # the working directory was removed
+        return None
+    info = _cached(("git", where), lambda: _git_info(cwd))
+    return dict(info) if info is not None else None
 
+
+def _git_info(cwd: Path | None) -> dict[str, Any] | None:
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
@@ -53,6 +131,11 @@ def git_info(cwd: Path | None = None) -> dict[str, Any] | None:
 
 
 def host_info() -> dict[str, Any]:
+    """The machine (once per process)."""
+    return dict(_cached(("host",), _host_info))
+
+
+def _host_info() -> dict[str, Any]:
     import psutil
 
     model, packages = cpu_model_and_packages()

@@ -60,14 +60,15 @@ def lookup_tdp(model: str) -> TdpMatch | None:
     if key in table:
         name, tdp = table[key]
         return TdpMatch(model, name, tdp)
-    padded = f" {key} "
+    words = key.split()
     best: tuple[int, str] | None = None
-    for candidate in table:
-        tokens = candidate.split()
-        if len(tokens) < 2 or not any(c.isdigit() for c in tokens[-1]):
-            continue
-        if f" {candidate} " in padded and (best is None or len(candidate) > best[0]):
-            best = (len(candidate), candidate)
+    for i in range(len(words)):  # every run of whole words of the model, looked up
+        for j in range(i + 2, len(words) + 1):  # two words at least
+            candidate = " ".join(words[i:j])
+            if candidate not in table or not any(c.isdigit() for c in words[j - 1]):
+                continue
+            if best is None or len(candidate) > best[0]:
+                best = (len(candidate), candidate)
     if best is None:
         return None
     name, tdp = table[best[1]]

@@ -108,6 +108,36 @@ def _check_meta(path: Path, meta: Any) -> None:
             )
 
 
+FL_MESSAGE_COLUMNS: dict[str, tuple[str, str]] = {
+    # column: (fl.jsonl key, pandas dtype)
+    "round": ("round", "Int64"),
+    "phase": ("phase", "string"),
+    "node_id": ("node_id", "UInt64"),
+    "download_bytes": ("download_bytes", "Int64"),
+    "upload_bytes": ("upload_bytes", "Int64"),
+    "failed": ("error", "bool"),
+    "failure": ("error", "string"),
+    "num_examples": ("num_examples", "Int64"),
+    "client_measured_j": ("client_measured_j", "float64"),
+    "client_estimated_j": ("client_estimated_j", "float64"),
+    "client_basis": ("client_basis", "string"),
+    "client_methods": ("client_methods", "string"),
+    "client_duration_s": ("client_duration_s", "float64"),
+    "client_measured_raw_j": ("client_measured_raw_j", "float64"),
+    "attribution": ("attribution", "string"),
+    "client_host": ("client_host", "string"),
+    "client_pid": ("client_pid", "Int64"),
+}
+"""The columns of :attr:`Run.fl_messages`: name -> (``fl.jsonl`` key, pandas dtype)."""
+
+
+def _failure(error: Any) -> str | None:
+    """Why a client's message failed: ``"error"`` (an error reply), ``"no reply"``, or None."""
+    if not error:
+        return None
+    return "error" if error is True else str(error)
+
+
 class Run:
     """A run directory, loaded. Tables are built on first access.
 
@@ -373,6 +403,33 @@ class Run:
         if len(good) < len(rows):
             self.damage.append(f"{FL}: {len(rows) - len(good)} line(s) without a round skipped")
         return good
+
+    @cached_property
+    def fl_messages(self) -> pd.DataFrame:
+        """``fl.jsonl`` as a table: one row per client and phase of a round (a Flower server
+        run), with typed columns (nullable where a reply did not say); empty, with the same
+        columns, for any other run. See :data:`FL_MESSAGE_COLUMNS` and docs/flower.md."""
+        import pandas as pd
+
+        records = self.fl_records
+        data: dict[str, Any] = {}
+        for name, (key, dtype) in FL_MESSAGE_COLUMNS.items():
+            if name == "failed":
+                values: list[Any] = [bool(r.get("error")) for r in records]
+            elif name == "failure":
+                values = [_failure(r.get("error")) for r in records]
+            else:
+                values = [r.get(key) for r in records]
+            if dtype in ("Int64", "UInt64", "float64"):
+                series = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+                data[name] = series.astype(dtype)
+            else:
+                data[name] = pd.Series(
+                    [None if v is None else v if isinstance(v, bool) else str(v) for v in values],
+                    dtype=dtype,
+                )
+        frame: pd.DataFrame = pd.DataFrame(data)
+        return frame
 
     @property
     def is_federated(self) -> bool:

@@ -3,15 +3,18 @@ of the handler it wraps and returns it with the reply."""
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import json
+import math
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from greentrack.discovery import DiscoveryOptions, discover
-from greentrack.errors import MeterError
 from greentrack.integrations.flower._flwr import app as flwr_app
 from greentrack.integrations.flower.keys import LEGACY_METRICS, LEGACY_PREFIX, RECORD
 from greentrack.integrations.flower.wire import payload_bytes
@@ -37,12 +40,146 @@ def _ancestors() -> list[int]:
     return _ANCESTORS
 
 
+def _ancestors_json() -> str:
+    """:func:`_ancestors` as the record's JSON text (encoded once per process)."""
+    if not _ANCESTORS_JSON:
+        _ANCESTORS_JSON.append(json.dumps(_ancestors()))
+    return _ANCESTORS_JSON[0]
+
+
+_ANCESTORS_JSON: list[str] = []
+
+
+def _discover_meters(options: DiscoveryOptions) -> list[Meter]:
+    """The meters discovery finds (its statuses are the server's to record, not a client's)."""
+    return discover(options)[0]
+
+
+class SharedMeters:
+    """Meters opened once per process and shared by every message (and every concurrent
+    client thread) of a mod configuration.
+
+    Each message's measurement is a *window* ``[open, close]``. The meters are counters
+    (device-wide GPU and RAPL counters, the process's CPU time), read under one lock at every
+    window edge; between two consecutive edges the energy each channel counted is known
+    exactly and is split equally among the windows open in that stretch (stretches with no
+    window open are charged to none). So concurrent clients in one process (threads) add up
+    to what the meters counted, never to a multiple of it, and a client alone keeps exactly
+    its own reading. Channels that also report device-wide counters (NVML) are the
+    exception: each window keeps its full reading and its counters, and the server splits
+    them across *all* processes (:mod:`greentrack.analysis.attribution`).
+    """
+
+    def __init__(self, meters: Sequence[Meter]) -> None:
+        self.meters = list(meters)
+        self.ledger = EnergyLedger(self.meters, time.monotonic, lambda m, op, e: None)
+        self.channels = self.ledger.channels
+        self.sources = {c.id: c.source for c in self.channels}
+        self.has_measured = any(c.source == "measured" for c in self.channels)
+        self.methods = ";".join(sorted({f"{c.component}:{c.method}" for c in self.channels}))
+        self.methods = self.methods or "none"
+        self._raw = {
+            c.id
+            for m in self.meters
+            if getattr(m, "device_counters_j", None) is not None
+            for c in m.channels
+        }
+        self._lock = threading.Lock()
+        self._ids = itertools.count()
+        self._open: dict[int, dict[str, float]] = {}
+        self.ledger.zero()
+        self._last = self.ledger.totals_j()
+        self.reads = 0  # meter readings taken (one per window edge), for tests
+
+    def _advance(self) -> float:
+        """Read the meters and share what they counted since the last edge (under the lock)."""
+        self.reads += 1
+        t, totals = self.ledger.snapshot()
+        windows = list(self._open.values())
+        if windows:
+            share = 1.0 / len(windows)
+            for cid, value in totals.items():
+                delta = value - self._last.get(cid, 0.0)
+                if not math.isfinite(delta):
+                    continue
+                part = delta if cid in self._raw else delta * share
+                for acc in windows:
+                    acc[cid] = acc.get(cid, 0.0) + part
+        self._last = totals
+        return t
+
+    def open(self) -> tuple[int, float, float, dict[str, tuple[str, float]]]:
+        """Open a window: its id, monotonic and Unix start, and the device counters."""
+        with self._lock:
+            t = self._advance()
+            window = next(self._ids)
+            self._open[window] = {}
+            return window, t, time.time(), _device_counters(self.meters)
+
+    def close(
+        self, window: int
+    ) -> tuple[float, float, dict[str, float], dict[str, tuple[str, float]]]:
+        """Close a window: monotonic and Unix end, its energy per channel, device counters."""
+        with self._lock:
+            try:
+                t = self._advance()
+            finally:
+                acc = self._open.pop(window, {})
+            return t, time.time(), acc, _device_counters(self.meters)
+
+    def close_meters(self) -> None:
+        for meter in self.meters:
+            try:
+                meter.close()
+            except Exception:
+                continue
+
+
+_SHARED: dict[Hashable, tuple[int, SharedMeters]] = {}
+_SHARED_LOCK = threading.RLock()
+
+
+def _shared_meters(
+    cache: dict[Hashable, tuple[int, SharedMeters]],
+    key: Hashable,
+    open_meters: Callable[[], Sequence[Meter]],
+) -> SharedMeters:
+    """``cache[key]``'s :class:`SharedMeters`, opened on first use (again in a forked child,
+    whose inherited handles are not its own)."""
+    pid = os.getpid()
+    entry = cache.get(key)
+    if entry is not None and entry[0] == pid:
+        return entry[1]
+    with _SHARED_LOCK:
+        entry = cache.get(key)
+        if entry is not None and entry[0] == pid:
+            return entry[1]
+        meters = list(open_meters())
+        try:
+            shared = SharedMeters(meters)
+        except BaseException:
+            for meter in meters:
+                meter.close()
+            raise
+        cache[key] = (pid, shared)
+        return shared
+
+
+@atexit.register
+def _close_shared() -> None:
+    pid = os.getpid()
+    for owner, shared in list(_SHARED.values()):
+        if owner == pid:
+            shared.close_meters()
+    _SHARED.clear()
+
+
 class EnergyMod:
     """ClientApp mod measuring (or modelling) the energy of the handler it wraps.
 
     Args:
-        meters_factory: ``f() -> meters`` replacing discovery (tests pass fakes); called for
-            every message, since a deployed ClientApp may be a fresh process per message.
+        meters_factory: ``f() -> meters`` replacing discovery (tests pass fakes); called once
+            per mod and process (:class:`SharedMeters`).
         discovery: options for discovery when no factory is given.
         profile: a device profile (key of a bundled one, e.g. ``"phone-oneplus7pro"``, or a
             :class:`greentrack.meters.profiles.DeviceProfile`) to model the client's energy
@@ -74,54 +211,61 @@ class EnergyMod:
             if rate is not None and not rate > 0:
                 raise ValueError(f"{label} must be a positive rate in Mbit/s, got {rate}")
         self._factory = meters_factory
+        self._cache: dict[Hashable, tuple[int, SharedMeters]] = {}
         self._discovery = discovery or DiscoveryOptions()
+        try:
+            hash(self._discovery)
+            self._options_hashable = True
+        except TypeError:  # options holding a dict or a module: meters of this mod's own
+            self._options_hashable = False
         self.profile = get_profile(profile) if profile is not None else None
         self.model = model
         self.uplink_mbps, self.downlink_mbps = uplink_mbps, downlink_mbps
+
+    def _shared(self) -> SharedMeters:
+        """This process's meters for this mod's configuration, opened on first use: shared
+        by every mod with the same discovery options, or this mod's own (a factory, or
+        options that cannot be a key)."""
+        factory = self._factory
+        if factory is not None:
+            return _shared_meters(self._cache, None, factory)
+        options = self._discovery
+        cache = _SHARED if self._options_hashable else self._cache
+        return _shared_meters(cache, options, lambda: _discover_meters(options))
 
     def __call__(self, msg: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
         if self.profile is not None and self.model == "always":
             return self._modeled(msg, context, call_next)
         try:
-            meters = list(self._factory()) if self._factory else discover(self._discovery)[0]
-            ledger = EnergyLedger(meters, time.monotonic, lambda m, op, e: None)
+            shared = self._shared()
         except Exception:  # cannot measure here: model it, or run the client anyway
             if self.profile is not None:
                 return self._modeled(msg, context, call_next)
             return call_next(msg, context)
-        if self.profile is not None and not any(c.source == "measured" for c in ledger.channels):
-            for meter in meters:
-                meter.close()
+        if self.profile is not None and not shared.has_measured:
             return self._modeled(msg, context, call_next)
         try:
-            ledger.zero()
-            t0, t0_unix, c0 = time.monotonic(), time.time(), _device_counters(meters)
+            window, t0, t0_unix, c0 = shared.open()
         except Exception:
-            for meter in meters:
-                meter.close()
             return call_next(msg, context)
         try:
             reply = call_next(msg, context)
         finally:
-            t1_unix, c1 = time.time(), _device_counters(meters)
             try:
-                t_end, totals = ledger.snapshot()
-            except MeterError:
-                totals, t_end = {}, time.monotonic()
-            for meter in meters:
-                meter.close()
+                t_end, t1_unix, totals, c1 = shared.close(window)
+            except Exception:
+                totals, t_end, t1_unix, c1 = {}, time.monotonic(), time.time(), {}
         if reply.has_error() or not reply.has_content():
             return reply
-        sources = {c.id: c.source for c in ledger.channels}
+        sources = shared.sources
         measured, estimated = split_by_source(totals, sources)
         components: dict[str, list[float]] = {}
-        for ch in ledger.channels:
+        for ch in shared.channels:
             value = totals.get(ch.id)
             if value is None or value != value:
                 continue
             pair = components.setdefault(ch.component, [0.0, 0.0])
             pair[0 if ch.source == "measured" else 1] += float(value)
-        methods = sorted({f"{c.component}:{c.method}" for c in ledger.channels})
         windows = [
             {"device": dev, "t0": t0_unix, "t1": t1_unix, "e0_j": e0, "e1_j": c1[cid][1]}
             for cid, (dev, e0) in c0.items()
@@ -134,13 +278,13 @@ class EnergyMod:
                 "measured_j": measured,
                 "estimated_j": estimated,
                 "duration_s": t_end - t0,
-                "methods": ";".join(methods) or "none",
+                "methods": shared.methods,
                 "basis": basis,
-                "windows": json.dumps(windows),
+                "windows": json.dumps(windows) if windows else "[]",
                 "components": json.dumps(components),
                 "host": _HOST,
                 "pid": os.getpid(),
-                "ancestors": json.dumps(_ancestors()),
+                "ancestors": _ancestors_json(),
             },
         )
         return reply
@@ -178,7 +322,7 @@ class EnergyMod:
                 "windows": "[]",
                 "host": _HOST,
                 "pid": os.getpid(),
-                "ancestors": json.dumps(_ancestors()),
+                "ancestors": _ancestors_json(),
             },
         )
         return reply

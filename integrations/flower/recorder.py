@@ -7,12 +7,15 @@ import contextlib
 import json
 import os
 import socket
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from greentrack import metadata
 from greentrack.account import Figure, LiveAccount
 from greentrack.account.federated import SIMULATION_GRIDS, live_round_kwh
 from greentrack.analysis.attribution import Window, attribute
@@ -22,19 +25,30 @@ from greentrack.analysis.predict import forecast
 from greentrack.api import Tracker
 from greentrack.carbon.network import coefficient
 from greentrack.carbon.settings import CarbonSettings
+from greentrack.discovery import discover
+from greentrack.integrations.flower._flwr import app as flwr_app
 from greentrack.meters.base import Meter
 from greentrack.rundir.format import FL
 from greentrack.tracker import Span, TrackerOptions, default_run_dir
 from greentrack.units import G_PER_KG, j_from_kwh, kwh_from_j
 
 _HOST = socket.gethostname()
+FL_FLUSH_S = 1.0
+"""``fl.jsonl`` is written through a buffer flushed at most this often (and at the end of
+every round and at stop): a crash loses at most about this much of it."""
+
+
+_ENCODE = json.JSONEncoder(check_circular=False).encode
 
 
 def num_examples(reply: Any) -> int | None:
     """The ``num-examples`` a Message-API reply reports (FedAvg's weighting key)."""
     if reply.has_error() or not reply.has_content():
         return None
-    for record in reply.content.metric_records.values():
+    metric_record = flwr_app.MetricRecord
+    for record in reply.content.values():  # .metric_records builds a new dict per call
+        if not isinstance(record, metric_record):
+            continue
         value = record.get("num-examples")
         if isinstance(value, int | float):
             return int(value)
@@ -146,6 +160,9 @@ class RoundRecorder:
         self.num_rounds = 0
         self._downloads: dict[tuple[str, int], int] = {}
         self._fl: Any = None
+        self._fl_flushed = 0.0  # monotonic time of the last flush of fl.jsonl
+        self._fl_lock = threading.Lock()
+        self._fl_timer: threading.Timer | None = None
         self._round_rows: list[dict[str, Any]] = []
         self._per_round_j: list[float] = []  # each round's total by the account's rules
         self._grid = ""
@@ -153,6 +170,7 @@ class RoundRecorder:
         self._warned_budget = False
         self._pending: list[dict[str, Any]] = []
         self._windows: list[Window] = []
+        metadata.prefetch()  # git and package versions, off the start's critical path
 
     @property
     def running(self) -> bool:
@@ -161,32 +179,44 @@ class RoundRecorder:
     def start(self, num_rounds: int, grid: Any = None) -> None:
         """Start the server's run; ``grid`` (Flower's) tells a simulation from a deployment."""
         self._grid = type(grid).__name__ if grid is not None else ""
-        self.tracker = Tracker(
-            self.run_dir,
-            project=self._project,
-            name=self._name,
-            meters=self._meters,
-            options=self._options,
-            carbon=self.carbon,
-            extra_meta={
-                "framework": "flwr",
-                "fl_role": "server",
-                "fl": {
-                    "api": self._api,
-                    "grid": self._grid,
-                    "network": {
-                        "upload": asdict(self.upload_network),
-                        "download": asdict(self.download_network),
+        meters, statuses = self._meters, None
+        if meters is None:  # discovery as the tracker's (the statuses go to meta.json)
+            meters, statuses = discover(self._options.discovery)
+        try:
+            self.tracker = Tracker(
+                self.run_dir,
+                project=self._project,
+                name=self._name,
+                meters=meters,
+                options=self._options,
+                carbon=self.carbon,
+                extra_meta={
+                    "framework": "flwr",
+                    "fl_role": "server",
+                    "fl": {
+                        "api": self._api,
+                        "grid": self._grid,
+                        "network": {
+                            "upload": asdict(self.upload_network),
+                            "download": asdict(self.download_network),
+                        },
                     },
                 },
-            },
-            intensity_provider=self._provider[0],
-            provider_region=self._provider[1],
-        )
+                intensity_provider=self._provider[0],
+                provider_region=self._provider[1],
+            )
+        except BaseException:
+            if statuses is not None:  # the meters discovered here: nobody else closes them
+                for meter in meters:
+                    meter.close()
+            raise
+        if statuses is not None:
+            self.tracker.statuses = statuses  # the boundary in meta.json, as discovery gave it
         self.num_rounds = num_rounds
         self.tracker.start()
         self._live = LiveAccount(self.carbon, self.tracker.channels)
-        self._fl = (self.run_dir / FL).open("a", encoding="utf-8")
+        self._fl = (self.run_dir / FL).open("a", encoding="utf-8", buffering=1 << 16)
+        self._fl_flushed = time.monotonic()
 
     def stop(self, status: str = "finished") -> None:
         if self.tracker is None or not self.tracker.running:
@@ -194,8 +224,12 @@ class RoundRecorder:
         try:
             self.close_round()
         finally:
-            if self._fl is not None:
-                self._fl.close()
+            with self._fl_lock:
+                if self._fl_timer is not None:
+                    self._fl_timer.cancel()
+                if self._fl is not None:
+                    self._fl.close()  # flushes
+                    self._fl = None
             self.tracker.stop(status)
 
     # --- rounds ------------------------------------------------------------------------------
@@ -230,6 +264,7 @@ class RoundRecorder:
             self._check_budget(f.done, f.point)
         self._round_span = None
         self._round_rows = []
+        self.flush_fl()
 
     def _check_budget(self, done_j: float, forecast_j: float) -> None:
         """The run's total so far (clients + server + network, by the account's rules) and
@@ -346,8 +381,32 @@ class RoundRecorder:
                     }
                 )
                 del self._downloads[(p, node)]
+        self.flush_fl(every_s=FL_FLUSH_S)
 
     def _write_fl(self, row: dict[str, Any]) -> None:
-        if self._fl is not None:
-            self._fl.write(json.dumps(row) + "\n")
-            self._fl.flush()
+        with self._fl_lock:
+            if self._fl is not None:
+                self._fl.write(_ENCODE(row) + "\n")
+
+    def flush_fl(self, *, every_s: float = 0.0) -> None:
+        """Flush ``fl.jsonl`` to the OS now, or (``every_s``) if that long has passed since
+        the last flush, else from a timer when it has: rows reach the file at most about
+        ``every_s`` after they were written, at one write per second at most."""
+        with self._fl_lock:
+            if self._fl is None:
+                return
+            wait = self._fl_flushed + every_s - time.monotonic()
+            if wait <= 0:
+                self._fl.flush()
+                self._fl_flushed = time.monotonic()
+            elif self._fl_timer is None:
+                self._fl_timer = threading.Timer(wait, self._flush_due)
+                self._fl_timer.daemon = True
+                self._fl_timer.start()
+
+    def _flush_due(self) -> None:
+        with self._fl_lock:
+            self._fl_timer = None
+            if self._fl is not None:
+                self._fl.flush()
+                self._fl_flushed = time.monotonic()
