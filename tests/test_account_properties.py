@@ -346,3 +346,34 @@ def test_every_view_shows_the_accounts_totals(shape: Shape) -> None:
         w = _whatif(path, shape)
         assert w["energy_kwh_it"] == it.to_dict()
         assert w["co2e_g"] == (co2e.to_dict() if co2e else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    totals=st.lists(st.floats(0, 10, allow_nan=False), min_size=1, max_size=400),
+    max_rows=st.integers(1, 120),
+)
+def test_binned_rounds_keep_every_round_and_the_total(totals: list[float], max_rows: int) -> None:
+    """A long federated run's table and figure group rounds; no round is lost or counted
+    twice, the bins keep the order and the cumulative, and short runs are left as they are."""
+    from greentrack.account.federated import binned_rounds
+
+    rows, cumulative = [], 0.0
+    for i, t in enumerate(totals, start=1):
+        cumulative += t
+        parts = {"client_kwh": t / 2, "upload_kwh": t / 8, "download_kwh": t / 8}
+        parts["server_kwh"] = t - sum(parts.values())
+        rows.append(
+            {"round": i, "clients": 3, "failures": i % 2, "total_kwh": t, **parts}
+            | {"cumulative_kwh": cumulative}
+        )
+    bins = binned_rounds(rows, max_rows)
+    assert len(bins) <= max_rows
+    assert sum(b["rounds"] for b in bins) == len(rows)
+    assert [b["first"] for b in bins] == sorted(b["first"] for b in bins)
+    assert all(b["last"] - b["first"] + 1 == b["rounds"] for b in bins)
+    assert math.isclose(sum(b["total_kwh"] for b in bins), cumulative, abs_tol=1e-9)
+    assert bins[-1]["cumulative_kwh"] == cumulative
+    assert sum(b["failures"] for b in bins) == sum(r["failures"] for r in rows)
+    if len(rows) <= max_rows:
+        assert all(b["rounds"] == 1 for b in bins)

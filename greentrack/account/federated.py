@@ -369,6 +369,31 @@ def _per_round(
     return out
 
 
+def binned_rounds(per_round: Sequence[dict[str, Any]], max_rows: int) -> list[dict[str, Any]]:
+    """The per-round rows in at most ``max_rows`` bins of consecutive rounds (a table or a
+    figure of 1,500 rounds is unreadable), each the sum of its rounds' figures, with
+    ``first``/``last`` round, ``rounds`` (how many) and the cumulative at its last round; at
+    most ``max_rows`` rounds come back as they are (``first == last``)."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    size = -(-len(per_round) // max_rows)  # ceil: rounds per bin
+    out = []
+    for i in range(0, len(per_round), max(size, 1)):
+        chunk = per_round[i : i + size]
+        row: dict[str, Any] = {
+            "first": chunk[0]["round"],
+            "last": chunk[-1]["round"],
+            "rounds": len(chunk),
+            "clients": sum(r["clients"] for r in chunk),
+            "failures": sum(r["failures"] for r in chunk),
+            "cumulative_kwh": chunk[-1]["cumulative_kwh"],
+        }
+        for key in ("client_kwh", "upload_kwh", "download_kwh", "server_kwh", "total_kwh"):
+            row[key] = sum(r[key] for r in chunk)
+        out.append(row)
+    return out
+
+
 def live_round_kwh(
     server_span_j: float,
     rows: Sequence[dict[str, Any]],

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
+from greentrack.account.federated import binned_rounds
 from greentrack.analysis.untracked import load_declared
 from greentrack.carbon.providers.cache import series_of_run
 from greentrack.metadata import utc_iso
@@ -360,8 +361,12 @@ def _federated(a: RunAccount) -> dict[str, Any] | None:
         else None,
         "co_located_replies": f["co_located_replies"],
         "per_round": [dict(r) for r in f["per_round"]],
+        "round_table": binned_rounds(f["per_round"], ROUND_TABLE_ROWS),
         "notes": list(f["notes"]),
     }
+
+
+ROUND_TABLE_ROWS = 20  # a per-round table longer than this groups consecutive rounds
 
 
 def _comparison(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:

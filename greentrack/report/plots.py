@@ -275,14 +275,20 @@ def _intensity(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     return True
 
 
+ROUND_BARS = 100  # a figure of more rounds bins consecutive rounds (a bar under a pixel is noise)
+
+
 def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     import numpy as np
+
+    from greentrack.account.federated import binned_rounds
 
     f = r["federated"]
     if not f or not f["per_round"]:
         return False
-    rows = f["per_round"]
-    x = np.array([row["round"] for row in rows])
+    rows = binned_rounds(f["per_round"], ROUND_BARS)
+    size = rows[0]["rounds"]
+    x = np.array([(row["first"] + row["last"]) / 2 for row in rows])
     unit, factor = _energy_unit(max(row["total_kwh"] for row in rows))
     bottom = np.zeros(len(rows))
     parts = (
@@ -291,24 +297,27 @@ def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
         ("download", "download_kwh"),
         ("server", "server_kwh"),
     )
+    thin = len(rows) > 40  # hatches and edges make a block of narrow bars unreadable
     for i, (label, key) in enumerate(parts):
         values = np.array([row[key] * factor for row in rows])
         ax.bar(
             x,
             values,
+            width=0.8 * size if not thin else 1.0 * size,
             bottom=bottom,
             color=GRAYS[i + 1 if i else 0],
-            hatch=HATCHES[i],
-            edgecolor="0.2",
-            linewidth=0.4,
+            hatch=None if thin else HATCHES[i],
+            edgecolor="none" if thin else "0.2",
+            linewidth=0 if thin else 0.4,
             label=label,
         )
         bottom += values
-    ax.set_xlabel("round")
+    ax.set_xlabel("round" if size == 1 else f"round ({size} rounds to a bar, summed)")
     ax.set_ylabel(f"energy ({unit})")
-    if len(x) <= 20:
+    if len(x) <= 20 and size == 1:
         ax.set_xticks(x)
-    ax.legend(frameon=False, fontsize=6)
+    ax.set_ylim(0, float(bottom.max()) * 1.3 if bottom.max() > 0 else 1.0)  # room for the legend
+    ax.legend(frameon=False, fontsize=6, ncol=4, loc="upper center")
     return True
 
 
