@@ -58,42 +58,47 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="intensity time series (timestamp,gco2e_per_kwh)",
     )
+    add_series_options(wi)
     wi.add_argument(
-        "--tz", default=None, help="time zone of naive timestamps in the CSV (e.g. UTC)"
+        "--region", default=None, help="charge the run at this region (default: the run's)"
     )
+    wi.add_argument("--pue", default=None, help="PUE to apply (default: the run's)")
     wi.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    )
+
+
+def add_series_options(p: argparse.ArgumentParser) -> None:
+    """The options of an intensity series and what it enables (``whatif`` and ``report``):
+    a provider's series, the CSV's time zone and kind, gaps, Flexible Start, Pause & Resume."""
+    add_provider_options(p)
+    p.add_argument("--tz", default=None, help="time zone of naive timestamps in the CSV (e.g. UTC)")
+    p.add_argument(
         "--kind",
         choices=("average", "marginal"),
         default="average",
         help="whether the series holds average or marginal emissions",
     )
-    wi.add_argument(
-        "--flexible-start",
-        type=parse_duration_s,
-        default=None,
-        metavar="WINDOW",
-        help="window for Flexible Start, e.g. 24h",
-    )
-    wi.add_argument(
-        "--pause-resume",
-        type=parse_stretch,
-        default=None,
-        metavar="STRETCH",
-        help="maximum total duration for Pause & Resume, e.g. 2x",
-    )
-    wi.add_argument(
+    p.add_argument(
         "--fill-gaps",
         choices=("error", "annual"),
         default="error",
         help="series gaps: refuse, or fill with the run's annual figure",
     )
-    wi.add_argument(
-        "--region", default=None, help="charge the run at this region (default: the run's)"
+    p.add_argument(
+        "--flexible-start",
+        type=parse_duration_s,
+        default=None,
+        metavar="WINDOW",
+        help="Flexible Start window, e.g. 24h (needs a series: --intensity-csv or "
+        "--intensity-provider)",
     )
-    add_provider_options(wi)
-    wi.add_argument("--pue", default=None, help="PUE to apply (default: the run's)")
-    wi.add_argument(
-        "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    p.add_argument(
+        "--pause-resume",
+        type=parse_stretch,
+        default=None,
+        metavar="STRETCH",
+        help="Pause & Resume maximum total duration, e.g. 2x (needs a series)",
     )
 
 

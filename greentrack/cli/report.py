@@ -13,7 +13,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    from greentrack.cli.carbon import add_provider_options, parse_duration_s, parse_stretch
+    from greentrack.cli.carbon import add_series_options
     from greentrack.report.render import FORMATS
 
     rep = sub.add_parser(
@@ -58,34 +58,7 @@ def add_parser(sub: Any) -> None:
         help="an intensity time series (timestamp,gco2e_per_kwh) to weight the run's energy "
         "with; reports never read one implicitly",
     )
-    add_provider_options(rep)
-    rep.add_argument("--tz", default=None, help="time zone of naive timestamps in the CSV")
-    rep.add_argument(
-        "--kind",
-        choices=("average", "marginal"),
-        default="average",
-        help="whether the series holds average or marginal emissions",
-    )
-    rep.add_argument(
-        "--fill-gaps",
-        choices=("error", "annual"),
-        default="error",
-        help="series gaps: refuse, or fill with the run's annual figure",
-    )
-    rep.add_argument(
-        "--flexible-start",
-        type=parse_duration_s,
-        default=None,
-        metavar="WINDOW",
-        help="Flexible Start window, e.g. 24h (needs --intensity-csv)",
-    )
-    rep.add_argument(
-        "--pause-resume",
-        type=parse_stretch,
-        default=None,
-        metavar="STRETCH",
-        help="Pause & Resume maximum stretch, e.g. 2x (needs --intensity-csv)",
-    )
+    add_series_options(rep)
     rep.add_argument("--metric", default=None, help="model metric for emissions-to-target")
     rep.add_argument("--target", type=float, default=None, help="value of --metric to reach")
     rep.add_argument(

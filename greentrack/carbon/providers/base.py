@@ -270,6 +270,43 @@ class HttpProvider:
             url_env=self.env_url,
         )
 
+    def result(
+        self,
+        region: str,
+        start: float,
+        end: float,
+        endpoint: str,
+        requests: tuple[RequestRecord, ...],
+        raw: tuple[Any, ...],
+        parse: Any,
+        *,
+        licence: str,
+        attribution: str,
+        kind: Kind,
+        factor_type: FactorType | None = None,
+    ) -> ProviderResult:
+        """The result of the ``requests`` made for ``region`` over ``[start, end)``: the query
+        as recorded (no secret, no userinfo in the URL) and ``parse(query, raw)``'s series."""
+        query = ProviderQuery(
+            region=region,
+            start_unix_s=float(start),
+            end_unix_s=float(end),
+            endpoint="history" if endpoint == "history" else "forecast",
+            base_url=strip_userinfo(self.base_url()),
+            requests=requests,
+        )
+        return ProviderResult(
+            series=parse(query, raw),
+            provider=self.id,
+            query=query,
+            fetched_at=now_utc_iso(),
+            licence=licence,
+            attribution=attribution,
+            kind=kind,
+            factor_type=factor_type,
+            raw=raw,
+        )
+
 
 # --- checks and conversions --------------------------------------------------------------------
 

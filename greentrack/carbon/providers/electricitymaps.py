@@ -50,13 +50,12 @@ from greentrack.carbon.providers.base import (
     build_series,
     check_range,
     intensity_value,
-    now_utc_iso,
     parse_utc,
     require,
     split_range,
     utc_text,
 )
-from greentrack.carbon.providers.http import HttpOptions, ProviderError, strip_userinfo
+from greentrack.carbon.providers.http import HttpOptions, ProviderError
 from greentrack.carbon.series import IntensitySeries
 
 ID = "electricitymaps"
@@ -153,7 +152,6 @@ class ElectricityMapsProvider(HttpProvider):
                 f"{NAME}: no API key; set {ENV_KEY} (get one at "
                 "https://portal.electricitymaps.com), or use the bundled annual figure"
             )
-        base = self.base_url()
         raw = tuple(
             self.get(
                 r.path,
@@ -164,24 +162,18 @@ class ElectricityMapsProvider(HttpProvider):
             )
             for r in requests
         )
-        query = ProviderQuery(
-            region=zone,
-            start_unix_s=float(start),
-            end_unix_s=float(end),
-            endpoint="history" if endpoint == "history" else "forecast",
-            base_url=strip_userinfo(base),
-            requests=requests,
-        )
-        return ProviderResult(
-            series=parse(query, raw),
-            provider=ID,
-            query=query,
-            fetched_at=now_utc_iso(),
+        return self.result(
+            zone,
+            start,
+            end,
+            endpoint,
+            requests,
+            raw,
+            parse,
             licence=LICENCE,
             attribution=ATTRIBUTION,
             kind="average",
             factor_type=self.emission_factor_type,
-            raw=raw,
         )
 
 

@@ -49,13 +49,12 @@ from greentrack.carbon.providers.base import (
     build_series,
     check_range,
     intensity_value,
-    now_utc_iso,
     parse_utc,
     require,
     split_range,
     utc_text,
 )
-from greentrack.carbon.providers.http import ProviderError, strip_userinfo
+from greentrack.carbon.providers.http import ProviderError
 from greentrack.carbon.series import IntensitySeries
 
 ID = "ukci"
@@ -159,26 +158,19 @@ class UKCIProvider(HttpProvider):
                 f"{utc_text(end)}; ask for a shorter window"
             )
         requests = tuple(RequestRecord(p) for p in _paths(endpoint, a, b, rid))
-        base = self.base_url()
         raw = tuple(self.get(r.path) for r in requests)
-        query = ProviderQuery(
-            region="GB" if rid is None else str(rid),
-            start_unix_s=float(start),
-            end_unix_s=float(end),
-            endpoint="history" if endpoint == "history" else "forecast",
-            base_url=strip_userinfo(base),
-            requests=requests,
-        )
-        return ProviderResult(
-            series=parse(query, raw),
-            provider=ID,
-            query=query,
-            fetched_at=now_utc_iso(),
+        return self.result(
+            "GB" if rid is None else str(rid),
+            start,
+            end,
+            endpoint,
+            requests,
+            raw,
+            parse,
             licence=LICENCE,
             attribution=ATTRIBUTION,
             kind="average",
             factor_type=None,
-            raw=raw,
         )
 
 

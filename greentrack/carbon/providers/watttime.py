@@ -53,13 +53,12 @@ from greentrack.carbon.providers.base import (
     build_series,
     check_range,
     intensity_value,
-    now_utc_iso,
     parse_utc,
     require,
     split_range,
     utc_text,
 )
-from greentrack.carbon.providers.http import HttpOptions, ProviderError, strip_userinfo
+from greentrack.carbon.providers.http import HttpOptions, ProviderError
 from greentrack.carbon.series import LB_PER_MWH_TO_G_PER_KWH, IntensitySeries
 
 ID = "watttime"
@@ -156,24 +155,18 @@ class WattTimeProvider(HttpProvider):
             )
             for r in requests
         )
-        query = ProviderQuery(
-            region=region,
-            start_unix_s=float(start),
-            end_unix_s=float(end),
-            endpoint="history" if endpoint == "history" else "forecast",
-            base_url=strip_userinfo(base),
-            requests=requests,
-        )
-        return ProviderResult(
-            series=parse(query, raw),
-            provider=ID,
-            query=query,
-            fetched_at=now_utc_iso(),
+        return self.result(
+            region,
+            start,
+            end,
+            endpoint,
+            requests,
+            raw,
+            parse,
             licence=LICENCE,
             attribution=ATTRIBUTION,
             kind="marginal",
             factor_type=None,
-            raw=raw,
         )
 
     def _login(self, base: str) -> str:
