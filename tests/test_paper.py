@@ -106,7 +106,7 @@ def test_federated_appendix_fits_and_says_what_it_cut(
     tex = tmp_path / "fl.tex"
     _report([str(runs["federated"][0]), "--metric", "evaluate_accuracy"], tex)
     text = _fits(tex)
-    assert "5 rounds to a row" in text  # 100 rounds in 20 rows, every round kept
+    assert "each row sums 5 rounds" in text  # 100 rounds in 20 rows, every round kept
     assert "96–100" in text or "96--100" in text
     f = build_report(runs["federated"]).to_dict()["runs"][0]["headline"]
     assert energy_range(f["energy_kwh"], f["energy_kwh_low"], f["energy_kwh_high"]) in text

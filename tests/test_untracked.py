@@ -69,7 +69,8 @@ def test_report_total_adds_declared_work(tmp_path: Path, declaration: Path) -> N
     )
     assert total["untracked_kwh"] == pytest.approx(sum(d.energy_kwh.value for d in declared))
     assert total["measured_kwh"] == pytest.approx(acct.measured_kwh)  # declared adds none
-    assert total["runs_without_co2e"] == 1  # the entry with no region
+    assert total["runs_without_co2e"] == 0  # the run has its CO2e
+    assert total["untracked_without_co2e"] == 1  # the entry with no region
     brief = report["brief"]
     assert [r["label"] for r in brief["rows"]][1:] == [
         "untracked: early exploration",
@@ -116,12 +117,20 @@ def test_latex_with_declared_work_compiles_without_overfull(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("untracked: []\n", "expected a list under 'untracked:'"),
+        ("untracked: []\n", "expected one entry or more in a list under 'untracked:'"),
+        ("untracked:\n  - {watts: 300, hours: 1.0e+300}\n", "hours must be in (0, 100000]"),
+        ("untracked:\n  - {watts: 300, hours: 2, count: 10000000}\n", "from 1 to 1,000,000"),
+        ("untracked:\n  - {watts: 300, hours: 2023-01-01}\n", "hours must be a number, got date"),
+        ("untracked:\n  - {watts: 300}\n", "hours is missing"),
+        ("untracked:\n  - {watts: 300, hours: 2, label: [a, b]}\n", "label must be"),
+        ("untracked:\n  - {watts: 300, hours: 2, region: [DE]}\n", "region must be a region"),
+        ("untracked:\n  - {processor: tpu-v99, hours: 2}\n", "--list-processors"),
+        ("untracked:\n  - {watts: 300, hours: 2, region: XX-NOPE}\n", "`greentrack regions`"),
         ("untracked:\n  - {watts: 300, hours: 2, colour: red}\n", "unknown key(s) ['colour']"),
-        ("untracked:\n  - {watts: 300, hours: -2}\n", "hours must be a positive number"),
+        ("untracked:\n  - {watts: 300, hours: -2}\n", "hours must be in (0, 100000]"),
         ("untracked:\n  - {watts: 300, count: 0, hours: 2}\n", "count must be a whole number"),
         ("untracked:\n  - {hours: 2}\n", "give either processor: KEY or watts"),
-        ("untracked:\n  - {watts: 9000, hours: 2}\n", "watts must be a device's power"),
+        ("untracked:\n  - {watts: 9000, hours: 2}\n", "watts must be in (0, 5000]"),
         ("untracked:\n  - {watts: 300, hours: 2, pue: 1.2}\n", "pue needs a region"),
         ("untracked: [unclosed\n", "is not valid YAML"),
     ],
@@ -136,7 +145,51 @@ def test_bad_declarations_are_refused_with_the_fix(
     assert message in str(e.value)
     run = training_run(tmp_path / "run")
     assert main(["report", str(run), "--untracked", str(path), "--no-plots"]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_yaml_numbers_in_scientific_notation_are_taken(tmp_path: Path) -> None:
+    path = tmp_path / "u.yaml"
+    path.write_text("untracked:\n  - {watts: 3e2, hours: 1e3, region: DE}\n")  # YAML 1.1: text
+    (entry,) = load_declared(path)
+    assert entry.energy_kwh.value == pytest.approx(300.0)
+
+
+def test_not_utf8_and_invalid_yaml_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "u.yaml"
+    path.write_bytes("untracked:\n  - {label: caf\u00e9, watts: 3, hours: 1}\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="save it as UTF-8"):
+        load_declared(path)
+    path.write_text("untracked: [\n")
+    with pytest.raises(ValueError, match=r"is not valid YAML \(line \d+\)") as e:
+        load_declared(path)
+    assert "\n" not in str(e.value)
+
+
+def test_mixed_regions_are_named_and_cited(tmp_path: Path, declaration: Path) -> None:
+    """Declared work in another region than the run's: the brief sentence gives no single
+    intensity, names both regions, says which item has no CO2e; the model card lists the
+    declared hardware and region; the sources cite the declared entry's intensity source."""
+    run = training_run(tmp_path / "run", region="US-CA")
+    report = build_report([run], ReportOptions(untracked=declaration)).to_dict()
+    sentence = report["brief"]["sentence"]
+    assert "gCO2e/kWh" not in sentence  # two intensities: none is the total's
+    assert "Germany" in sentence and "1 declared item(s) with no region" in sentence
+    assert report["brief"]["total"]["gpu_hours"] == pytest.approx(
+        report["brief"]["rows"][0]["gpu_hours"] + 8 * 40  # the declared A100-hours
+    )
+    from greentrack.report.render import model_card_front_matter
+
+    card = model_card_front_matter(report, None)["co2_eq_emissions"]
+    assert "NVIDIA A100 SXM4 40GB (declared)" in card["hardware_used"]
+    assert "Germany" in card["geographical_location"]
+    assert "declared untracked work" in card["source"]
+    declared_source = load_declared(declaration)[0].carbon_source
+    from greentrack.report.references import cited, reference
+
+    assert reference(declared_source) in cited(report)
 
 
 def test_unknown_processor_and_region_are_refused(tmp_path: Path) -> None:

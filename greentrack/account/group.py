@@ -29,8 +29,7 @@ class Account:
         :class:`greentrack.analysis.untracked.DeclaredWork`), with their totals."""
         co2e = [a.co2e_g for a in accounts if a.co2e_g is not None]
         co2e += [d.co2e_g for d in declared if d.co2e_g is not None]
-        missing = sum(1 for a in accounts if a.co2e_g is None)
-        missing += sum(1 for d in declared if d.co2e_g is None)
+        missing = sum(1 for a in accounts if a.co2e_g is None)  # runs; declared apart
         return cls(
             runs=tuple(accounts),
             it_kwh=total([*(a.it_kwh for a in accounts), *(d.energy_kwh for d in declared)]),
@@ -42,6 +41,11 @@ class Account:
     @property
     def measured_kwh(self) -> float:
         return sum(a.measured_kwh for a in self.runs)
+
+    @property
+    def declared_without_carbon(self) -> int:
+        """Declared items with no CO2e (no region given)."""
+        return sum(1 for d in self.declared if d.co2e_g is None)
 
     @property
     def declared_kwh(self) -> float:

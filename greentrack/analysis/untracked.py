@@ -24,7 +24,9 @@ entry's own region and PUE.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,9 @@ from greentrack.account.figures import Figure
 from greentrack.carbon.settings import resolve_settings
 
 KEYS = {"label", "processor", "watts", "count", "hours", "region", "pue"}
+MAX_COUNT = 1_000_000  # devices in one entry
+MAX_HOURS = 100_000.0  # hours per device (about 11 years)
+MAX_WATTS = 5000.0  # per device
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class DeclaredWork:
     energy_kwh: Figure
     co2e_g: Figure | None
     carbon_source: str | None
+    gpu_hours: float | None = None  # devices x hours where the processor is a GPU
+    region_name: str | None = None
+    pue: float | None = None
+    gco2e_per_kwh: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +69,11 @@ class DeclaredWork:
             "hours": self.hours,
             "watts": self.watts,
             "watts_source": self.watts_source,
+            "gpu_hours": self.gpu_hours,
             "region": self.region,
+            "region_name": self.region_name,
+            "pue": self.pue,
+            "gco2e_per_kwh": self.gco2e_per_kwh,
             "provenance": "estimated",
             "accuracy": DECLARED.basis,
             "range_factors": [DECLARED.low, DECLARED.high],
@@ -71,23 +84,45 @@ class DeclaredWork:
 
 
 def load_declared(path: str | Path) -> list[DeclaredWork]:
-    """The entries of a declaration file; errors name the file, the entry and the fix."""
+    """The entries of a declaration file; errors are one line that names the file, the
+    entry and the fix."""
     import yaml
 
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read the declaration file {path}: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text ({e.reason}); save it as UTF-8") from e
+    except OSError as e:
+        raise ValueError(f"cannot read the declaration file {path}: {e.strerror or e}") from e
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        kind = "JSON" if path.suffix == ".json" else "YAML"
-        raise ValueError(f"{path} is not valid {kind}: {e}") from e
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f"{path} is not valid YAML{where}: {problem}") from e
     entries = data.get("untracked") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{path}: expected a list under 'untracked:' (see docs/report.md)")
+        raise ValueError(
+            f"{path}: expected one entry or more in a list under 'untracked:' (see docs/report.md)"
+        )
     return [_entry(path, i, e) for i, e in enumerate(entries, start=1)]
+
+
+def _number(where: str, key: str, value: Any, low: float, high: float) -> float:
+    """``value`` as a finite number in ``(low, high]``; YAML 1.1 reads ``1e3`` as text, so a
+    string that is a number is taken."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: {key} must be a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or not low < value <= high:
+        raise ValueError(f"{where}: {key} must be in ({low:g}, {high:g}], got {value!r}")
+    return float(value)
 
 
 def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
@@ -96,19 +131,39 @@ def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
         raise ValueError(f"{where}: an entry is a mapping of {', '.join(sorted(KEYS))}")
     unknown = set(e) - KEYS
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(KEYS)}")
-    label = str(e.get("label") or f"entry {i}")
-    count, hours = e.get("count", 1), e.get("hours")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"{where}: count must be a whole number of devices >= 1, got {count!r}")
-    if isinstance(hours, bool) or not isinstance(hours, int | float) or not hours > 0:
-        raise ValueError(f"{where}: hours must be a positive number, got {hours!r}")
+        raise ValueError(
+            f"{where}: unknown key(s) {sorted(map(str, unknown))}; known: {sorted(KEYS)}"
+        )
+    label = e.get("label", f"entry {i}")
+    if (
+        not isinstance(label, str | int | float)
+        or isinstance(label, bool)
+        or not str(label).strip()
+    ):
+        raise ValueError(f"{where}: label must be a non-empty text")
+    label = str(label).strip()
+    count = e.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
+        raise ValueError(
+            f"{where}: count must be a whole number of devices from 1 to {MAX_COUNT:,}, "
+            f"got {count!r}"
+        )
+    if "hours" not in e:
+        raise ValueError(f"{where}: hours is missing (hours per device, e.g. hours: 40)")
+    hours = _number(where, "hours", e["hours"], 0.0, MAX_HOURS)
     if ("processor" in e) == ("watts" in e):
         raise ValueError(f"{where}: give either processor: KEY or watts: W per device")
+    gpu_hours = None
     if "processor" in e:
         from greentrack.analysis.estimate import processor
 
-        proc = processor(str(e["processor"]))
+        try:
+            proc = processor(str(e["processor"]))
+        except ValueError:
+            raise ValueError(
+                f"{where}: unknown processor {e['processor']!r}; `greentrack estimate "
+                "--list-processors` lists the keys, or give watts: W per device instead"
+            ) from None
         if proc.measured_avg_w is not None:
             watts, source = proc.measured_avg_w, f"measured average of {proc.name} ({proc.source})"
         elif proc.tdp_w is not None:
@@ -116,22 +171,47 @@ def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
         else:
             raise ValueError(f"{where}: {proc.key} has no power in the table: give watts")
         hardware = proc.name
+        gpu_hours = count * hours if proc.kind == "gpu" else None
     else:
-        watts = e["watts"]
-        if isinstance(watts, bool) or not isinstance(watts, int | float) or not 0 < watts < 5000:
-            raise ValueError(f"{where}: watts must be a device's power in (0, 5000) W")
-        watts, source, hardware = float(watts), "given in the declaration", "devices"
+        watts = _number(where, "watts", e["watts"], 0.0, MAX_WATTS)
+        source, hardware = "given in the declaration", f"{watts:g} W devices"
     kwh = count * hours * watts / 1000.0  # W x h = Wh; / 1000 = kWh
     energy = Figure.relative(kwh, DECLARED.low, DECLARED.high)
-    co2e = carbon_source = None
+    co2e = carbon_source = region_name = pue = intensity = None
     region = e.get("region")
     if region is not None:
-        settings = resolve_settings(str(region), pue=e.get("pue"))
+        if not isinstance(region, str) or not region.strip():
+            raise ValueError(f"{where}: region must be a region key such as DE or US-CA")
+        try:
+            settings = resolve_settings(region, pue=e.get("pue"))
+        except (ValueError, LookupError) as err:
+            if "pue" in str(err).lower() and e.get("pue") is not None:
+                raise ValueError(f"{where}: {err}") from None
+            raise ValueError(
+                f"{where}: unknown region {region!r}; `greentrack regions` lists them "
+                "(or leave region out: energy without CO2e)"
+            ) from None
         basis = carbon_basis(settings, "declared", AccountOptions(), None) if settings else None
         co2e = charge(energy, basis)
         carbon_source = basis.source if basis else None
+        if settings is not None:
+            region_name = settings.intensity.name
+            pue, intensity = settings.pue.value, settings.intensity.gco2e_per_kwh
     elif e.get("pue") is not None:
         raise ValueError(f"{where}: pue needs a region")
     return DeclaredWork(
-        label, hardware, count, float(hours), watts, source, region, energy, co2e, carbon_source
+        label,
+        hardware,
+        count,
+        hours,
+        watts,
+        source,
+        region,
+        energy,
+        co2e,
+        carbon_source,
+        gpu_hours,
+        region_name,
+        pue,
+        intensity,
     )

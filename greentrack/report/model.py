@@ -407,6 +407,7 @@ def _total(group: Account) -> dict[str, Any]:
         "co2e_g_high": co2e.high if co2e else None,
         "runs_without_co2e": group.runs_without_carbon,
         "untracked_kwh": group.declared_kwh,
+        "untracked_without_co2e": group.declared_without_carbon,
     }
 
 
@@ -448,7 +449,7 @@ def _brief(
         rows.append(
             {
                 "label": f"untracked: {d['label']}",
-                "gpu_hours": None,
+                "gpu_hours": d["gpu_hours"],
                 "energy_kwh": d["energy_kwh"]["value"],
                 "energy_kwh_low": d["energy_kwh"]["low"],
                 "energy_kwh_high": d["energy_kwh"]["high"],
@@ -477,11 +478,19 @@ def _brief(
             "co2e_g_high": t["co2e_g_high"],
             "co2e_g_to_reach": None,
         }
+    declared = data["untracked"] or []
     gpus = sorted({g["model"] for r in reports for g in r["hardware"]["gpus"]})
+    gpus += sorted({d["hardware"] for d in declared if d["gpu_hours"]} - set(gpus))
     carbon = [r["carbon"] for r in reports if r["carbon"]]
-    regions = sorted({c["region_name"] or c["region"] for c in carbon if c["region"]})
-    pues = sorted({c["pue"] for c in carbon})
-    intensities = sorted({c["effective_gco2e_per_kwh"] for c in carbon})
+    regions = sorted(
+        {c["region_name"] or c["region"] for c in carbon if c["region"]}
+        | {d["region_name"] or d["region"] for d in declared if d["co2e_g"]}
+    )
+    pues = sorted({c["pue"] for c in carbon} | {d["pue"] for d in declared if d["co2e_g"]})
+    intensities = sorted(
+        {c["effective_gco2e_per_kwh"] for c in carbon}
+        | {d["gco2e_per_kwh"] for d in declared if d["co2e_g"]}
+    )
     out: dict[str, Any] = {
         "rows": rows,
         "total": total,
@@ -494,7 +503,8 @@ def _brief(
         "gco2e_per_kwh": intensities[0] if len(intensities) == 1 else None,
         "runs_without_co2e": len(reports) - len(carbon),
         "runs": len(reports),
-        "declared": len(data["untracked"] or []),
+        "declared": len(declared),
+        "declared_without_co2e": sum(1 for d in declared if not d["co2e_g"]),
         "intensity_source": references.readable(carbon[0]["source"]) if carbon else None,
     }
     out["sentence"] = prose.brief_sentence(out)

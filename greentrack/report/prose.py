@@ -123,9 +123,8 @@ def brief_sentence(b: dict[str, Any]) -> str:
     on = ""
     if hours is not None:
         on = f" used {num(hours, 3)} GPU-hours on {', '.join(b['gpus'])} and"
-    if b.get("declared"):  # the GPU-hours are the runs'; the declared work adds energy
-        gpu = f" ({num(hours, 3)} GPU-hours on {', '.join(b['gpus'])})" if on else ""
-        what, on = f"{what}{gpu} and {b['declared']} item(s) of untracked work (estimated)", ""
+    if b.get("declared"):  # the figures below are the runs' and the declared work's
+        what = f"{what} and {b['declared']} item(s) of declared untracked work (estimated)"
     e_unit = energy_unit([head["energy_kwh"]])
     e_spread = range_in(head["energy_kwh_low"], head["energy_kwh_high"], e_unit, 3)
     spread = "" if e_spread in ("", "exact") else f"{e_spread} {e_unit}"
@@ -152,7 +151,9 @@ def brief_sentence(b: dict[str, Any]) -> str:
     if b["pue"] is not None:
         where.append(f"PUE {num(b['pue'], 3)}")
     at = f" ({', '.join(where)})" if where else ""
-    return f"{text}, emitting {co2e} CO2e{at}."
+    missing = b.get("declared_without_co2e") or 0
+    gap = f"; {missing} declared item(s) with no region have no CO2e" if missing else ""
+    return f"{text}, emitting {co2e} CO2e{at}{gap}."
 
 
 def forecast_sentence(f: dict[str, Any]) -> str:

@@ -298,6 +298,9 @@ def cited(data: dict[str, Any]) -> list[Reference]:
             add(r["federated"].get("network"))
         for e in r.get("equivalences") or []:
             add(e.get("source"))
+    for d in data.get("untracked") or []:
+        add(d.get("carbon_source"))
+        add(d.get("watts_source"))
     for ref in (PATTERSON, DODGE):
         if ref not in out:
             out.append(ref)

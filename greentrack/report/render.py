@@ -346,12 +346,15 @@ def model_card_front_matter(data: dict[str, Any], training_type: str | None) -> 
             if not r["hardware"]["gpus"] and r["hardware"]["cpu"]
         }
     )
+    declared = data.get("untracked") or []  # declared untracked work is in the total
+    hardware += sorted({f"{d['count']} x {d['hardware']} (declared)" for d in declared})
     regions = sorted(
         {
             r["carbon"]["region_name"] or r["carbon"]["region"]
             for r in with_carbon
             if r["carbon"]["region"] or r["carbon"]["region_name"]
         }
+        | {d["region_name"] or d["region"] for d in declared if d["co2e_g"]}
     )
     front: dict[str, Any] = {}
     if with_carbon and headline["co2e_g"] is not None:
@@ -359,6 +362,12 @@ def model_card_front_matter(data: dict[str, Any], training_type: str | None) -> 
         missing = len(runs) - len(with_carbon)
         if missing:
             source += f"; {missing} of {len(runs)} runs recorded no region: not in emissions"
+        if declared:
+            source += (
+                f"; includes {len(declared)} item(s) of declared untracked work, estimated"
+                f" ({sum(1 for d in declared if not d['co2e_g'])} without a region: not in"
+                " emissions)"
+            )
         front["co2_eq_emissions"] = {
             "emissions": _sig(headline["co2e_g"]),
             "source": source,
