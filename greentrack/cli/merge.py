@@ -25,7 +25,9 @@ def add_parser(sub: Any) -> None:
         "on their own disks (no shared file system) into DEST: every rank's part lands where "
         "it belongs. Nothing is overwritten; parts of another job are refused.",
     )
-    p.add_argument("dest", type=Path, help="the merged run directory (created if missing)")
+    p.add_argument(
+        "dest", type=Path, metavar="DEST", help="the merged run directory (created if missing)"
+    )
     p.add_argument("sources", type=Path, nargs="+", metavar="SRC", help="run directories")
 
 

@@ -316,8 +316,7 @@ def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     ax.set_ylabel(f"energy ({unit})")
     if len(x) <= 20 and size == 1:
         ax.set_xticks(x)
-    ax.set_ylim(0, float(bottom.max()) * 1.3 if bottom.max() > 0 else 1.0)  # room for the legend
-    ax.legend(frameon=False, fontsize=6, ncol=4, loc="upper center")
+    ax.legend(frameon=False, fontsize=6, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return True
 
 
