@@ -372,3 +372,61 @@ def test_fit_then_test_and_predict_from_the_best_checkpoint(tmp_path):
     assert names.count("test") == 2 and names.count("predict") == 1 and "fit" in names
     report = build_report([tmp_path / "run"]).to_dict()["runs"][0]
     assert report["hardware"]["processes"] == 1 and report["status"] == "finished"
+
+
+DDP_STAGES_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {root!r})
+    from greentrack.integrations.lightning import EmissionsCallback, pl
+    from tests.lightning_helpers import TinyPredictor, fake_meters, loaders
+
+    if __name__ == "__main__":
+        cb = EmissionsCallback(sys.argv[1], meters_factory=fake_meters)
+        trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy="ddp",
+                             callbacks=[cb], logger=False, default_root_dir=sys.argv[2],
+                             limit_train_batches=4, limit_val_batches=2, limit_test_batches=2,
+                             limit_predict_batches=2, enable_progress_bar=False,
+                             enable_model_summary=False, use_distributed_sampler=False)
+        model = TinyPredictor()
+        train, val = loaders()
+        trainer.fit(model, train, val)
+        trainer.test(model, val, ckpt_path="best")
+        trainer.predict(model, val, ckpt_path="best")
+    """
+)
+
+
+def test_fit_test_predict_from_the_best_checkpoint_under_ddp(tmp_path):
+    """The same flow on two DDP processes: every stage of every rank is its own part, no
+    collision; the job reads as 2 processes, finished, with every stage's spans."""
+    script = tmp_path / "ddp_stages.py"
+    script.write_text(DDP_STAGES_SCRIPT.format(root=str(ROOT)))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "ckpt")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = greentrack.load_run(tmp_path / "run")
+    parts = sorted(
+        (p.meta["part"]["segment"], p.meta["part"]["rank"], p.meta["part"]["stage"])
+        for p in [run, *run.parts]
+    )
+    assert parts == [
+        (0, 0, "fit"),
+        (0, 1, "fit"),
+        (1, 0, "test"),
+        (1, 1, "test"),
+        (2, 0, "predict"),
+        (2, 1, "predict"),
+    ]
+    from greentrack.account import account_run
+    from greentrack.report.model import build_report
+
+    names = [s["name"] for s in account_run(run).spans]
+    assert "fit" in names and "test" in names and "predict" in names
+    report = build_report([tmp_path / "run"]).to_dict()["runs"][0]
+    assert report["hardware"]["processes"] == 2 and report["status"] == "finished"
