@@ -106,6 +106,23 @@ def add_parser(sub: Any) -> None:
         "entries of processor or watts, count, hours, region; added to the total as estimated",
     )
     rep.add_argument(
+        "--embodied",
+        nargs="?",
+        const="a100-server-share",
+        default=None,
+        choices=("a100-server-share", "gpu-card"),
+        help="also give each run's share of its GPUs' manufacturing emissions, apart from the "
+        "operational CO2e (a100-server-share: an A100's share of an 8-GPU server, 318 kg, "
+        "Chien et al. 2023; gpu-card: the card alone, 60 kg, EcoInfo)",
+    )
+    rep.add_argument(
+        "--device-lifetime-years",
+        type=float,
+        default=None,
+        metavar="YEARS",
+        help="with --embodied: the years the GPUs serve (default 4)",
+    )
+    rep.add_argument(
         "--anonymize",
         action="store_true",
         help="for double-blind review: no paths, host or user names, git commits or remotes, "
@@ -144,6 +161,8 @@ def report_text(args: argparse.Namespace) -> str:
     from greentrack.report.model import ReportOptions, build_report
     from greentrack.report.render import EXTENSIONS
 
+    if args.device_lifetime_years is not None and args.embodied is None:
+        raise ValueError("--device-lifetime-years needs --embodied (the figure it amortises)")
     if args.target is not None and args.metric is None:
         raise ValueError("--target needs --metric NAME (the metric the target is for)")
     if args.template_dir is not None and not args.template_dir.is_dir():
@@ -168,6 +187,8 @@ def report_text(args: argparse.Namespace) -> str:
         provider_region=args.provider_region,
         group_by=args.group_by,
         untracked=args.untracked,
+        embodied=args.embodied,
+        device_lifetime_years=args.device_lifetime_years,
         anonymize=args.anonymize,
     )
     report = build_report(args.run_dirs, options)

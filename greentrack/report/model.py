@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
+from greentrack.account.embodied import embodied
 from greentrack.account.federated import binned_rounds
 from greentrack.analysis.untracked import load_declared
 from greentrack.carbon.providers.cache import series_of_run
@@ -43,6 +44,9 @@ class ReportOptions:
         intensity_csv: an intensity time series to weight the run's energy with.
         flexible_start_s / pause_resume: Flexible Start window in seconds and Pause & Resume
             maximum stretch (both need a series).
+        embodied / device_lifetime_years: a preset of
+            :data:`greentrack.account.embodied.PRESETS` to add each run's share of its GPUs'
+            embodied carbon (apart from the operational CO2e), over a lifetime in years.
         untracked: a YAML/JSON file declaring work that was not tracked (exploration, failed
             jobs...): added to the total as estimated (:mod:`greentrack.analysis.untracked`).
         intensity_provider, provider_region: charge each run's own hours with a provider's
@@ -71,6 +75,8 @@ class ReportOptions:
     intensity_provider: str | None = None
     provider_region: str | None = None
     untracked: Path | None = None
+    embodied: str | None = None
+    device_lifetime_years: float | None = None
     group_by: str | None = None
     anonymize: bool = False
 
@@ -251,6 +257,12 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
         "reproducibility": facts.reproducibility(run),
         "notes": list(a.notes),
     }
+    out["embodied"] = None
+    if opts.embodied is not None:  # off by default; never added to the operational CO2e
+        share = embodied(
+            out["hardware"]["gpu_count"], a.duration_s, opts.embodied, opts.device_lifetime_years
+        )
+        out["embodied"] = share.to_dict() if share else None
     out["headline"] = {
         "energy_kwh": a.it_kwh.value,
         "energy_kwh_low": a.it_kwh.low,

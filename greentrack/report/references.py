@@ -62,6 +62,32 @@ DODGE = Reference(
 
 KNOWN: tuple[Reference, ...] = (
     Reference(
+        "chien2023reducing",
+        "Chien et al. (2023), Reducing the Carbon Impact of Generative AI Inference (today "
+        "and in 2035)",
+        ("Chien et al. (2023)",),
+        "inproceedings",
+        {
+            "author": "Chien, Andrew A. and Lin, Liuzixuan and Nguyen, Hai and Rao, Varsha and "
+            "Sharma, Tristan and Wijayawardana, Rajini",
+            "title": "Reducing the Carbon Impact of Generative {AI} Inference (today and in 2035)",
+            "booktitle": "2nd Workshop on Sustainable Computer Systems (HotCarbon '23)",
+            "year": "2023",
+            "doi": "10.1145/3604930.3605705",
+        },
+    ),
+    Reference(
+        "ecoinfo_ecodiag",
+        "EcoInfo (CNRS), Ecodiag: embodied footprint factors of computing equipment",
+        ("EcoInfo (CNRS)",),
+        "misc",
+        {
+            "author": "{EcoInfo (CNRS)}",
+            "title": "Ecodiag: estimating the embodied footprint of computing equipment",
+            "howpublished": "\\url{https://ecoinfo.cnrs.fr/ecodiag-calcul/}",
+        },
+    ),
+    Reference(
         "owid2024intensity",
         "Our World in Data, Carbon intensity of electricity generation (Ember and Energy "
         "Institute; CC BY 4.0)",
@@ -298,6 +324,9 @@ def cited(data: dict[str, Any]) -> list[Reference]:
             add(r["federated"].get("network"))
         for e in r.get("equivalences") or []:
             add(e.get("source"))
+    for r in data["runs"]:
+        if r.get("embodied"):
+            add(r["embodied"].get("source"))
     for d in data.get("untracked") or []:
         add(d.get("carbon_source"))
         add(d.get("watts_source"))
