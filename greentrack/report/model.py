@@ -456,7 +456,8 @@ def _brief(
                 "co2e_g_to_reach": m.get("co2e_g_to_reach") if opts.metric else None,
             }
         )
-    for d in data["untracked"] or []:  # declared work: estimated, read from its account
+    declared = data["untracked"] or []
+    for d in declared:  # declared work: estimated, read from its account
         co2e = d["co2e_g"] or {}
         rows.append(
             {
@@ -490,7 +491,6 @@ def _brief(
             "co2e_g_high": t["co2e_g_high"],
             "co2e_g_to_reach": None,
         }
-    declared = data["untracked"] or []
     gpus = sorted({g["model"] for r in reports for g in r["hardware"]["gpus"]})
     gpus += sorted({d["hardware"] for d in declared if d["gpu_hours"]} - set(gpus))
     carbon = [r["carbon"] for r in reports if r["carbon"]]

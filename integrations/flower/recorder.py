@@ -25,7 +25,6 @@ from greentrack.analysis.predict import forecast
 from greentrack.api import Tracker
 from greentrack.carbon.network import coefficient
 from greentrack.carbon.settings import CarbonSettings
-from greentrack.discovery import discover
 from greentrack.integrations.flower._flwr import app as flwr_app
 from greentrack.meters.base import Meter
 from greentrack.rundir.format import FL
@@ -179,39 +178,28 @@ class RoundRecorder:
     def start(self, num_rounds: int, grid: Any = None) -> None:
         """Start the server's run; ``grid`` (Flower's) tells a simulation from a deployment."""
         self._grid = type(grid).__name__ if grid is not None else ""
-        meters, statuses = self._meters, None
-        if meters is None:  # discovery as the tracker's (the statuses go to meta.json)
-            meters, statuses = discover(self._options.discovery)
-        try:
-            self.tracker = Tracker(
-                self.run_dir,
-                project=self._project,
-                name=self._name,
-                meters=meters,
-                options=self._options,
-                carbon=self.carbon,
-                extra_meta={
-                    "framework": "flwr",
-                    "fl_role": "server",
-                    "fl": {
-                        "api": self._api,
-                        "grid": self._grid,
-                        "network": {
-                            "upload": asdict(self.upload_network),
-                            "download": asdict(self.download_network),
-                        },
+        self.tracker = Tracker(
+            self.run_dir,
+            project=self._project,
+            name=self._name,
+            meters=self._meters,
+            options=self._options,
+            carbon=self.carbon,
+            extra_meta={
+                "framework": "flwr",
+                "fl_role": "server",
+                "fl": {
+                    "api": self._api,
+                    "grid": self._grid,
+                    "network": {
+                        "upload": asdict(self.upload_network),
+                        "download": asdict(self.download_network),
                     },
                 },
-                intensity_provider=self._provider[0],
-                provider_region=self._provider[1],
-            )
-        except BaseException:
-            if statuses is not None:  # the meters discovered here: nobody else closes them
-                for meter in meters:
-                    meter.close()
-            raise
-        if statuses is not None:
-            self.tracker.statuses = statuses  # the boundary in meta.json, as discovery gave it
+            },
+            intensity_provider=self._provider[0],
+            provider_region=self._provider[1],
+        )
         self.num_rounds = num_rounds
         self.tracker.start()
         self._live = LiveAccount(self.carbon, self.tracker.channels)

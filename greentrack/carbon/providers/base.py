@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
@@ -278,7 +278,7 @@ class HttpProvider:
         endpoint: str,
         requests: tuple[RequestRecord, ...],
         raw: tuple[Any, ...],
-        parse: Any,
+        parse: Callable[[ProviderQuery, tuple[Any, ...]], IntensitySeries],
         *,
         licence: str,
         attribution: str,
