@@ -377,3 +377,64 @@ def test_binned_rounds_keep_every_round_and_the_total(totals: list[float], max_r
     assert sum(b["failures"] for b in bins) == sum(r["failures"] for r in rows)
     if len(rows) <= max_rows:
         assert all(b["rounds"] == 1 for b in bins)
+
+
+_DECLARED_RUN: list[Path] = []
+
+
+def _declared_run() -> Path:
+    """One tracked run, made once for the declared-work property (its figures are fixed)."""
+    if not _DECLARED_RUN:
+        from tests.report_helpers import training_run
+
+        _DECLARED_RUN.append(training_run(Path(tempfile.mkdtemp()) / "run"))
+    return _DECLARED_RUN[0]
+
+
+_entry = st.fixed_dictionaries(
+    {
+        "count": st.integers(1, 64),
+        "hours": st.floats(0.01, 5000, allow_nan=False),
+        "watts": st.floats(1, 1500, allow_nan=False),
+        "region": st.sampled_from([None, "DE", "US-CA", "FR"]),
+    }
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    entries=st.lists(_entry, min_size=1, max_size=4),
+    embodied=st.sampled_from([None, "a100-server-share", "gpu-card"]),
+)
+def test_declared_work_and_embodied_read_one_total(
+    entries: list[dict[str, object]], embodied: str | None
+) -> None:
+    """Declared untracked work adds to the project total, once, in every view that shows a
+    total (JSON total, brief block, model card); embodied carbon never changes an
+    operational figure."""
+    from greentrack.analysis.untracked import load_declared
+    from greentrack.report.render import model_card_front_matter
+
+    run = _declared_run()
+    path = Path(tempfile.mkdtemp()) / "untracked.json"
+    rows = [{k: v for k, v in e.items() if v is not None} for e in entries]
+    path.write_text(json.dumps({"untracked": rows}))
+    declared = load_declared(path)
+    plain = build_report([run]).to_dict()
+    data = build_report([run], ReportOptions(untracked=path, embodied=embodied)).to_dict()
+    run_kwh = account_run(greentrack.load_run(run)).it_kwh.value
+    total = data["total"]
+    expected = run_kwh + sum(d.energy_kwh.value for d in declared)
+    assert math.isclose(total["energy_kwh"], expected, rel_tol=1e-12)
+    assert total["energy_kwh_low"] <= total["energy_kwh"] <= total["energy_kwh_high"]
+    assert total["untracked_without_co2e"] == sum(1 for e in entries if e["region"] is None)
+    brief = data["brief"]
+    assert brief["total"]["energy_kwh"] == total["energy_kwh"]
+    assert brief["total"]["co2e_g"] == total["co2e_g"]
+    assert math.isclose(sum(r["energy_kwh"] for r in brief["rows"]), expected, rel_tol=1e-12)
+    card = model_card_front_matter(data, None)
+    if total["co2e_g"] is not None:
+        co2e = card["co2_eq_emissions"]["emissions"]
+        assert math.isclose(co2e, total["co2e_g"], rel_tol=1e-3)  # 4 significant digits
+    assert data["runs"][0]["headline"] == plain["runs"][0]["headline"]  # embodied apart
+    assert (data["runs"][0]["embodied"] is None) == (embodied is None)
