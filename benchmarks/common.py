@@ -78,3 +78,36 @@ def paired_overhead(
             print(f"{variant} pair {i}: A {a:.3f} s, B {t:.3f} s, ratio {t / a:.4f}")
         results[variant] = {"ratio_b_over_a": quantiles(ratios)}
     return results
+
+
+def callback_overhead_main(
+    name: str,
+    train: Callable[[int, Any, Path], float],
+    make_callback: Callable[[Path], Any],
+) -> None:
+    """The command line of a callback's paired A/B benchmark: ``--pairs`` and ``--steps``, a
+    warm-up, :func:`paired_overhead`, printed and saved as ``<name>_<cpu|cuda>``.
+    ``train(steps, callback_or_None, root)`` returns seconds; ``make_callback(run_dir)``."""
+    import argparse
+    import tempfile
+
+    import torch
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pairs", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=60)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        train(6, None, root)  # warm-up
+        results = paired_overhead(
+            lambda cb: train(args.steps, cb, root),
+            lambda i: make_callback(root / f"r{i}"),
+            args.pairs,
+        )
+    print(json.dumps(results, indent=2))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    save(
+        f"{name}_{device}",
+        {"pairs": args.pairs, "steps": args.steps, "device": device, "results": results},
+    )

@@ -9,16 +9,13 @@ gives the machine's noise floor. On a GPU machine the same script measures the G
 
 from __future__ import annotations
 
-import argparse
-import json
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.common import paired_overhead, save
+from benchmarks.common import callback_overhead_main
 from greentrack.integrations.lightning import EmissionsCallback, pl
 
 
@@ -61,24 +58,7 @@ def fit(steps: int, callback: EmissionsCallback | None, root: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=60)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        fit(6, None, root)  # warm-up
-        results = paired_overhead(
-            lambda cb: fit(args.steps, cb, root),
-            lambda i: EmissionsCallback(root / f"r{i}"),
-            args.pairs,
-        )
-    print(json.dumps(results, indent=2))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    save(
-        f"lightning_overhead_{device}",
-        {"pairs": args.pairs, "steps": args.steps, "device": device, "results": results},
-    )
+    callback_overhead_main("lightning_overhead", fit, EmissionsCallback)
 
 
 if __name__ == "__main__":

@@ -11,17 +11,14 @@ measures the GPU path (the Trainer puts the model on the GPU).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import transformers
 
-from benchmarks.common import paired_overhead, save
+from benchmarks.common import callback_overhead_main
 from greentrack.integrations.transformers import EmissionsCallback
 
 
@@ -69,26 +66,9 @@ def train(steps: int, callback: EmissionsCallback | None, root: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--pairs", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=60)
-    args = parser.parse_args()
     transformers.logging.set_verbosity_error()
     logging.getLogger("greentrack").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        train(6, None, root)  # warm-up
-        results = paired_overhead(
-            lambda cb: train(args.steps, cb, root),
-            lambda i: EmissionsCallback(root / f"r{i}"),
-            args.pairs,
-        )
-    print(json.dumps(results, indent=2))
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    save(
-        f"transformers_overhead_{device}",
-        {"pairs": args.pairs, "steps": args.steps, "device": device, "results": results},
-    )
+    callback_overhead_main("transformers_overhead", train, EmissionsCallback)
 
 
 if __name__ == "__main__":
