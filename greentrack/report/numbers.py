@@ -146,7 +146,13 @@ _ENERGY_UNITS = (
     ("Wh", 1e3, 1e-3),
     ("mWh", 1e6, 0.0),
 )
-_MASS_UNITS = (("t", 1e-6, 1e6), ("kg", 1e-3, 1e3), ("g", 1.0, 1.0), ("mg", 1e3, 0.0))
+_MASS_UNITS = (
+    ("t", 1e-6, 1e6),
+    ("kg", 1e-3, 1e3),
+    ("g", 1.0, 1.0),
+    ("mg", 1e3, 1e-3),
+    ("µg", 1e6, 0.0),
+)
 _SCALE = {u: s for u, s, _ in (*_ENERGY_UNITS, *_MASS_UNITS)}
 
 
@@ -171,10 +177,13 @@ def energy_unit(kwh_values: Any) -> str:
 
 
 def mass_unit(gram_values: Any) -> str:
-    """The unit for a table column of CO2e masses in grams (t, kg, g or, below 1 g, mg).
+    """The unit for a table column of CO2e masses in grams (t, kg, g, mg or, below 1 mg,
+    µg), so that a column of tiny figures reads "169" rather than "0.169".
 
     >>> mass_unit([12.0, 1534.0]), mass_unit([1.4]), mass_unit([0.0025]), mass_unit([])
     ('kg', 'g', 'mg', 'g')
+    >>> mass_unit([0.00043])
+    'µg'
     """
     big = _largest(gram_values)
     if big == 0:
