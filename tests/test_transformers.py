@@ -41,7 +41,8 @@ class Data(torch.utils.data.Dataset):  # type: ignore[misc]
         }
 
 
-def _trainer(tmp_path: Path, cb: EmissionsCallback, epochs: int, **kwargs):  # type: ignore[no-untyped-def]
+def tiny_bert():  # type: ignore[no-untyped-def]
+    """A 1-layer BERT classifier built from a config (no download), seeded."""
     config = transformers.BertConfig(
         vocab_size=50,
         hidden_size=16,
@@ -52,7 +53,11 @@ def _trainer(tmp_path: Path, cb: EmissionsCallback, epochs: int, **kwargs):  # t
         num_labels=2,
     )
     torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(config)
+    return transformers.BertForSequenceClassification(config)
+
+
+def _trainer(tmp_path: Path, cb: EmissionsCallback, epochs: int, **kwargs):  # type: ignore[no-untyped-def]
+    model = tiny_bert()
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"),
         num_train_epochs=epochs,

@@ -9,27 +9,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main() -> None:
-    import torch
     import transformers
 
     from greentrack.integrations.transformers import EmissionsCallback
     from greentrack.meters.fake import FakeChannelSpec, FakeMeter, PowerTrace
-    from tests.test_transformers import Data
+    from tests.test_transformers import Data, tiny_bert
 
     def meters():
         spec = FakeChannelSpec("gpu0", "gpu", PowerTrace.constant(100.0))
         return [FakeMeter([spec], time.monotonic)]
 
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    torch.manual_seed(0)
     args = transformers.TrainingArguments(
         output_dir=sys.argv[2],
         num_train_epochs=2,
@@ -43,7 +32,7 @@ def main() -> None:
     )
     cb = EmissionsCallback(sys.argv[1], meters_factory=meters)
     trainer = transformers.Trainer(
-        model=transformers.BertForSequenceClassification(config),
+        model=tiny_bert(),
         args=args,
         train_dataset=Data(),
         callbacks=[cb],
