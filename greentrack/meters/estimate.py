@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from greentrack.meters.base import Channel
@@ -51,22 +52,45 @@ Scope = Literal["process", "system"]
 
 
 _CLK_TCK = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
-_PROC_CHILDREN: list[bool] = []  # whether /proc/self/task/*/children works, once per process
+CHILDREN_RESCAN_S = 0.25
+"""How often :func:`process_busy_s` looks for new child processes; in between it reads only
+the children it already knows (a child started since is counted, whole, from the next scan)."""
+
+
+@dataclass(frozen=True)
+class _Children:
+    """The live descendants found by the last scan, per process (a fork starts afresh)."""
+
+    owner: int  # the pid that scanned
+    scanned: float  # monotonic time of the scan
+    pids: tuple[tuple[str, str], ...]  # (pid, its parent's pid): a reused pid is not counted
+    proc: bool  # whether the kernel has /proc/PID/task/TID/children lists
+
+
+_CHILDREN: list[_Children] = []  # replaced whole (one store): safe across threads
 
 
 def process_busy_s() -> float:
     """CPU-seconds (user + system) of this process and its children: those it has waited for
-    (``os.times``) and those still running. The live ones come from the kernel's
-    ``/proc/PID/task/TID/children`` lists (tens of microseconds; an FL client mod reads this
-    at every message), else from psutil's scan of every process (~1 ms with 80 processes)."""
+    (``os.times``) and those still running. The live ones are found from the kernel's
+    ``/proc/PID/task/TID/children`` lists at most every :data:`CHILDREN_RESCAN_S` (else by
+    psutil's scan of every process, ~1 ms with 80 processes) and read from
+    ``/proc/PID/stat`` at every call: about a microsecond with no children, so an FL client
+    mod can read it at every message."""
     t = os.times()
     busy = t.user + t.system + t.children_user + t.children_system
-    live = None
-    if not _PROC_CHILDREN or _PROC_CHILDREN[0]:
-        live = _children_cpu_s("self", set())
-        if not _PROC_CHILDREN:
-            _PROC_CHILDREN.append(live is not None)
-    return busy + (live if live is not None else _psutil_children_cpu_s())
+    now = time.monotonic()
+    known = _CHILDREN[0] if _CHILDREN else None
+    if known is None or known.owner != os.getpid() or now - known.scanned >= CHILDREN_RESCAN_S:
+        found = _child_pids("self", "self", set()) if known is None or known.proc else None
+        known = _Children(os.getpid(), now, tuple(found or ()), found is not None)
+        _CHILDREN[:] = [known]
+    if not known.proc:
+        return busy + _psutil_children_cpu_s()
+    own = str(known.owner)
+    for pid, parent in known.pids:
+        busy += _stat_cpu_s(pid, own if parent == "self" else parent)
+    return busy
 
 
 def _psutil_children_cpu_s() -> float:
@@ -86,14 +110,15 @@ def _psutil_children_cpu_s() -> float:
     return busy
 
 
-def _children_cpu_s(pid: str, seen: set[str]) -> float | None:
-    """CPU-seconds (user + system) of the live descendants of ``pid``, from the kernel's
-    ``/proc/PID/task/TID/children`` lists; ``None`` where the kernel has no such lists."""
+def _child_pids(pid: str, label: str, seen: set[str]) -> list[tuple[str, str]] | None:
+    """``(child pid, parent pid)`` of the live descendants of ``pid`` (whose own pid reads
+    ``label``), from the kernel's ``/proc/PID/task/TID/children`` lists; ``None`` where the
+    kernel has no such lists."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
-    busy = 0.0
+    out: list[tuple[str, str]] = []
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
@@ -107,15 +132,22 @@ def _children_cpu_s(pid: str, seen: set[str]) -> float | None:
             if child in seen:
                 continue
             seen.add(child)
-            try:
-                with open(f"/proc/{child}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-                busy += (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
-            except (OSError, IndexError, ValueError):
-                continue  # the child ended (its time is in os.times once reaped)
-            grand = _children_cpu_s(child, seen)
-            busy += grand or 0.0
-    return busy
+            out.append((child, label))
+            out += _child_pids(child, child, seen) or []
+    return out
+
+
+def _stat_cpu_s(pid: str, parent: str) -> float:
+    """utime + stime of ``pid`` in seconds, if it is still the child of ``parent`` (else 0:
+    it ended, and its time is in its parent's ``os.times`` once reaped, or the pid is reused)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[1].decode() != parent:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _busy_seconds(per_cpu: Sequence[Any], cpus: Sequence[int]) -> float:
