@@ -20,6 +20,7 @@ from greentrack.integrations.flower import (  # noqa: E402
     RECORD,
     EmissionsStrategy,
     EnergyMod,
+    client_record,
     payload_bytes,
 )
 from greentrack.meters.fake import FakeChannelSpec, FakeMeter, PowerTrace  # noqa: E402
@@ -143,7 +144,7 @@ def test_mod_measures_the_handler_and_attaches_its_record():
     mod = EnergyMod(meters_factory=client_meters)
     msg = _message(10)
     reply = mod(msg, None, handler)
-    rec = reply.content[RECORD]
+    rec = client_record(reply)
     assert rec["measured_j"] == pytest.approx(CLIENT_W * rec["duration_s"], rel=0.05)
     assert rec["duration_s"] >= 0.05 and rec["estimated_j"] == 0.0
     assert "cpu:fake-energy-counter" in rec["methods"]
@@ -350,7 +351,7 @@ def test_modeled_clients_from_a_device_profile(tmp_path):
     mod = EnergyMod(profile=phone, model="always", uplink_mbps=10.0, downlink_mbps=40.0)
     msg = _message(50_000)
     reply = mod(msg, None, handler)
-    rec = reply.content[RECORD]
+    rec = client_record(reply)
     assert rec["basis"] == "modeled" and rec["methods"] == "modeled:phone-oneplus7pro"
     del reply.content[RECORD]  # the mod sized the reply before attaching its record
     up, down = payload_bytes(reply), payload_bytes(msg)
@@ -365,11 +366,11 @@ def test_modeled_clients_from_a_device_profile(tmp_path):
         )
     ]
     fallback = EnergyMod(lambda: estimated_only, profile="laptop-i7-1165g7")
-    rec2 = fallback(_message(10), None, handler).content[RECORD]
+    rec2 = client_record(fallback(_message(10), None, handler))
     assert rec2["basis"] == "modeled" and rec2["radio_j"] == 0.0
     # a client that measures keeps its measurement
     measured = EnergyMod(meters_factory=client_meters, profile="laptop-i7-1165g7")
-    assert measured(_message(10), None, handler).content[RECORD]["basis"] == "measured"
+    assert client_record(measured(_message(10), None, handler))["basis"] == "measured"
     with pytest.raises(ValueError, match=r"unknown device profile .pixel.; bundled"):
         EnergyMod(profile="pixel")
 

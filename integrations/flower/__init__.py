@@ -21,8 +21,9 @@ What is recorded, per round and per client (``fl.jsonl`` in the run directory):
   both directions, separately for train and evaluate.
 * client energy: measured by :data:`energy_mod` around the ClientApp's handler with the
   client's own meters (NVML/RAPL, else the labelled estimate) and returned in a ConfigRecord
-  named :data:`RECORD`; the server removes that record before the inner strategy aggregates,
-  so strategies that validate replies (FedAvg) never see it.
+  named :data:`RECORD` (one JSON text entry; :func:`client_record` reads it); the server
+  removes that record before the inner strategy aggregates, so strategies that validate
+  replies (FedAvg) never see it.
 * server energy: spans ``round`` > ``aggregate_train`` / ``aggregate_evaluate`` in the run.
 
 Also: a GPU shared by concurrent simulated clients is split among them by time windows
@@ -32,7 +33,12 @@ device profile (:mod:`greentrack.meters.profiles`); the legacy strategy API is i
 """
 
 from greentrack.integrations.flower.keys import LEGACY_PREFIX, RECORD
-from greentrack.integrations.flower.mod import EnergyMod, energy_mod, pop_legacy_record
+from greentrack.integrations.flower.mod import (
+    EnergyMod,
+    client_record,
+    energy_mod,
+    pop_legacy_record,
+)
 from greentrack.integrations.flower.recorder import RoundRecorder
 from greentrack.integrations.flower.strategy import EmissionsStrategy
 from greentrack.integrations.flower.wire import payload_bytes, payload_bytes_many
@@ -43,6 +49,7 @@ __all__ = [
     "EmissionsStrategy",
     "EnergyMod",
     "RoundRecorder",
+    "client_record",
     "energy_mod",
     "payload_bytes",
     "payload_bytes_many",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import json
 import math
 import os
 import socket
@@ -16,7 +15,14 @@ from typing import Any
 
 from greentrack.discovery import DiscoveryOptions, discover
 from greentrack.integrations.flower._flwr import app as flwr_app
-from greentrack.integrations.flower.keys import LEGACY_METRICS, LEGACY_PREFIX, RECORD
+from greentrack.integrations.flower.keys import (
+    FIELD,
+    LEGACY_METRICS,
+    LEGACY_PREFIX,
+    RECORD,
+    decode_record,
+    encode_record,
+)
 from greentrack.integrations.flower.wire import payload_bytes
 from greentrack.ledger import EnergyLedger
 from greentrack.meters.base import Meter, split_by_source
@@ -38,16 +44,6 @@ def _ancestors() -> list[int]:
         except Exception:
             _ANCESTORS.append(os.getppid())
     return _ANCESTORS
-
-
-def _ancestors_json() -> str:
-    """:func:`_ancestors` as the record's JSON text (encoded once per process)."""
-    if not _ANCESTORS_JSON:
-        _ANCESTORS_JSON.append(json.dumps(_ancestors()))
-    return _ANCESTORS_JSON[0]
-
-
-_ANCESTORS_JSON: list[str] = []
 
 
 def _discover_meters(options: DiscoveryOptions) -> list[Meter]:
@@ -280,11 +276,11 @@ class EnergyMod:
                 "duration_s": t_end - t0,
                 "methods": shared.methods,
                 "basis": basis,
-                "windows": json.dumps(windows) if windows else "[]",
-                "components": json.dumps(components),
+                "windows": windows,
+                "components": components,
                 "host": _HOST,
                 "pid": os.getpid(),
-                "ancestors": _ancestors_json(),
+                "ancestors": _ancestors(),
             },
         )
         return reply
@@ -319,35 +315,47 @@ class EnergyMod:
                 "methods": f"modeled:{self.profile.key}",
                 "basis": "modeled",
                 "radio_j": radio_j,
-                "windows": "[]",
+                "windows": [],
                 "host": _HOST,
                 "pid": os.getpid(),
-                "ancestors": _ancestors_json(),
+                "ancestors": _ancestors(),
             },
         )
         return reply
 
 
 def _attach(reply: Any, fields: dict[str, Any]) -> None:
-    """Attach the client's record: a namespaced ConfigRecord for Message-API servers; for a
-    legacy (FitRes/EvaluateRes) reply, prefixed entries of its metrics, since the legacy
-    conversion drops any other record."""
+    """Attach the client's record (:func:`encode_record`): a namespaced ConfigRecord for
+    Message-API servers; for a legacy (FitRes/EvaluateRes) reply, a prefixed entry of its
+    metrics, since the legacy conversion drops any other record."""
+    text = encode_record(fields)
+    content = reply.content
     for name in LEGACY_METRICS:
-        if name in reply.content.config_records:
-            metrics = reply.content.config_records[name]
-            for key, value in fields.items():
-                metrics[LEGACY_PREFIX + key] = value
+        metrics = content.get(name)  # (.config_records would build a dict per call)
+        if isinstance(metrics, flwr_app.ConfigRecord):
+            metrics[LEGACY_PREFIX + FIELD] = text
             return
-    reply.content[RECORD] = flwr_app.ConfigRecord(fields)
+    content[RECORD] = flwr_app.ConfigRecord({FIELD: text})
 
 
 def pop_legacy_record(metrics: dict[str, Any]) -> dict[str, Any] | None:
     """Remove greentrack's entries from a legacy FitRes/EvaluateRes ``metrics`` dict (the
-    inner strategy must not aggregate them) and return them as a record."""
+    inner strategy must not aggregate them) and return the client's record."""
     keys = [k for k in metrics if k.startswith(LEGACY_PREFIX)]
     if not keys:
         return None
-    return {k[len(LEGACY_PREFIX) :]: metrics.pop(k) for k in keys}
+    record: dict[str, Any] | None = decode_record(
+        {k[len(LEGACY_PREFIX) :]: metrics.pop(k) for k in keys}
+    )
+    return record
+
+
+def client_record(reply: Any) -> dict[str, Any] | None:
+    """The record the mod attached to a Message-API ``reply`` (left in place), or ``None``."""
+    if reply.has_error() or not reply.has_content() or RECORD not in reply.content:
+        return None
+    record: dict[str, Any] | None = decode_record(reply.content[RECORD])
+    return record
 
 
 def _device_counters(meters: Sequence[Meter]) -> dict[str, tuple[str, float]]:

@@ -54,12 +54,12 @@ def num_examples(reply: Any) -> int | None:
     return None
 
 
-def _windows(key: int, record: Any) -> list[Window]:
-    """The shared-device windows a client reported (none from older mods or models)."""
+def _windows(key: int, record: dict[str, Any]) -> list[Window]:
+    """The shared-device windows a client reported (none from models or CPU-only clients)."""
     try:
-        raw = json.loads(str(record.get("windows", "[]")) or "[]")
+        raw = record.get("windows") or []
         return [Window(key, str(w["device"]), w["t0"], w["t1"], w["e0_j"], w["e1_j"]) for w in raw]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return []
 
 
@@ -86,29 +86,40 @@ def _attribute_shared_devices(rows: list[dict[str, Any]], windows: list[Window])
 
 
 def _int_list(raw: Any) -> list[int]:
-    """A JSON list of integers from a record (empty when absent or malformed)."""
-    try:
-        value = json.loads(str(raw)) if raw is not None else []
-    except ValueError:
-        return []
-    return [int(v) for v in value if isinstance(v, int)] if isinstance(value, list) else []
+    """The integers of a list from a record (empty when absent or malformed)."""
+    return [v for v in raw if isinstance(v, int)] if isinstance(raw, list) else []
 
 
-def _components(record: Any) -> dict[str, list[float]] | None:
+def _components(raw: Any) -> dict[str, list[float]] | None:
     """The client's energy per component, ``{component: [measured J, estimated J]}``."""
-    try:
-        raw = json.loads(str(record.get("components", "")) or "null")
-    except ValueError:
-        return None
     if not isinstance(raw, dict):
         return None
     out = {}
     for key, pair in raw.items():
         try:
             out[str(key)] = [float(pair[0]), float(pair[1])]
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, KeyError):
             return None
     return out
+
+
+def _client_fields(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``fl.jsonl`` columns of a client's record; ``None`` for a record without its
+    energy, duration and method (another version's, or damaged)."""
+    try:
+        return {
+            "client_measured_j": float(record["measured_j"]),
+            "client_estimated_j": float(record["estimated_j"]),
+            "client_duration_s": float(record["duration_s"]),
+            "client_methods": str(record["methods"]),
+            "client_basis": str(record.get("basis", "measured")),
+            "client_host": record.get("host"),
+            "client_pid": record.get("pid"),
+            "client_ancestors": _int_list(record.get("ancestors")),
+            "client_components": _components(record.get("components")),
+        }
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class RoundRecorder:
@@ -316,8 +327,9 @@ class RoundRecorder:
         record: Any,
         num_examples: int | None = None,
     ) -> None:
-        """One client's reply; ``record`` is what the client mod attached (or ``None``);
-        ``num_examples`` what the client reported training or evaluating on."""
+        """One client's reply; ``record`` is what the client mod attached (or ``None``; one
+        this server cannot read counts as none: the client is unmeasured); ``num_examples``
+        what the client reported training or evaluating on."""
         row: dict[str, Any] = {
             "round": server_round,
             "phase": phase,
@@ -332,18 +344,9 @@ class RoundRecorder:
             "client_basis": None,
             "num_examples": num_examples,
         }
-        if record is not None:
-            row.update(
-                client_measured_j=float(record["measured_j"]),
-                client_estimated_j=float(record["estimated_j"]),
-                client_duration_s=float(record["duration_s"]),
-                client_methods=str(record["methods"]),
-                client_basis=str(record.get("basis", "measured")),
-                client_host=record.get("host"),
-                client_pid=record.get("pid"),
-                client_ancestors=_int_list(record.get("ancestors")),
-                client_components=_components(record),
-            )
+        client = _client_fields(record) if record is not None else None
+        if client is not None:
+            row.update(client)
             self._windows += _windows(len(self._pending), record)
         self._pending.append(row)
 

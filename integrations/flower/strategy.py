@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack.integrations.flower._flwr import strategy as flwr_strategy
-from greentrack.integrations.flower.keys import RECORD
+from greentrack.integrations.flower.keys import RECORD, decode_record
 from greentrack.integrations.flower.recorder import RoundRecorder, num_examples
 from greentrack.integrations.flower.wire import payload_bytes, payload_bytes_many
 from greentrack.tracker import Tracker
@@ -116,18 +116,18 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
     def _note_replies(self, phase: str, server_round: int, replies: Iterable[Any]) -> list[Any]:
         out = list(replies)  # the inner strategy may iterate more than once
         for r in out:
-            record = None
-            if not r.has_error() and r.has_content() and RECORD in r.content:
-                record = dict(r.content[RECORD])
+            error = r.has_error()
+            attached = not error and r.has_content() and RECORD in r.content
+            record = decode_record(r.content[RECORD]) if attached else None
             upload = payload_bytes(r)  # as it came over the wire, our record included
-            if record is not None:
+            if attached:
                 del r.content[RECORD]  # the inner strategy must not see it
             self.recorder.note_reply(
                 phase,
                 server_round,
                 int(r.metadata.src_node_id),
                 upload,
-                r.has_error(),
+                error,
                 record,
                 num_examples(r),
             )

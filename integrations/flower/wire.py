@@ -79,7 +79,7 @@ near-identical chunks (equal at all samples, different elsewhere) cost a ``memcm
 their first difference, against every earlier distinct chunk of their bucket (quadratic in
 the number of such chunks: a pathological case, e.g. many mostly-zero chunks).
 Otherwise the time is O(objects + chunks): a few dictionary operations per 5 MiB chunk and
-one vectorized gather of the samples per array (see ``benchmarks/fl_sizing.py``).
+128 sampled bytes per chunk (see ``benchmarks/fl_sizing.py``).
 """
 
 from __future__ import annotations
@@ -98,6 +98,7 @@ ID_CHARS = 64  # sha256 hexdigest length: every object id, whatever its value
 WHOLE_KEY_BYTES = 256  # chunks this short are keyed by their full content
 SAMPLE_WINDOWS = 8  # windows sampled from longer chunks ...
 SAMPLE_WINDOW_BYTES = 16  # ... of this many bytes each
+FEW_CHUNKS = 4  # up to this many long chunks in an array: sampled by slicing, else by NumPy
 
 
 @dataclass(frozen=True)
@@ -326,8 +327,9 @@ class _Sizer:
 def _content_keys(np: ModuleType, buf: Any, starts: list[int], sizes: list[int]) -> list[bytes]:
     """Per chunk: its whole content if at most :data:`WHOLE_KEY_BYTES` long, else
     :data:`SAMPLE_WINDOWS` windows of :data:`SAMPLE_WINDOW_BYTES` spread evenly from its first
-    to its last byte (gathered for all chunks at once; the data itself is not copied)."""
-    view = memoryview(buf)
+    to its last byte: sliced for an array of up to :data:`FEW_CHUNKS` long chunks, else
+    gathered for all its chunks at once by NumPy; the data itself is not copied."""
+    view = memoryview(buf).cast("B")
     keys = [b""] * len(sizes)
     long = []
     for i, (start, size) in enumerate(zip(starts, sizes, strict=True)):
@@ -335,7 +337,13 @@ def _content_keys(np: ModuleType, buf: Any, starts: list[int], sizes: list[int])
             keys[i] = bytes(view[start : start + size])
         else:
             long.append(i)
-    if long:
+    if len(long) <= FEW_CHUNKS:  # slicing beats building index arrays
+        last = SAMPLE_WINDOWS - 1
+        for i in long:
+            start, span = starts[i], sizes[i] - SAMPLE_WINDOW_BYTES
+            at = [start + w * span // last for w in range(SAMPLE_WINDOWS)]
+            keys[i] = b"".join([view[a : a + SAMPLE_WINDOW_BYTES] for a in at])
+    else:
         data = np.frombuffer(buf, dtype=np.uint8)
         first = np.array([starts[i] for i in long], dtype=np.int64)
         span = np.array([sizes[i] for i in long], dtype=np.int64) - SAMPLE_WINDOW_BYTES
