@@ -17,7 +17,7 @@ from greentrack.errors import MeterUnavailableError
 from greentrack.launcher import RankInfo, gpus_for
 from greentrack.meters.base import Meter
 from greentrack.meters.estimate import CRUCIAL_W_PER_GB, EstimatedCpuMeter
-from greentrack.meters.nvml import NvmlMeter
+from greentrack.meters.nvml import NvmlMeter, missing_driver
 from greentrack.meters.rapl import DEFAULT_ROOT, RaplMeter
 
 Status = Literal["measured", "estimated", "not counted"]
@@ -112,7 +112,8 @@ def _discover_gpu(
                 nvml_meter = NvmlMeter(options.nvml, gpu_indices=mine, environ=env)
     except MeterUnavailableError as e:
         detail = f"no GPU measured: {e}"
-        if options.nvml is None and "libnvidia-ml.so was not found" in str(e):
+        no_library = "libnvidia-ml.so was not found" in str(e)
+        if options.nvml is None and (no_library or missing_driver() is not None):
             _NO_DRIVER.append(detail)
         statuses.append(ComponentStatus("gpu", "not counted", detail))
         return

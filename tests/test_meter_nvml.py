@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from greentrack.errors import MeterError, MeterUnavailableError
+from greentrack.meters import nvml as nvml_module
 from greentrack.meters.fake import FakeGpu, FakeNvml, PowerTrace
-from greentrack.meters.nvml import ENERGY_COUNTER, POWER_INSTANT, POWER_USAGE, NvmlMeter
+from greentrack.meters.nvml import (
+    ENERGY_COUNTER,
+    POWER_INSTANT,
+    POWER_USAGE,
+    NvmlMeter,
+    missing_driver,
+)
 
 
 def test_energy_counter_and_instant_power_follow_the_trace(clock, make_nvml):
@@ -53,6 +62,22 @@ def test_gpu_with_nothing_is_not_counted_never_zero(make_nvml):
     with pytest.raises(MeterUnavailableError, match="neither the energy counter nor power"):
         NvmlMeter(nvml, environ={})
     assert nvml.initialized == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the check is Linux's")
+def test_no_driver_is_said_without_loading_nvml(tmp_path, monkeypatch):
+    absent = str(tmp_path / "absent")
+    reason = missing_driver([absent, str(tmp_path / "gone")])
+    assert reason is not None and absent in reason and "--gpus all" in reason
+    assert missing_driver([absent, str(tmp_path)]) is None  # one path is enough
+
+    def must_not_load() -> None:
+        raise AssertionError("pynvml loaded although no driver can be there")
+
+    monkeypatch.setattr(nvml_module, "load_pynvml", must_not_load)
+    monkeypatch.setattr(nvml_module, "missing_driver", lambda: reason)
+    with pytest.raises(MeterUnavailableError, match="no NVIDIA driver"):
+        NvmlMeter(environ={})
 
 
 def test_nvml_missing_library_message_names_the_fix(clock):

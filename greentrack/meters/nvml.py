@@ -18,6 +18,8 @@ the metadata says that MIG instances share it.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,22 @@ from greentrack.meters.base import Channel
 ENERGY_COUNTER = "nvml-total-energy-counter"
 POWER_INSTANT = "nvml-field-power-instant"
 POWER_USAGE = "nvml-power-usage (~1 s average on recent GPUs)"
+
+
+DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")
+"""What a Linux machine (or container, or WSL2) with a usable NVIDIA driver has, one at least."""
+
+
+def missing_driver(paths: Sequence[str] = DRIVER_PATHS) -> str | None:
+    """Why NVML cannot work here, said without loading it (importing ``pynvml`` and failing
+    to load ``libnvidia-ml.so`` costs ~20 ms of a tracker's start): on Linux, none of
+    ``paths`` exists. ``None`` where a driver may be present (or not Linux: then NVML says)."""
+    if not sys.platform.startswith("linux") or any(os.path.exists(p) for p in paths):
+        return None
+    return (
+        f"no NVIDIA driver on this machine (none of {', '.join(paths)}), or a container "
+        "started without GPU access (run it with --gpus all and the NVIDIA Container Toolkit)"
+    )
 
 
 def load_pynvml() -> Any:
@@ -147,8 +165,8 @@ class NvmlMeter:
         gpu_indices: Sequence[int] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        import os
-
+        if nvml is None and (missing := missing_driver()) is not None:
+            raise MeterUnavailableError(missing)
         self._nvml = nvml if nvml is not None else load_pynvml()
         env = os.environ if environ is None else environ
         try:
