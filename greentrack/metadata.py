@@ -87,6 +87,39 @@ def prefetch(cwd: Path | None = None) -> threading.Thread:
     return thread
 
 
+DEFERRED = ("software", "git")
+"""Fields of :func:`collect` that a tracker's start need not wait for (package versions and
+the git state cost ~20 ms together, git much more in a large repository): with
+``defer=True`` one not gathered yet is ``None`` and named in ``meta["pending"]``, and
+:func:`complete` gathers it (the tracker does so in a background thread and rewrites
+``meta.json``)."""
+
+
+def _ready(field: str, cwd: str) -> bool:
+    """Whether a :data:`DEFERRED` field is cached (free to read now)."""
+    if field == "software":
+        key: tuple[str, ...] = ("packages", *FRAMEWORKS)
+    else:
+        try:
+            key = ("git", str(Path(cwd).resolve()))
+        except OSError:
+            return True  # no working directory: git_info answers at once
+    with _CACHE_LOCK:
+        return key in _CACHE
+
+
+def complete(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta`` (from :func:`collect`) with its ``pending`` fields gathered (waiting for a
+    prefetch in flight) and ``pending`` removed."""
+    out = {k: v for k, v in meta.items() if k != "pending"}
+    for field in meta.get("pending") or ():
+        if field == "software":
+            out[field] = package_versions()
+        elif field == "git":
+            out[field] = git_info(Path(str(meta.get("cwd") or ".")))
+    return out
+
+
 def package_versions(names: Sequence[str] = FRAMEWORKS) -> dict[str, str]:
     """Installed versions of the frameworks that matter, read without importing them (once
     per process)."""
@@ -160,9 +193,13 @@ def collect(
     config: Mapping[str, Any] | None,
     command: Sequence[str] | None,
     start_unix_s: float,
+    defer: bool = False,
 ) -> dict[str, Any]:
-    """The metadata block of ``meta.json`` (channels and boundary are added by the tracker)."""
-    return {
+    """The metadata block of ``meta.json`` (channels and boundary are added by the tracker).
+    ``defer``: leave the :data:`DEFERRED` fields not gathered yet to :func:`complete`."""
+    cwd = os.getcwd()
+    pending = [f for f in DEFERRED if not _ready(f, cwd)] if defer else []
+    meta = {
         "run_id": run_id,
         "project": project,
         "name": name,
@@ -170,11 +207,14 @@ def collect(
         "start_unix_s": start_unix_s,
         "greentrack_version": __version__,
         "host": host_info(),
-        "software": package_versions(),
-        "git": git_info(),
+        "software": None if "software" in pending else package_versions(),
+        "git": None if "git" in pending else git_info(Path(cwd)),
         "command": list(command) if command is not None else list(sys.argv),
-        "cwd": os.getcwd(),
+        "cwd": cwd,
         "pid": os.getpid(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "config": dict(config) if config else {},
     }
+    if pending:
+        meta["pending"] = pending
+    return meta

@@ -19,6 +19,7 @@ import itertools
 import logging
 import math
 import sys
+import threading
 import time
 import uuid
 import warnings
@@ -47,6 +48,10 @@ _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
 
 
 ERROR_EVENT_INTERVAL_S = 10.0
+META_WAIT_S = 2.0
+"""How long :meth:`Tracker.stop` waits for ``meta.json``'s pending fields (git, package
+versions) when they are still being gathered; a ``meta.json`` not completed by then keeps
+``pending`` and is completed when they arrive, if the process lives."""
 
 
 def safe_warn(message: str, category: type[Warning]) -> None:
@@ -240,6 +245,7 @@ class Tracker:
         self._error_events: dict[tuple[int, str], tuple[float, int]] = {}
         self.unwritten: str | None = None  # why the run directory could not be created
         self.summary_written = False
+        self._meta_thread: threading.Thread | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -280,6 +286,7 @@ class Tracker:
             config=self._config,
             command=self._command,
             start_unix_s=self._t0_unix,
+            defer=True,
         )
         meta["channels"] = [c.to_dict() for c in channels]
         meta["boundary"] = [s.to_dict() for s in self.statuses]
@@ -313,6 +320,11 @@ class Tracker:
                 RuntimeWarning,
             )
             self.writer = NullWriter(self.run_dir)
+        if meta.get("pending"):  # git and package versions: gathered off the start's path
+            self._meta_thread = threading.Thread(
+                target=self._complete_meta, args=(meta,), name="greentrack-meta", daemon=True
+            )
+            self._meta_thread.start()
         self.ledger.zero()
         self.sampler = Sampler(
             self.ledger, self.writer, self._clock.monotonic, self._clock.time, self.options.sampling
@@ -321,6 +333,13 @@ class Tracker:
         if self._background:
             self.sampler.start()
 
+    def _complete_meta(self, meta: dict[str, Any]) -> None:
+        """Gather what ``meta.json`` left pending and rewrite it (never raises)."""
+        try:
+            self.writer.rewrite_meta(metadata.complete(meta))
+        except Exception as e:  # the run goes on with what meta.json has
+            log.warning("completing %s/meta.json failed: %r", self.run_dir, e)
+
     def stop(self, status: str = "finished") -> None:
         """End open spans, take final readings, write the summary and close. Idempotent."""
         if self._state != "running":
@@ -328,6 +347,8 @@ class Tracker:
         self._state = "stopped"
         atexit.unregister(self._atexit)
         self.sampler.stop()
+        if self._meta_thread is not None:  # done long before, unless git hangs
+            self._meta_thread.join(timeout=META_WAIT_S)
         for span in reversed(list(self._open.values())):
             self._finish(span, "unclosed")
         end_mono, totals = self.ledger.snapshot()

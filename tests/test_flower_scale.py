@@ -23,10 +23,9 @@ from flwr.supercore.task_identity import TaskIdentity
 
 import greentrack
 from greentrack import metadata
-from greentrack.integrations.flower import EmissionsStrategy, EnergyMod
+from greentrack.integrations.flower import EmissionsStrategy, EnergyMod, client_record
 from greentrack.integrations.flower import mod as mod_module
 from greentrack.integrations.flower import recorder as recorder_module
-from greentrack.integrations.flower.keys import RECORD
 from greentrack.integrations.flower.recorder import RoundRecorder
 from greentrack.meters.fake import FakeChannelSpec, FakeMeter, PowerTrace
 from greentrack.rundir.reader import FL_MESSAGE_COLUMNS
@@ -130,7 +129,7 @@ def test_discovery_runs_once_per_process_for_equal_options(monkeypatch):
     for mod in (first, second, first):
         for _ in range(5):
             reply = mod(_message(), None, handler)
-            assert reply.content[RECORD]["measured_j"] >= 0.0
+            assert client_record(reply)["measured_j"] >= 0.0
     assert len(calls) == 1
 
 
@@ -315,3 +314,98 @@ def test_prefetch_fills_the_cache_and_collect_waits_for_it(monkeypatch):
         assert meta["software"] and meta["host"]["hostname"]
     finally:
         metadata.clear_cache()
+
+
+def test_start_does_not_wait_for_git_and_meta_json_is_completed(monkeypatch, tmp_path):
+    """git and package versions are gathered off the start's path: the first meta.json names
+    them pending, the tracker rewrites it whole when they arrive, and stop waits for them only
+    up to META_WAIT_S (a hung git never holds the run)."""
+    import threading
+
+    from greentrack import tracker as tracker_module
+
+    release = threading.Event()
+    real_git = metadata._git_info
+
+    def slow_git(cwd: Any) -> Any:
+        assert release.wait(timeout=30)
+        return real_git(cwd)
+
+    monkeypatch.setattr(metadata, "_git_info", slow_git)
+    monkeypatch.setattr(tracker_module, "META_WAIT_S", 0.05)
+    metadata.clear_cache()
+    try:
+        tracker = greentrack.Tracker(tmp_path / "r", meters=[_server_meter()]).start()
+        first = json.loads((tmp_path / "r" / "meta.json").read_text())
+        assert first["git"] is None and "git" in first["pending"]
+        tracker.stop()  # git still running: stop waited 0.05 s, not for git
+        assert "pending" in json.loads((tmp_path / "r" / "meta.json").read_text())
+        release.set()
+        assert tracker._meta_thread is not None
+        tracker._meta_thread.join(timeout=30)
+        done = json.loads((tmp_path / "r" / "meta.json").read_text())
+        assert "pending" not in done and done["software"] == metadata.package_versions()
+        assert done["git"] == metadata.git_info() and done["run_id"] == first["run_id"]
+        assert done["channels"] == first["channels"]  # the rest is as it was written
+    finally:
+        release.set()
+        metadata.clear_cache()
+
+
+def test_live_children_found_at_rescans_and_reused_pids_not_counted(monkeypatch):
+    from greentrack.meters import estimate
+
+    monkeypatch.setattr(estimate, "CHILDREN_RESCAN_S", 3600.0)
+    estimate._CHILDREN.clear()
+    before = estimate.process_busy_s()  # scans now: no child yet
+    spin = "import time\nt=time.time()\nwhile time.time()-t<0.5: pass\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(0.6)
+        unseen = estimate.process_busy_s()  # the known children only: not this one yet
+        assert unseen - before < 0.2
+        monkeypatch.setattr(estimate, "CHILDREN_RESCAN_S", 0.0)
+        seen = estimate.process_busy_s()  # a rescan finds it, with all its CPU time so far
+        assert seen - unseen > 0.3
+        # a pid that is no longer our child's (reused) is not counted
+        known = estimate._CHILDREN[0]
+        assert known.pids == ((str(child.pid), "self"),)
+        assert estimate._stat_cpu_s(str(child.pid), "1") == 0.0
+        assert estimate._stat_cpu_s(str(child.pid), str(os.getpid())) > 0.3
+    finally:
+        child.kill()
+        child.wait()
+        estimate._CHILDREN.clear()
+
+
+def test_client_records_a_server_cannot_read_count_as_unmeasured(tmp_path):
+    """A reply whose record is damaged or from another version never fails the round: the
+    client is counted unmeasured, its bytes still counted, and the inner strategy never sees
+    the record."""
+    from greentrack.integrations.flower.keys import FIELD, RECORD, decode_record
+
+    assert decode_record({FIELD: "{not json"}) is None
+    assert decode_record({FIELD: "[1, 2]"}) is None and decode_record({}) is None
+    damaged = iter(["{not json", json.dumps({"measured_j": "lots"}), json.dumps({"pid": 3})])
+
+    def bad_mod(msg: Any, context: Any, call_next: Any) -> Any:
+        reply = call_next(msg, context)
+        reply.content[RECORD] = ConfigRecord({FIELD: next(damaged, "{}")})
+        return reply
+
+    strategy = _run(tmp_path, bad_mod, nodes=3, rounds=1)
+    frame = greentrack.load_run(strategy.run_dir).fl_messages
+    assert len(frame) == 6 and not frame["failed"].any()
+    assert frame["client_measured_j"].isna().all()
+    assert (frame["upload_bytes"] > 0).all()
+
+
+def test_legacy_metrics_carry_the_record_as_one_entry():
+    from greentrack.integrations.flower import LEGACY_PREFIX, pop_legacy_record
+    from greentrack.integrations.flower.keys import FIELD, encode_record
+
+    metrics: dict[str, Any] = {"accuracy": 0.9}
+    metrics[LEGACY_PREFIX + FIELD] = encode_record({"measured_j": 2.0, "windows": []})
+    assert pop_legacy_record(metrics) == {"measured_j": 2.0, "windows": []}
+    assert metrics == {"accuracy": 0.9}  # what the inner strategy aggregates
+    assert pop_legacy_record(metrics) is None

@@ -2,7 +2,9 @@
 
 Files (names in :mod:`greentrack.rundir.format`, documented in docs/run-format.md):
 
-* ``meta.json``      written once at start (atomic rename): host, hardware, software, channels.
+* ``meta.json``      written at start (atomic rename): host, hardware, software, channels;
+                     rewritten whole once (atomic rename) where the git state or package
+                     versions were still being gathered at start (``pending``).
 * ``timeline.csv``   one row per ``row_interval_s`` (1 s): per channel mean power and
                      cumulative energy. Appended and flushed by the sampler thread every row.
 * ``spans.jsonl``    a ``begin`` and an ``end`` line per span, with energy per channel.
@@ -101,6 +103,8 @@ class Writer(Protocol):
     def flush(self) -> None: ...
 
     def write_summary(self, summary: Mapping[str, Any]) -> bool: ...
+
+    def rewrite_meta(self, meta: Mapping[str, Any]) -> bool: ...
 
     def close(self) -> None: ...
 
@@ -233,6 +237,19 @@ class RunWriter:
                 except Exception as e:
                     self._fail(e, 0)
 
+    def rewrite_meta(self, meta: Mapping[str, Any]) -> bool:
+        """Replace ``meta.json`` whole (atomically: a reader sees the old or the new one) with
+        ``meta`` completed (fields still being gathered at start); ``False`` when it could not
+        be written (the first one stays)."""
+        try:
+            self.fs.replace_atomic(
+                self.run_dir / META, _json({**meta, "format_version": FORMAT_VERSION})
+            )
+        except Exception as e:
+            self._fail(e, 1)
+            return False
+        return True
+
     def write_summary(self, summary: Mapping[str, Any]) -> bool:
         """Write ``summary.json`` (atomically); ``False`` when it could not be written."""
         data = dict(summary)
@@ -298,6 +315,9 @@ class NullWriter:
         pass
 
     def write_summary(self, summary: Mapping[str, Any]) -> bool:
+        return False
+
+    def rewrite_meta(self, meta: Mapping[str, Any]) -> bool:
         return False
 
     def close(self) -> None:
