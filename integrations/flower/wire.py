@@ -90,7 +90,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["deflate_size", "wire_size", "wire_sizes_many"]
 
@@ -205,13 +205,14 @@ def _message_bytes(fl: _Flwr, message: Any) -> int:
     return len(head) + len(body)
 
 
-@dataclass
-class _Chunk:
+class _Chunk(NamedTuple):
+    """The first chunk seen of a class (its representative, compared with later ones)."""
+
     buf: Any  # the array's ``data`` object (bytes); kept alive by the message
     start: int
     end: int
     cached_id: str | None  # Flower's own id when the array carries its ``_chunks`` cache
-    cls: int = -1
+    cls: int
 
 
 class _Sizer:
@@ -220,13 +221,13 @@ class _Sizer:
     def __init__(self, fl: _Flwr) -> None:
         self.fl = fl
         self.total_bytes = 0
-        self._ids: dict[Hashable, str] = {}  # rebuilt bytes or chunk class -> stand-in id
-        self._by_slice: dict[tuple[int, int, int], int] = {}  # (id(buf), start, end) -> class
+        self._ids: dict[Hashable, str] = {}  # object key -> stand-in id
         self._buckets: dict[tuple[int, bytes], list[_Chunk]] = {}  # (size, key) -> classes
         self._chunk_bytes: dict[int, int] = {}  # chunk size -> its deflated size
         self._n_classes = 0
         self._arrays: dict[int, str] = {}  # id(Array) -> stand-in id
         self._chunk_type = str(fl.array.ArrayChunk.__qualname__)  # what slice_array makes
+        self._array_type = str(fl.array.Array.__qualname__)
 
     def tree_bytes(self, content: Any) -> int:
         self._visit(content)
@@ -279,17 +280,30 @@ class _Sizer:
             cached_ids = [None] * len(sizes)
         starts = list(accumulate(sizes, initial=0))[:-1]
         keys = _content_keys(self.fl.numpy, buf, starts, sizes)
-        order: dict[int, int] = {}  # chunk class -> index among the array's distinct chunks
-        indices = []
-        chunk_ids = []
+        buckets = self._buckets
+        classes = []
+        last_size, last_len = -1, 0
         for start, size, cid, key in zip(starts, sizes, cached_ids, keys, strict=True):
-            cls = self._chunk_class(_Chunk(buf, start, start + size, cid), key)
-            chunk_bytes = self._chunk_bytes.get(size)
-            if chunk_bytes is None:
-                chunk_bytes = len(_head(self._chunk_type, [], size, self.fl)) + size
-                self._chunk_bytes[size] = chunk_bytes
-            chunk_ids.append(self._stand_in(cls, chunk_bytes))
-            indices.append(order.setdefault(cls, len(order)))
+            reps = buckets.get((size, key))
+            if reps is None:  # the usual case: a chunk like no other so far
+                buckets[(size, key)] = reps = []
+                cls = None
+            else:
+                cls = _equal_class(reps, _Chunk(buf, start, start + size, cid, -1), size)
+            if cls is None:
+                cls = self._n_classes
+                self._n_classes += 1
+                reps.append(_Chunk(buf, start, start + size, cid, cls))
+                if size != last_size:  # (all chunks but the last have one size)
+                    last_size, last_len = size, self._chunk_len(size)
+                self.total_bytes += last_len
+            classes.append(cls)
+        distinct = list(dict.fromkeys(classes))
+        if len(distinct) == len(classes):
+            indices: list[int] = list(range(len(classes)))
+        else:
+            order = {cls: i for i, cls in enumerate(distinct)}
+            indices = [order[cls] for cls in classes]
         metadata = {
             "dtype": array.dtype,
             "shape": array.shape,
@@ -297,31 +311,44 @@ class _Sizer:
             "arraychunk_ids": indices,
         }
         body = json.dumps(metadata).encode("utf-8")
-        sid = self._rebuilt(array, chunk_ids, body)
+        # the head lists the distinct chunks' ids: only their number counts for the length,
+        # and the classes themselves decide which arrays are equal
+        size_bytes = _head_len(self._array_type, len(distinct), len(body), self.fl) + len(body)
+        sid = self._stand_in((self._array_type, body, tuple(distinct)), size_bytes)
         self._arrays[id(array)] = sid
         return sid
 
-    # -- chunk equality -----------------------------------------------------------------
+    def _chunk_len(self, size: int) -> int:
+        """Deflated bytes of a chunk of ``size`` bytes (head + data)."""
+        length = self._chunk_bytes.get(size)
+        if length is None:
+            length = _head_len(self._chunk_type, 0, size, self.fl) + size
+            self._chunk_bytes[size] = length
+        return length
 
-    def _chunk_class(self, chunk: _Chunk, key: bytes) -> int:
-        """Class of ``chunk``: equal for two chunks exactly when their bytes are equal."""
-        where = (id(chunk.buf), chunk.start, chunk.end)
-        cls = self._by_slice.get(where)
-        if cls is not None:
-            return cls
-        size = chunk.end - chunk.start
-        reps = self._buckets.setdefault((size, key), [])
-        if size <= WHOLE_KEY_BYTES:  # the key is the whole content
-            cls = reps[0].cls if reps else None
-        else:  # the key is a sample: confirm on the bytes
-            cls = next((rep.cls for rep in reps if _same_bytes(rep, chunk)), None)
-        if cls is None:
-            cls = self._n_classes
-            self._n_classes += 1
-            chunk.cls = cls
-            reps.append(chunk)
-        self._by_slice[where] = cls
-        return cls
+
+def _equal_class(reps: list[_Chunk], chunk: _Chunk, size: int) -> int | None:
+    """The class among ``reps`` (chunks of ``chunk``'s size and sample key) whose bytes equal
+    ``chunk``'s, or ``None``."""
+    if size <= WHOLE_KEY_BYTES:  # the key is the whole content
+        return reps[0].cls
+    for rep in reps:  # the key is a sample: confirm on the bytes
+        if _same_bytes(rep, chunk):
+            return rep.cls
+    return None
+
+
+def _head_len(type_name: str, n_children: int, body_len: int, fl: _Flwr) -> int:
+    """Length of :func:`_head` for ``n_children`` distinct children (ids of
+    :data:`ID_CHARS` characters, comma-separated)."""
+    ids = (ID_CHARS + 1) * n_children - 1 if n_children else 0
+    return (
+        len(type_name.encode("utf-8"))
+        + 2 * len(fl.head_value_divider)
+        + ids
+        + len(str(body_len))
+        + len(fl.head_body_divider)
+    )
 
 
 def _content_keys(np: ModuleType, buf: Any, starts: list[int], sizes: list[int]) -> list[bytes]:
@@ -350,14 +377,17 @@ def _content_keys(np: ModuleType, buf: Any, starts: list[int], sizes: list[int])
         windows = np.arange(SAMPLE_WINDOWS, dtype=np.int64)
         offsets = first[:, None] + windows[None, :] * span[:, None] // (SAMPLE_WINDOWS - 1)
         index = offsets[:, :, None] + np.arange(SAMPLE_WINDOW_BYTES, dtype=np.int64)
-        rows = data[index.reshape(len(long), -1)]
+        blob = data[index.reshape(-1)].tobytes()
+        width = SAMPLE_WINDOWS * SAMPLE_WINDOW_BYTES
         for j, i in enumerate(long):
-            keys[i] = rows[j].tobytes()
+            keys[i] = blob[j * width : (j + 1) * width]
     return keys
 
 
 def _same_bytes(a: _Chunk, b: _Chunk) -> bool:
     """Equal contents of two equally long chunks, without hashing or copying."""
+    if a.buf is b.buf and a.start == b.start:  # the same slice of one buffer
+        return True
     if a.cached_id is not None and b.cached_id is not None:
         return a.cached_id == b.cached_id
     other = memoryview(b.buf)[b.start : b.end]
