@@ -409,3 +409,22 @@ def test_legacy_metrics_carry_the_record_as_one_entry():
     assert pop_legacy_record(metrics) == {"measured_j": 2.0, "windows": []}
     assert metrics == {"accuracy": 0.9}  # what the inner strategy aggregates
     assert pop_legacy_record(metrics) is None
+
+
+def test_basis_follows_the_channels_not_what_a_window_counted():
+    """A window too short for the CPU estimate to count anything is still an estimate."""
+    idle = FakeChannelSpec("cpu", "cpu", PowerTrace.constant(0.0), source="estimated")
+    mod = EnergyMod(meters_factory=lambda: [FakeMeter([idle], time.monotonic)])
+    record = client_record(mod(_message(), None, handler))
+    assert record is not None and record["estimated_j"] == 0.0
+    assert record["basis"] == "estimated"
+
+
+def test_process_cpu_time_is_finer_than_clock_ticks():
+    from greentrack.meters import estimate
+
+    t0 = estimate.process_busy_s()
+    end = time.process_time() + 0.002
+    while time.process_time() < end:  # 2 ms of CPU: less than one 10 ms clock tick
+        pass
+    assert 0.001 < estimate.process_busy_s() - t0 < 0.5

@@ -72,13 +72,13 @@ _CHILDREN: list[_Children] = []  # replaced whole (one store): safe across threa
 
 def process_busy_s() -> float:
     """CPU-seconds (user + system) of this process and its children: those it has waited for
-    (``os.times``) and those still running. The live ones are found from the kernel's
+    (:func:`_own_and_reaped_s`, to the microsecond) and those still running (to the clock
+    tick). The live ones are found from the kernel's
     ``/proc/PID/task/TID/children`` lists at most every :data:`CHILDREN_RESCAN_S` (else by
     psutil's scan of every process, ~1 ms with 80 processes) and read from
     ``/proc/PID/stat`` at every call: about a microsecond with no children, so an FL client
     mod can read it at every message."""
-    t = os.times()
-    busy = t.user + t.system + t.children_user + t.children_system
+    busy = _own_and_reaped_s()
     now = time.monotonic()
     known = _CHILDREN[0] if _CHILDREN else None
     if known is None or known.owner != os.getpid() or now - known.scanned >= CHILDREN_RESCAN_S:
@@ -91,6 +91,19 @@ def process_busy_s() -> float:
     for pid, parent in known.pids:
         busy += _stat_cpu_s(pid, own if parent == "self" else parent)
     return busy
+
+
+def _own_and_reaped_s() -> float:
+    """CPU-seconds of this process (all threads) and of the children it has waited for, to
+    the microsecond where the platform has ``getrusage`` (``os.times`` counts in clock ticks,
+    10 ms: too coarse for an FL client's 50 ms message)."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + reaped.ru_utime + reaped.ru_stime
 
 
 def _psutil_children_cpu_s() -> float:

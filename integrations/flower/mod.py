@@ -74,6 +74,16 @@ class SharedMeters:
         self.has_measured = any(c.source == "measured" for c in self.channels)
         self.methods = ";".join(sorted({f"{c.component}:{c.method}" for c in self.channels}))
         self.methods = self.methods or "none"
+        sources = set(self.sources.values())
+        self.basis = (  # what every window's figure is, whatever it counted
+            "mixed"
+            if len(sources) > 1
+            else "measured"
+            if sources == {"measured"}
+            else "estimated"
+            if sources
+            else "none"
+        )
         self._raw = {
             c.id
             for m in self.meters
@@ -267,7 +277,6 @@ class EnergyMod:
             for cid, (dev, e0) in c0.items()
             if cid in c1 and sources.get(cid) == "measured"
         ]
-        basis = "measured" if not estimated else "estimated" if not measured else "mixed"
         _attach(
             reply,
             {
@@ -275,7 +284,7 @@ class EnergyMod:
                 "estimated_j": estimated,
                 "duration_s": t_end - t0,
                 "methods": shared.methods,
-                "basis": basis,
+                "basis": shared.basis,
                 "windows": windows,
                 "components": components,
                 "host": _HOST,
