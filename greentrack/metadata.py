@@ -27,7 +27,8 @@ def utc_iso(t_unix_s: float) -> str:
 
 # What does not change while a process runs is gathered once per process (and the git state
 # once per process and directory): a second tracker in the same process starts in
-# milliseconds. A tracker's first start still gathers it, unless prefetch() ran earlier.
+# milliseconds. A tracker's first start leaves what is not gathered yet (DEFERRED) to a
+# background thread; prefetch() starts gathering it earlier.
 _CACHE: dict[tuple[str, ...], Any] = {}
 _CACHE_LOCK = threading.Lock()
 _KEY_LOCKS: dict[tuple[str, ...], threading.Lock] = {}
@@ -71,7 +72,7 @@ def prefetch(cwd: Path | None = None) -> threading.Thread:
     """Gather the cached parts of :func:`collect` (host, package versions, git state) in a
     background thread, off the critical path of a tracker's start: call it when the run is
     configured, long before it starts (the Flower strategy wrappers do). :func:`collect`
-    then waits for what is still in flight, so ``meta.json`` stays complete."""
+    then finds it ready (or, with ``defer``, leaves what is still in flight pending)."""
 
     def work() -> None:
         try:
@@ -91,8 +92,8 @@ DEFERRED = ("software", "git")
 """Fields of :func:`collect` that a tracker's start need not wait for (package versions and
 the git state cost ~20 ms together, git much more in a large repository): with
 ``defer=True`` one not gathered yet is ``None`` and named in ``meta["pending"]``, and
-:func:`complete` gathers it (the tracker does so in a background thread and rewrites
-``meta.json``)."""
+:func:`complete` gathers it (the tracker does so in a background thread, in this order, and
+rewrites ``meta.json`` after each: a slow git never holds the package versions back)."""
 
 
 def _ready(field: str, cwd: str) -> bool:
@@ -108,15 +109,25 @@ def _ready(field: str, cwd: str) -> bool:
         return key in _CACHE
 
 
-def complete(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """``meta`` (from :func:`collect`) with its ``pending`` fields gathered (waiting for a
-    prefetch in flight) and ``pending`` removed."""
-    out = {k: v for k, v in meta.items() if k != "pending"}
-    for field in meta.get("pending") or ():
-        if field == "software":
-            out[field] = package_versions()
-        elif field == "git":
-            out[field] = git_info(Path(str(meta.get("cwd") or ".")))
+def gather(field: str, meta: Mapping[str, Any]) -> Any:
+    """The value of the :data:`DEFERRED` ``field`` for ``meta`` (from :func:`collect`),
+    waiting for a prefetch in flight."""
+    if field == "software":
+        return package_versions()
+    if field == "git":
+        return git_info(Path(str(meta.get("cwd") or ".")))
+    raise ValueError(f"{field!r} is not a deferred field; they are {DEFERRED}")
+
+
+def complete(meta: Mapping[str, Any], field: str) -> dict[str, Any]:
+    """``meta`` with its pending ``field`` gathered (:func:`gather`) and no longer pending
+    (``pending`` removed with the last one)."""
+    out = {**meta, field: gather(field, meta)}
+    rest = [f for f in meta.get("pending") or () if f != field]
+    if rest:
+        out["pending"] = rest
+    else:
+        out.pop("pending", None)
     return out
 
 
@@ -141,7 +152,7 @@ def git_info(cwd: Path | None = None) -> dict[str, Any] | None:
     once per process and directory (a later run in the same process reports the state of
     the first)."""
     try:
-        where = str(Path(cwd).resolve() if cwd is not None else Path.cwd())
+        where = str((Path(cwd) if cwd is not None else Path.cwd()).resolve())
     except OSError:  # the working directory was removed
         return None
     info = _cached(("git", where), lambda: _git_info(cwd))

@@ -49,9 +49,10 @@ _current_span: contextvars.ContextVar[Span | None] = contextvars.ContextVar(
 
 ERROR_EVENT_INTERVAL_S = 10.0
 META_WAIT_S = 2.0
-"""How long :meth:`Tracker.stop` waits for ``meta.json``'s pending fields (git, package
-versions) when they are still being gathered; a ``meta.json`` not completed by then keeps
-``pending`` and is completed when they arrive, if the process lives."""
+"""How long :meth:`Tracker.stop` waits, after the run's summary is written, for
+``meta.json``'s pending fields (package versions, git) when they are still being gathered; a
+``meta.json`` not completed by then keeps ``pending`` and is completed when they arrive, if
+the process lives."""
 
 
 def safe_warn(message: str, category: type[Warning]) -> None:
@@ -334,9 +335,13 @@ class Tracker:
             self.sampler.start()
 
     def _complete_meta(self, meta: dict[str, Any]) -> None:
-        """Gather what ``meta.json`` left pending and rewrite it (never raises)."""
+        """Gather what ``meta.json`` left pending, one field at a time, rewriting it after
+        each (never raises). Its CPU time (and git's) falls inside the run, as the sampler
+        thread's does: greentrack's own overhead is part of what it measures."""
         try:
-            self.writer.rewrite_meta(metadata.complete(meta))
+            for field in list(meta.get("pending") or ()):
+                meta = metadata.complete(meta, field)
+                self.writer.rewrite_meta(meta)
         except Exception as e:  # the run goes on with what meta.json has
             log.warning("completing %s/meta.json failed: %r", self.run_dir, e)
 
@@ -347,8 +352,6 @@ class Tracker:
         self._state = "stopped"
         atexit.unregister(self._atexit)
         self.sampler.stop()
-        if self._meta_thread is not None:  # done long before, unless git hangs
-            self._meta_thread.join(timeout=META_WAIT_S)
         for span in reversed(list(self._open.values())):
             self._finish(span, "unclosed")
         end_mono, totals = self.ledger.snapshot()
@@ -382,6 +385,8 @@ class Tracker:
                 meter.close()
             except Exception as e:  # closing vendor handles must not mask the run's result
                 log.warning("closing %r failed: %r", meter, e)
+        if self._meta_thread is not None:  # done long before, unless git is slow or hangs
+            self._meta_thread.join(timeout=META_WAIT_S)
 
     def _atexit(self) -> None:
         self.stop(status="exited without stop()")

@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import atexit
 import importlib
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from greentrack.integrations.flower import RoundRecorder, payload_bytes, pop_legacy_record
+from greentrack.integrations.flower.wire import bytes_or_none
 
 
 def _import_legacy() -> tuple[Any, Any]:
@@ -46,6 +48,11 @@ def _import_legacy() -> tuple[Any, Any]:
 
 
 legacy_strategy, _compat = _import_legacy()
+
+
+def _sized(convert: Any, obj: Any) -> int:
+    """Bytes of a legacy instruction or result as the record dict Flower converts it to."""
+    return payload_bytes(convert(obj))
 
 
 def _node(proxy: Any) -> Any:
@@ -98,7 +105,9 @@ class LegacyEmissionsStrategy(legacy_strategy.Strategy):  # type: ignore[misc, n
             return []
         out = list(self.strategy.configure_fit(server_round, parameters, client_manager))
         for proxy, ins in out:
-            nbytes = payload_bytes(_compat.fitins_to_recorddict(ins, keep_input=True))
+            nbytes = bytes_or_none(
+                _sized, partial(_compat.fitins_to_recorddict, keep_input=True), ins
+            )
             self.recorder.note_download("train", _node(proxy), nbytes)
         return out
 
@@ -120,7 +129,9 @@ class LegacyEmissionsStrategy(legacy_strategy.Strategy):  # type: ignore[misc, n
             return []
         out = list(self.strategy.configure_evaluate(server_round, parameters, client_manager))
         for proxy, ins in out:
-            nbytes = payload_bytes(_compat.evaluateins_to_recorddict(ins, keep_input=True))
+            nbytes = bytes_or_none(
+                _sized, partial(_compat.evaluateins_to_recorddict, keep_input=True), ins
+            )
             self.recorder.note_download("evaluate", _node(proxy), nbytes)
         if not out:
             self._maybe_finish(server_round)  # no evaluation: this round ends here
@@ -144,7 +155,7 @@ class LegacyEmissionsStrategy(legacy_strategy.Strategy):  # type: ignore[misc, n
     def _note(self, phase: str, server_round: int, results: Any, failures: Any, to_rd: Any) -> None:
         for proxy, res in results:
             record = pop_legacy_record(res.metrics)  # before the inner strategy sees them
-            upload = payload_bytes(to_rd(res))
+            upload = bytes_or_none(_sized, to_rd, res)
             self.recorder.note_reply(
                 phase, server_round, _node(proxy), upload, False, record, res.num_examples
             )

@@ -339,7 +339,11 @@ def test_start_does_not_wait_for_git_and_meta_json_is_completed(monkeypatch, tmp
         first = json.loads((tmp_path / "r" / "meta.json").read_text())
         assert first["git"] is None and "git" in first["pending"]
         tracker.stop()  # git still running: stop waited 0.05 s, not for git
-        assert "pending" in json.loads((tmp_path / "r" / "meta.json").read_text())
+        waiting = json.loads((tmp_path / "r" / "meta.json").read_text())
+        assert waiting["pending"] == ["git"]  # the package versions did not wait for git
+        assert waiting["software"] == metadata.package_versions()
+        summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+        assert summary["duration_s"] < 5  # the final reading did not wait for git either
         release.set()
         assert tracker._meta_thread is not None
         tracker._meta_thread.join(timeout=30)
@@ -369,9 +373,10 @@ def test_live_children_found_at_rescans_and_reused_pids_not_counted(monkeypatch)
         assert seen - unseen > 0.3
         # a pid that is no longer our child's (reused) is not counted
         known = estimate._CHILDREN[0]
-        assert known.pids == ((str(child.pid), "self"),)
+        me = os.readlink("/proc/self")  # our pid as /proc numbers it
+        assert known.pids == ((str(child.pid), me),)
         assert estimate._stat_cpu_s(str(child.pid), "1") == 0.0
-        assert estimate._stat_cpu_s(str(child.pid), str(os.getpid())) > 0.3
+        assert estimate._stat_cpu_s(str(child.pid), me) > 0.3
     finally:
         child.kill()
         child.wait()
@@ -386,7 +391,18 @@ def test_client_records_a_server_cannot_read_count_as_unmeasured(tmp_path):
 
     assert decode_record({FIELD: "{not json"}) is None
     assert decode_record({FIELD: "[1, 2]"}) is None and decode_record({}) is None
-    damaged = iter(["{not json", json.dumps({"measured_j": "lots"}), json.dumps({"pid": 3})])
+    assert decode_record({FIELD: "[" * 100_000}) is None  # past the recursion limit
+    good = {"measured_j": 1.0, "estimated_j": 0.0, "duration_s": 0.1, "methods": "cpu:x"}
+    damaged = iter(
+        [
+            "{not json",
+            json.dumps({"measured_j": "lots"}),
+            json.dumps({"pid": 3}),
+            '{"measured_j": 1' + "0" * 400 + ', "estimated_j": 0, "duration_s": 1, "methods": ""}',
+            json.dumps({**good, "estimated_j": float("nan")}),
+            json.dumps({**good, "windows": [{"device": "g", "t0": "x", "t1": 1, "e0_j": 0}]}),
+        ]
+    )
 
     def bad_mod(msg: Any, context: Any, call_next: Any) -> Any:
         reply = call_next(msg, context)
@@ -396,8 +412,33 @@ def test_client_records_a_server_cannot_read_count_as_unmeasured(tmp_path):
     strategy = _run(tmp_path, bad_mod, nodes=3, rounds=1)
     frame = greentrack.load_run(strategy.run_dir).fl_messages
     assert len(frame) == 6 and not frame["failed"].any()
-    assert frame["client_measured_j"].isna().all()
+    # five damaged records: unmeasured; the last one's bad windows are only left out
+    assert frame["client_measured_j"].isna().sum() == 5
     assert (frame["upload_bytes"] > 0).all()
+
+
+def test_a_message_wire_cannot_size_is_recorded_with_unknown_bytes(tmp_path):
+    from greentrack.integrations.flower.wire import bytes_or_none
+
+    def unknown(message: Any) -> int:
+        raise TypeError("wire_size: unsupported Flower object Tensor")
+
+    with pytest.warns(RuntimeWarning, match="could not size a Flower message.*Tensor"):
+        assert bytes_or_none(unknown, object()) is None
+
+
+def test_no_channel_no_record_and_numpy_totals_are_encoded():
+    nothing = EnergyMod(meters_factory=list)  # no meter at all: nothing to report
+    assert client_record(nothing(_message(), None, handler)) is None
+
+    class NumpyMeter(FakeMeter):
+        def read_energy_j(self) -> dict[str, Any]:
+            return {k: np.float32(v) for k, v in super().read_energy_j().items()}
+
+    spec = FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(5.0), has_power=False)
+    mod = EnergyMod(meters_factory=lambda: [NumpyMeter([spec], time.monotonic)])
+    record = client_record(mod(_message(), None, handler))
+    assert record is not None and record["measured_j"] >= 0.0
 
 
 def test_legacy_metrics_carry_the_record_as_one_entry():
@@ -409,6 +450,19 @@ def test_legacy_metrics_carry_the_record_as_one_entry():
     assert pop_legacy_record(metrics) == {"measured_j": 2.0, "windows": []}
     assert metrics == {"accuracy": 0.9}  # what the inner strategy aggregates
     assert pop_legacy_record(metrics) is None
+
+
+def test_without_children_lists_psutil_answers(monkeypatch):
+    from greentrack.meters import estimate
+
+    monkeypatch.setattr(estimate, "_children_of", lambda pid: None)  # an old or odd kernel
+    monkeypatch.setattr(estimate, "_psutil_children_cpu_s", lambda: 100.0)
+    estimate._CHILDREN.clear()
+    try:
+        assert estimate.process_busy_s() >= 100.0
+        assert not estimate._CHILDREN[0].lists
+    finally:
+        estimate._CHILDREN.clear()
 
 
 def test_basis_follows_the_channels_not_what_a_window_counted():

@@ -61,19 +61,24 @@ the children it already knows (a child started since is counted, whole, from the
 class _Children:
     """The live descendants found by the last scan, per process (a fork starts afresh)."""
 
-    owner: int  # the pid that scanned
+    owner: int  # os.getpid() of the process that scanned
     scanned: float  # monotonic time of the scan
-    pids: tuple[tuple[str, str], ...]  # (pid, its parent's pid): a reused pid is not counted
-    proc: bool  # whether the kernel has /proc/PID/task/TID/children lists
+    pids: tuple[tuple[str, str], ...]  # (pid, its parent's pid), as /proc numbers them
+    lists: bool  # whether the kernel keeps /proc/PID/task/TID/children lists (else psutil)
 
 
 _CHILDREN: list[_Children] = []  # replaced whole (one store): safe across threads
+
+try:
+    import resource as _resource
+except ImportError:  # not Unix
+    _resource = None  # type: ignore[assignment]
 
 
 def process_busy_s() -> float:
     """CPU-seconds (user + system) of this process and its children: those it has waited for
     (:func:`_own_and_reaped_s`, to the microsecond) and those still running (to the clock
-    tick). The live ones are found from the kernel's
+    tick, with what they have waited for in turn). The live ones are found from the kernel's
     ``/proc/PID/task/TID/children`` lists at most every :data:`CHILDREN_RESCAN_S` (else by
     psutil's scan of every process, ~1 ms with 80 processes) and read from
     ``/proc/PID/stat`` at every call: about a microsecond with no children, so an FL client
@@ -82,14 +87,13 @@ def process_busy_s() -> float:
     now = time.monotonic()
     known = _CHILDREN[0] if _CHILDREN else None
     if known is None or known.owner != os.getpid() or now - known.scanned >= CHILDREN_RESCAN_S:
-        found = _child_pids("self", "self", set()) if known is None or known.proc else None
+        found = _scan_children()
         known = _Children(os.getpid(), now, tuple(found or ()), found is not None)
         _CHILDREN[:] = [known]
-    if not known.proc:
+    if not known.lists:
         return busy + _psutil_children_cpu_s()
-    own = str(known.owner)
     for pid, parent in known.pids:
-        busy += _stat_cpu_s(pid, own if parent == "self" else parent)
+        busy += _stat_cpu_s(pid, parent)
     return busy
 
 
@@ -97,12 +101,10 @@ def _own_and_reaped_s() -> float:
     """CPU-seconds of this process (all threads) and of the children it has waited for, to
     the microsecond where the platform has ``getrusage`` (``os.times`` counts in clock ticks,
     10 ms: too coarse for an FL client's 50 ms message)."""
-    try:
-        import resource
-    except ImportError:  # not Unix
+    if _resource is None:
         t = os.times()
         return t.user + t.system + t.children_user + t.children_system
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    reaped = _resource.getrusage(_resource.RUSAGE_CHILDREN)
     return time.process_time() + reaped.ru_utime + reaped.ru_stime
 
 
@@ -115,7 +117,7 @@ def _psutil_children_cpu_s() -> float:
         for child in psutil.Process().children(recursive=True):
             try:
                 c = child.cpu_times()
-                busy += c.user + c.system
+                busy += c.user + c.system + c.children_user + c.children_system
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
     except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -123,42 +125,60 @@ def _psutil_children_cpu_s() -> float:
     return busy
 
 
-def _child_pids(pid: str, label: str, seen: set[str]) -> list[tuple[str, str]] | None:
-    """``(child pid, parent pid)`` of the live descendants of ``pid`` (whose own pid reads
-    ``label``), from the kernel's ``/proc/PID/task/TID/children`` lists; ``None`` where the
-    kernel has no such lists."""
+def _scan_children() -> list[tuple[str, str]] | None:
+    """``(pid, parent pid)`` of this process's live descendants, numbered as ``/proc``
+    numbers them (in another pid namespace than ours they differ from ``os.getpid()``);
+    ``None`` where the kernel keeps no children lists (or ``/proc`` cannot be read: psutil
+    then answers for this scan)."""
+    try:
+        me = os.readlink("/proc/self")
+    except OSError:
+        return None
+    direct = _children_of(me)
+    if direct is None:
+        return None
+    out: list[tuple[str, str]] = []
+    seen = {me}
+    stack = [(child, me) for child in direct]
+    while stack:
+        pid, parent = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        out.append((pid, parent))
+        stack += [(grandchild, pid) for grandchild in _children_of(pid) or ()]
+    return out
+
+
+def _children_of(pid: str) -> list[str] | None:
+    """The children of ``pid`` from the children lists of its threads; ``None`` when no
+    thread's list could be read (no such lists in this kernel, or the process ended)."""
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
-    out: list[tuple[str, str]] = []
+    children: list[str] = []
+    read = False
     for tid in tasks:
         try:
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                children = f.read().split()
-        except FileNotFoundError:
-            continue  # the thread ended
+                children += f.read().decode().split()
+            read = True
         except OSError:
-            return None
-        for raw in children:
-            child = raw.decode()
-            if child in seen:
-                continue
-            seen.add(child)
-            out.append((child, label))
-            out += _child_pids(child, child, seen) or []
-    return out
+            continue  # the thread ended, or the kernel has no such list
+    return children if read else None
 
 
 def _stat_cpu_s(pid: str, parent: str) -> float:
-    """utime + stime of ``pid`` in seconds, if it is still the child of ``parent`` (else 0:
-    it ended, and its time is in its parent's ``os.times`` once reaped, or the pid is reused)."""
+    """CPU-seconds of ``pid`` (utime + stime) and of the children it has waited for (cutime +
+    cstime), if it is still the child of ``parent`` (else 0: it ended, and its time is in its
+    parent's once reaped, or the pid is reused)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
         if fields[1].decode() != parent:
             return 0.0
-        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+        return sum(int(v) for v in fields[11:15]) / _CLK_TCK
     except (OSError, IndexError, ValueError):
         return 0.0
 

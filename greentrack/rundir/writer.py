@@ -246,7 +246,8 @@ class RunWriter:
                 self.run_dir / META, _json({**meta, "format_version": FORMAT_VERSION})
             )
         except Exception as e:
-            self._fail(e, 1)
+            with self._lock:
+                self._fail(e, 1)
             return False
         return True
 

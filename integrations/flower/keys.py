@@ -20,7 +20,16 @@ LEGACY_PREFIX = "greentrack."
 """Prefix of greentrack's entries in a legacy reply's metrics (the record is the one entry
 ``LEGACY_PREFIX + FIELD``)."""
 
-_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+
+def _number(value: Any) -> float:
+    """A meter's NumPy or other numeric scalar as a float (else the encoder's TypeError)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"not JSON-encodable: {type(value).__name__}") from None
+
+
+_ENCODE = json.JSONEncoder(check_circular=False, separators=(",", ":"), default=_number).encode
 
 
 def encode_record(fields: Mapping[str, Any]) -> str:
@@ -37,6 +46,6 @@ def decode_record(entries: Mapping[str, Any]) -> dict[str, Any] | None:
         return None
     try:
         record = json.loads(raw)
-    except ValueError:
+    except Exception:  # not JSON, or nested past the recursion limit
         return None
     return record if isinstance(record, dict) else None

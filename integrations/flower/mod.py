@@ -4,6 +4,7 @@ of the handler it wraps and returns it with the reply."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import math
 import os
@@ -254,44 +255,16 @@ class EnergyMod:
             window, t0, t0_unix, c0 = shared.open()
         except Exception:
             return call_next(msg, context)
+        t_end, t1_unix, totals, c1 = t0, t0_unix, None, {}
         try:
             reply = call_next(msg, context)
         finally:
-            try:
+            with contextlib.suppress(Exception):  # no reading: the reply goes unmeasured
                 t_end, t1_unix, totals, c1 = shared.close(window)
-            except Exception:
-                totals, t_end, t1_unix, c1 = {}, time.monotonic(), time.time(), {}
-        if reply.has_error() or not reply.has_content():
-            return reply
-        sources = shared.sources
-        measured, estimated = split_by_source(totals, sources)
-        components: dict[str, list[float]] = {}
-        for ch in shared.channels:
-            value = totals.get(ch.id)
-            if value is None or value != value:
-                continue
-            pair = components.setdefault(ch.component, [0.0, 0.0])
-            pair[0 if ch.source == "measured" else 1] += float(value)
-        windows = [
-            {"device": dev, "t0": t0_unix, "t1": t1_unix, "e0_j": e0, "e1_j": c1[cid][1]}
-            for cid, (dev, e0) in c0.items()
-            if cid in c1 and sources.get(cid) == "measured"
-        ]
-        _attach(
-            reply,
-            {
-                "measured_j": measured,
-                "estimated_j": estimated,
-                "duration_s": t_end - t0,
-                "methods": shared.methods,
-                "basis": shared.basis,
-                "windows": windows,
-                "components": components,
-                "host": _HOST,
-                "pid": os.getpid(),
-                "ancestors": _ancestors(),
-            },
-        )
+        if totals is None or not shared.channels or reply.has_error() or not reply.has_content():
+            return reply  # (no channel: nothing measured nor estimated, so no record either)
+        with contextlib.suppress(Exception):  # never fail the client over its record
+            _attach(reply, _measured_fields(shared, totals, t_end - t0, (t0_unix, t1_unix), c0, c1))
         return reply
 
     def _modeled(self, msg: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
@@ -315,9 +288,7 @@ class EnergyMod:
             )
         except Exception:  # never fail the client over a model
             return reply
-        _attach(
-            reply,
-            {
+        fields = {
                 "measured_j": 0.0,
                 "estimated_j": compute_j + radio_j,
                 "duration_s": seconds,
@@ -328,9 +299,49 @@ class EnergyMod:
                 "host": _HOST,
                 "pid": os.getpid(),
                 "ancestors": _ancestors(),
-            },
-        )
+            }
+        with contextlib.suppress(Exception):  # never fail the client over its record
+            _attach(reply, fields)
         return reply
+
+
+def _measured_fields(
+    shared: SharedMeters,
+    totals: dict[str, float],
+    duration_s: float,
+    unix_span: tuple[float, float],
+    c0: dict[str, tuple[str, float]],
+    c1: dict[str, tuple[str, float]],
+) -> dict[str, Any]:
+    """The record of one measured window: energy by source and component, the device-wide
+    counters of its measured devices (for the server's attribution), where it ran."""
+    sources = shared.sources
+    measured, estimated = split_by_source(totals, sources)
+    components: dict[str, list[float]] = {}
+    for ch in shared.channels:
+        value = totals.get(ch.id)
+        if value is None or value != value:
+            continue
+        pair = components.setdefault(ch.component, [0.0, 0.0])
+        pair[0 if ch.source == "measured" else 1] += float(value)
+    t0, t1 = unix_span
+    windows = [
+        {"device": dev, "t0": t0, "t1": t1, "e0_j": e0, "e1_j": c1[cid][1]}
+        for cid, (dev, e0) in c0.items()
+        if cid in c1 and sources.get(cid) == "measured"
+    ]
+    return {
+        "measured_j": measured,
+        "estimated_j": estimated,
+        "duration_s": duration_s,
+        "methods": shared.methods,
+        "basis": shared.basis,
+        "windows": windows,
+        "components": components,
+        "host": _HOST,
+        "pid": os.getpid(),
+        "ancestors": _ancestors(),
+    }
 
 
 def _attach(reply: Any, fields: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import threading
@@ -55,11 +56,17 @@ def num_examples(reply: Any) -> int | None:
 
 
 def _windows(key: int, record: dict[str, Any]) -> list[Window]:
-    """The shared-device windows a client reported (none from models or CPU-only clients)."""
+    """The shared-device windows a client reported (none from models or CPU-only clients, or
+    from a record whose windows are not finite numbers)."""
     try:
-        raw = record.get("windows") or []
-        return [Window(key, str(w["device"]), w["t0"], w["t1"], w["e0_j"], w["e1_j"]) for w in raw]
-    except (KeyError, TypeError):
+        out = []
+        for w in record.get("windows") or []:
+            times = [float(w[k]) for k in ("t0", "t1", "e0_j", "e1_j")]
+            if not all(math.isfinite(v) for v in times):
+                return []
+            out.append(Window(key, str(w["device"]), *times))
+        return out
+    except (KeyError, TypeError, ValueError, OverflowError):
         return []
 
 
@@ -97,9 +104,12 @@ def _components(raw: Any) -> dict[str, list[float]] | None:
     out = {}
     for key, pair in raw.items():
         try:
-            out[str(key)] = [float(pair[0]), float(pair[1])]
-        except (TypeError, ValueError, IndexError, KeyError):
+            values = [float(pair[0]), float(pair[1])]
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError):
             return None
+        if not all(math.isfinite(v) for v in values):
+            return None
+        out[str(key)] = values
     return out
 
 
@@ -107,10 +117,13 @@ def _client_fields(record: dict[str, Any]) -> dict[str, Any] | None:
     """The ``fl.jsonl`` columns of a client's record; ``None`` for a record without its
     energy, duration and method (another version's, or damaged)."""
     try:
+        numbers = [float(record[k]) for k in ("measured_j", "estimated_j", "duration_s")]
+        if not all(math.isfinite(v) for v in numbers):
+            return None
         return {
-            "client_measured_j": float(record["measured_j"]),
-            "client_estimated_j": float(record["estimated_j"]),
-            "client_duration_s": float(record["duration_s"]),
+            "client_measured_j": numbers[0],
+            "client_estimated_j": numbers[1],
+            "client_duration_s": numbers[2],
             "client_methods": str(record["methods"]),
             "client_basis": str(record.get("basis", "measured")),
             "client_host": record.get("host"),
@@ -118,7 +131,7 @@ def _client_fields(record: dict[str, Any]) -> dict[str, Any] | None:
             "client_ancestors": _int_list(record.get("ancestors")),
             "client_components": _components(record.get("components")),
         }
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
 
 
@@ -314,7 +327,7 @@ class RoundRecorder:
 
     # --- messages ----------------------------------------------------------------------------
 
-    def note_download(self, phase: str, node: int, nbytes: int) -> None:
+    def note_download(self, phase: str, node: int, nbytes: int | None) -> None:
         self._downloads[(phase, node)] = nbytes
 
     def note_reply(
@@ -355,7 +368,10 @@ class RoundRecorder:
         client that was sent a message and never replied."""
         rows, windows = self._pending, self._windows
         self._pending, self._windows = [], []
-        _attribute_shared_devices(rows, windows)
+        try:
+            _attribute_shared_devices(rows, windows)
+        except Exception as e:  # the clients keep their own readings; the round goes on
+            warnings.warn(f"greentrack: shared-GPU attribution failed: {e!r}", stacklevel=2)
         for row in rows:
             self._round_rows.append(row)
             self._write_fl(row)

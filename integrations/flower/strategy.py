@@ -9,7 +9,7 @@ from typing import Any
 from greentrack.integrations.flower._flwr import strategy as flwr_strategy
 from greentrack.integrations.flower.keys import RECORD, decode_record
 from greentrack.integrations.flower.recorder import RoundRecorder, num_examples
-from greentrack.integrations.flower.wire import payload_bytes, payload_bytes_many
+from greentrack.integrations.flower.wire import bytes_or_none, payload_bytes, payload_bytes_many
 from greentrack.tracker import Tracker
 
 
@@ -109,7 +109,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
 
     def _note_downloads(self, phase: str, messages: Iterable[Any]) -> list[Any]:
         out = list(messages)  # configure_* may return a generator: materialise once
-        for m, nbytes in zip(out, payload_bytes_many(out), strict=True):
+        sizes = bytes_or_none(payload_bytes_many, out) or [None] * len(out)
+        for m, nbytes in zip(out, sizes, strict=True):
             self.recorder.note_download(phase, int(m.metadata.dst_node_id), nbytes)
         return out
 
@@ -119,7 +120,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
             error = r.has_error()
             attached = not error and r.has_content() and RECORD in r.content
             record = decode_record(r.content[RECORD]) if attached else None
-            upload = payload_bytes(r)  # as it came over the wire, our record included
+            upload = bytes_or_none(payload_bytes, r)  # as it came over the wire, with our record
             if attached:
                 del r.content[RECORD]  # the inner strategy must not see it
             self.recorder.note_reply(

@@ -46,16 +46,20 @@ MetricRecord bodies, which are built exactly as Flower builds them.)
   ``RecordDict`` when it has one. The body is rebuilt here the same way (calling
   ``Message.deflate`` itself would hash the whole tree to get the child id for its head).
 
-*Rule used.* Each non-chunk object is rebuilt byte for byte with a *stand-in id* in place of
-every real child id: a 64-character hex string numbering the child's equivalence class
-(equal for two children exactly when their real deflated bytes are equal). Stand-ins have the
-length of real ids and the same equalities, so every rebuilt object has the length of the real
-one and two rebuilt objects are equal exactly when the real ones are; the rebuilt bytes serve
-as the dedup key (the message's own head uses a dummy 64-character id for its content: only
-its length matters). A chunk of ``n`` bytes counts ``len(f"ArrayChunk  {n}") + 1 + n`` from
-its length alone. The wire size is the sum over distinct keys, as in ``deflate_size``, which
-likewise assumes no SHA-256 collisions. A content shared by several messages is sized once
-(:func:`wire_sizes_many`); the Message objects themselves are always distinct.
+*Rule used.* Records, record dicts and the message are rebuilt byte for byte with a
+*stand-in id* in place of every real child id: a 64-character hex string numbering the
+child's equivalence class (equal for two children exactly when their real deflated bytes are
+equal). Stand-ins have the length of real ids and the same equalities, so every rebuilt object
+has the length of the real one and two rebuilt objects are equal exactly when the real ones
+are; the rebuilt bytes serve as the dedup key (the message's own head uses a dummy
+64-character id for its content: only its length matters). An ``Array`` is not rebuilt: its
+body (the JSON above) is built as Flower builds it, its head's length follows from the number
+of its distinct chunks (:func:`_head_len`), and its key is its type, body and the sequence of
+its distinct chunk classes, which decide its bytes exactly. A chunk of ``n`` bytes counts
+``len(f"ArrayChunk  {n}") + 1 + n`` from its length alone, once per class. The wire size is
+the sum over distinct keys, as in ``deflate_size``, which likewise assumes no SHA-256
+collisions. A content shared by several messages is sized once (:func:`wire_sizes_many`); the
+Message objects themselves are always distinct.
 
 Dedup of identical chunks
 -------------------------
@@ -63,8 +67,8 @@ Only chunks decide equality below the array level (two arrays are equal exactly 
 metadata and chunk classes are). Two chunks are put in one class exactly when their bytes are
 equal, decided without hashing:
 
-1. the same slice of the same ``data`` object (the same array used twice, or two arrays built
-   on one buffer): equal, at no cost;
+1. the same slice of the same ``data`` object (the same array used twice, or two ``Array``
+   objects holding one ``data`` bytes object): equal, at no cost;
 2. chunks up to :data:`WHOLE_KEY_BYTES` long: keyed by their full content;
 3. longer chunks: bucketed by length and :data:`SAMPLE_WINDOWS` windows of
    :data:`SAMPLE_WINDOW_BYTES` bytes spread over the chunk (different samples: different
@@ -86,13 +90,16 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Hashable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = ["deflate_size", "wire_size", "wire_sizes_many"]
+
+T = TypeVar("T")
 
 ID_CHARS = 64  # sha256 hexdigest length: every object id, whatever its value
 WHOLE_KEY_BYTES = 256  # chunks this short are keyed by their full content
@@ -227,7 +234,6 @@ class _Sizer:
         self._n_classes = 0
         self._arrays: dict[int, str] = {}  # id(Array) -> stand-in id
         self._chunk_type = str(fl.array.ArrayChunk.__qualname__)  # what slice_array makes
-        self._array_type = str(fl.array.Array.__qualname__)
 
     def tree_bytes(self, content: Any) -> int:
         self._visit(content)
@@ -313,8 +319,9 @@ class _Sizer:
         body = json.dumps(metadata).encode("utf-8")
         # the head lists the distinct chunks' ids: only their number counts for the length,
         # and the classes themselves decide which arrays are equal
-        size_bytes = _head_len(self._array_type, len(distinct), len(body), self.fl) + len(body)
-        sid = self._stand_in((self._array_type, body, tuple(distinct)), size_bytes)
+        type_name = type(array).__qualname__
+        size_bytes = _head_len(type_name, len(distinct), len(body), self.fl) + len(body)
+        sid = self._stand_in((type_name, body, tuple(distinct)), size_bytes)
         self._arrays[id(array)] = sid
         return sid
 
@@ -407,3 +414,19 @@ def payload_bytes(message: Any) -> int:
 def payload_bytes_many(messages: Sequence[Any]) -> list[int]:
     """:func:`payload_bytes` of each message (:func:`wire_sizes_many`)."""
     return wire_sizes_many(messages)
+
+
+def bytes_or_none(size: Callable[..., T], *args: Any) -> T | None:
+    """``size(*args)`` (a sizing of Flower messages), or ``None`` when it fails: a message whose
+    structure this module does not know (a Flower version's new object type) is recorded with
+    unknown bytes and a warning; sizing never fails a round."""
+    try:
+        return size(*args)
+    except Exception as e:
+        warnings.warn(
+            f"greentrack could not size a Flower message ({e!r}); its bytes are recorded as "
+            "unknown. Please report it with your Flower version.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
