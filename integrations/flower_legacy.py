@@ -52,7 +52,8 @@ legacy_strategy, _compat = _import_legacy()
 
 def _sized(convert: Any, obj: Any) -> int:
     """Bytes of a legacy instruction or result as the record dict Flower converts it to."""
-    return payload_bytes(convert(obj))
+    size: int = payload_bytes(convert(obj))
+    return size
 
 
 def _node(proxy: Any) -> Any:

@@ -255,7 +255,9 @@ class EnergyMod:
             window, t0, t0_unix, c0 = shared.open()
         except Exception:
             return call_next(msg, context)
-        t_end, t1_unix, totals, c1 = t0, t0_unix, None, {}
+        c1: dict[str, tuple[str, float]] = {}
+        totals: dict[str, float] | None = None
+        t_end, t1_unix = t0, t0_unix
         try:
             reply = call_next(msg, context)
         finally:
@@ -289,17 +291,17 @@ class EnergyMod:
         except Exception:  # never fail the client over a model
             return reply
         fields = {
-                "measured_j": 0.0,
-                "estimated_j": compute_j + radio_j,
-                "duration_s": seconds,
-                "methods": f"modeled:{self.profile.key}",
-                "basis": "modeled",
-                "radio_j": radio_j,
-                "windows": [],
-                "host": _HOST,
-                "pid": os.getpid(),
-                "ancestors": _ancestors(),
-            }
+            "measured_j": 0.0,
+            "estimated_j": compute_j + radio_j,
+            "duration_s": seconds,
+            "methods": f"modeled:{self.profile.key}",
+            "basis": "modeled",
+            "radio_j": radio_j,
+            "windows": [],
+            "host": _HOST,
+            "pid": os.getpid(),
+            "ancestors": _ancestors(),
+        }
         with contextlib.suppress(Exception):  # never fail the client over its record
             _attach(reply, fields)
         return reply

@@ -181,7 +181,7 @@ class RoundRecorder:
         self._round_span: Span | None = None
         self.round = 0
         self.num_rounds = 0
-        self._downloads: dict[tuple[str, int], int] = {}
+        self._downloads: dict[tuple[str, int], int | None] = {}
         self._fl: Any = None
         self._fl_flushed = 0.0  # monotonic time of the last flush of fl.jsonl
         self._fl_lock = threading.Lock()
