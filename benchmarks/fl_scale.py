@@ -12,7 +12,12 @@ process and shared by every message, ``SharedMeters``). The CPU cost per message
 tracked run's CPU time less the plain run's, per message. Pairs run interleaved
 (plain, tracked, plain, ...) and the overhead is the median of the per-pair ratios, of wall
 time and of the process's CPU time (all threads; on a shared VM the CPU time is the steadier
-figure, since wall time also carries other tenants' load).
+figure, since wall time also carries other tenants' load). The clients' handlers' own CPU time
+is timed too (``time.thread_time``): it drifts by about ±1.5% from run to run on a shared VM,
+the same code in both runs of a pair, so "outside the handler" (the pair's CPU difference
+less the handlers' difference, over the untracked run's CPU) is the overhead with that noise
+taken out; the handlers' drift is reported beside it (a tracker that slowed the clients'
+own work would show there).
 
     python -m benchmarks.fl_scale [--clients 10 100 1000] [--rounds 3] [--pairs 3]
         [--compute-ms 50] [--out fl_scale]
@@ -49,8 +54,8 @@ def make_grid(nodes: int, mod: Any) -> Any:
 
         def send_and_receive(self, messages: Any, *, timeout: float | None = None) -> list[Any]:
             if mod is None:
-                return [client(m, None) for m in messages]
-            return [mod(m, None, client) for m in messages]
+                return [timed_client(m, None) for m in messages]
+            return [mod(m, None, timed_client) for m in messages]
 
         def create_message(self, *a: Any, **k: Any) -> Any:
             raise NotImplementedError
@@ -68,6 +73,19 @@ def make_grid(nodes: int, mod: Any) -> Any:
             raise NotImplementedError
 
     return InProcessGrid()
+
+
+CLIENT_CPU_S = [0.0]  # thread CPU time spent inside the client's handler, this run
+
+
+def timed_client(msg: Any, context: Any) -> Any:
+    """:func:`client` (looked up at call time: fl_fedjax replaces it), its thread CPU time
+    added to :data:`CLIENT_CPU_S`."""
+    t0 = time.thread_time()
+    try:
+        return client(msg, context)
+    finally:
+        CLIENT_CPU_S[0] += time.thread_time() - t0
 
 
 def client(msg: Any, context: Any) -> Any:
@@ -114,8 +132,9 @@ def client_steps_only() -> None:
         x = np.tanh(x @ rng.standard_normal((256, 256)) * 0.05)
 
 
-def one_run(nodes: int, rounds: int, tracked: bool, root: Path) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of ``rounds`` rounds with ``nodes`` clients."""
+def one_run(nodes: int, rounds: int, tracked: bool, root: Path) -> tuple[float, float, float]:
+    """(wall seconds, process CPU seconds, CPU seconds inside the clients' handlers) of
+    ``rounds`` rounds with ``nodes`` clients."""
     import numpy as np
     from flwr.app import ArrayRecord
     from flwr.serverapp.strategy import FedAvg
@@ -128,9 +147,10 @@ def one_run(nodes: int, rounds: int, tracked: bool, root: Path) -> tuple[float, 
         strategy = EmissionsStrategy(strategy, root / f"fl-{nodes}-{time.monotonic_ns()}")
         mod = EnergyMod()
     grid = make_grid(nodes, mod)
+    CLIENT_CPU_S[0] = 0.0
     t0, c0 = time.perf_counter(), time.process_time()
     strategy.start(grid, ArrayRecord([np.zeros(N_FLOATS, dtype=np.float32)]), num_rounds=rounds)
-    return time.perf_counter() - t0, time.process_time() - c0
+    return time.perf_counter() - t0, time.process_time() - c0, CLIENT_CPU_S[0]
 
 
 def main() -> None:
@@ -164,6 +184,10 @@ def main() -> None:
             ratios = [t / p for p, t in wall]
             cpu_ratios = [t / p for p, t in cpu]
             messages = 2 * nodes * args.rounds
+            # the same handler's CPU time varies from run to run with the machine (cache,
+            # neighbours); what the pair adds outside it is greentrack's (and Flower's) part
+            outside = [((t[1] - t[2]) - (p[1] - p[2])) / p[1] for p, t in pairs]
+            handler_drift = [t[2] / p[2] - 1 for p, t in pairs]
             row = {
                 "clients_per_round": nodes,
                 "rounds": args.rounds,
@@ -179,6 +203,17 @@ def main() -> None:
                 "cpu_overhead_min": min(cpu_ratios) - 1,
                 "cpu_overhead_max": max(cpu_ratios) - 1,
                 "cpu_ms_per_message": statistics.median(t - p for p, t in cpu) / messages * 1e3,
+                "plain_handler_cpu_s": [p[2] for p, _ in pairs],
+                "tracked_handler_cpu_s": [t[2] for _, t in pairs],
+                "outside_handler_overhead_median": statistics.median(outside),
+                "outside_handler_overhead_min": min(outside),
+                "outside_handler_overhead_max": max(outside),
+                "outside_handler_ms_per_message": statistics.median(
+                    ((t[1] - t[2]) - (p[1] - p[2])) for p, t in pairs
+                )
+                / messages
+                * 1e3,
+                "handler_drift_median": statistics.median(handler_drift),
             }
             results.append(row)
             print(
@@ -188,7 +223,12 @@ def main() -> None:
                 f"{row['wall_overhead_min']:+.1%}..{row['wall_overhead_max']:+.1%}); CPU "
                 f"{row['cpu_overhead_median']:+.1%} "
                 f"({row['cpu_overhead_min']:+.1%}..{row['cpu_overhead_max']:+.1%}), "
-                f"{row['cpu_ms_per_message']:.2f} CPU ms per message"
+                f"{row['cpu_ms_per_message']:.2f} CPU ms per message; outside the handler "
+                f"{row['outside_handler_overhead_median']:+.2%} "
+                f"({row['outside_handler_overhead_min']:+.2%}.."
+                f"{row['outside_handler_overhead_max']:+.2%}), "
+                f"{row['outside_handler_ms_per_message']:.2f} ms per message "
+                f"(handler's own drift {row['handler_drift_median']:+.2%})"
             )
     save(
         args.out,

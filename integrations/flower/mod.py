@@ -261,12 +261,16 @@ class EnergyMod:
         try:
             reply = call_next(msg, context)
         finally:
-            with contextlib.suppress(Exception):  # no reading: the reply goes unmeasured
+            try:
                 t_end, t1_unix, totals, c1 = shared.close(window)
+            except Exception:  # no reading: the reply goes unmeasured
+                totals = None
         if totals is None or not shared.channels or reply.has_error() or not reply.has_content():
             return reply  # (no channel: nothing measured nor estimated, so no record either)
-        with contextlib.suppress(Exception):  # never fail the client over its record
+        try:
             _attach(reply, _measured_fields(shared, totals, t_end - t0, (t0_unix, t1_unix), c0, c1))
+        except Exception:  # never fail the client over its record: it goes unmeasured
+            return reply
         return reply
 
     def _modeled(self, msg: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
@@ -352,11 +356,12 @@ def _attach(reply: Any, fields: dict[str, Any]) -> None:
     metrics, since the legacy conversion drops any other record."""
     text = encode_record(fields)
     content = reply.content
-    for name in LEGACY_METRICS:
-        metrics = content.get(name)  # (.config_records would build a dict per call)
-        if isinstance(metrics, flwr_app.ConfigRecord):
-            metrics[LEGACY_PREFIX + FIELD] = text
-            return
+    for name in content:  # a few keys (.get of an absent one raises inside, .config_records
+        if name in LEGACY_METRICS:  # builds a dict: both slower)
+            metrics = content[name]
+            if isinstance(metrics, flwr_app.ConfigRecord):
+                metrics[LEGACY_PREFIX + FIELD] = text
+                return
     content[RECORD] = flwr_app.ConfigRecord({FIELD: text})
 
 
