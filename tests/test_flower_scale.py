@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -400,6 +401,7 @@ def test_client_records_a_server_cannot_read_count_as_unmeasured(tmp_path):
             json.dumps({"pid": 3}),
             '{"measured_j": 1' + "0" * 400 + ', "estimated_j": 0, "duration_s": 1, "methods": ""}',
             json.dumps({**good, "estimated_j": float("nan")}),
+            json.dumps({**good, "measured_j": -5000.0}),  # would make the total negative
             json.dumps({**good, "windows": [{"device": "g", "t0": "x", "t1": 1, "e0_j": 0}]}),
         ]
     )
@@ -409,12 +411,21 @@ def test_client_records_a_server_cannot_read_count_as_unmeasured(tmp_path):
         reply.content[RECORD] = ConfigRecord({FIELD: next(damaged, "{}")})
         return reply
 
-    strategy = _run(tmp_path, bad_mod, nodes=3, rounds=1)
-    frame = greentrack.load_run(strategy.run_dir).fl_messages
-    assert len(frame) == 6 and not frame["failed"].any()
-    # five damaged records: unmeasured; the last one's bad windows are only left out
-    assert frame["client_measured_j"].isna().sum() == 5
+    with pytest.warns(RuntimeWarning, match="energy record in round 1 could not be read"):
+        strategy = _run(tmp_path, bad_mod, nodes=4, rounds=1)
+    run = greentrack.load_run(strategy.run_dir)
+    frame = run.fl_messages
+    assert len(frame) == 8 and not frame["failed"].any()
+    # six damaged records and the eighth reply's empty one ("{}"): unmeasured; the seventh's
+    # bad windows are only left out
+    assert frame["client_measured_j"].isna().sum() == 7
+    assert (frame["client_measured_j"].dropna() >= 0).all()
     assert (frame["upload_bytes"] > 0).all()
+    # the summary says what the report says about them
+    text = str(greentrack.summarize(run))
+    assert "7 without an energy record" in text and "record the server could not read" in text
+    total = text.split("federated total")[1].split("\n")[0]
+    assert not re.search(r"(?<![\d.e])-\d", total), total  # never negative
 
 
 def test_a_message_wire_cannot_size_is_recorded_with_unknown_bytes(tmp_path):
@@ -450,6 +461,8 @@ def test_legacy_metrics_carry_the_record_as_one_entry():
     assert pop_legacy_record(metrics) == {"measured_j": 2.0, "windows": []}
     assert metrics == {"accuracy": 0.9}  # what the inner strategy aggregates
     assert pop_legacy_record(metrics) is None
+    metrics[LEGACY_PREFIX + FIELD] = "{damaged"  # present, unreadable: counted unmeasured
+    assert pop_legacy_record(metrics) == {} and metrics == {"accuracy": 0.9}
 
 
 def test_without_children_lists_psutil_answers(monkeypatch):

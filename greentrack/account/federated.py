@@ -234,8 +234,10 @@ def federated_parts(
         )
     if unmeasured:
         notes.append(
-            f"{unmeasured} client replies carried no energy record (no energy_mod, or the "
-            "client could not measure): their compute is not counted"
+            f"{unmeasured} client replies carried no energy record (no energy_mod, a client "
+            "that could not measure, or a record the server could not read): their compute is "
+            "not in client compute (a client in the server's process tree, as in a "
+            "simulation, is still in the server's CPU estimate)"
         )
     parts = {
         "client_compute": Figure(

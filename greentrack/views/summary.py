@@ -186,9 +186,11 @@ def format_summary(a: RunAccount) -> str:
         lines.append("  no energy measured or estimated on this machine")
     if a.federated:
         f = a.federated
+        unmeasured = f["unmeasured_replies"]
         lines.append(
-            f"  federated: {f['rounds']} rounds, {f['client_replies']} client replies, "
-            f"{f['upload_bytes'] / 1e6:.4g} MB up, {f['download_bytes'] / 1e6:.4g} MB down"
+            f"  federated: {f['rounds']} rounds, {f['client_replies']} client replies"
+            + (f" ({unmeasured} without an energy record)" if unmeasured else "")
+            + f", {f['upload_bytes'] / 1e6:.4g} MB up, {f['download_bytes'] / 1e6:.4g} MB down"
         )
         for p in f["parts"]:
             lines.append(
@@ -233,4 +235,5 @@ def format_summary(a: RunAccount) -> str:
                 f"    ... {len(a.spans) - MAX_SPAN_LINES} more spans (load_run(path).spans)"
             )
     lines += [f"  note: {n}" for n in a.notes]
+    lines += [f"  note: {n}" for n in (a.federated or {}).get("notes") or ()]
     return "\n".join(lines)

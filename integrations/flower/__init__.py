@@ -32,7 +32,7 @@ device profile (:mod:`greentrack.meters.profiles`); the legacy strategy API is i
 :mod:`greentrack.integrations.flower_legacy`. See docs/flower.md.
 """
 
-from greentrack.integrations.flower.keys import LEGACY_PREFIX, RECORD
+from greentrack.integrations.flower.keys import FIELD, LEGACY_PREFIX, RECORD
 from greentrack.integrations.flower.mod import (
     EnergyMod,
     client_record,
@@ -44,6 +44,7 @@ from greentrack.integrations.flower.strategy import EmissionsStrategy
 from greentrack.integrations.flower.wire import payload_bytes, payload_bytes_many
 
 __all__ = [
+    "FIELD",
     "LEGACY_PREFIX",
     "RECORD",
     "EmissionsStrategy",

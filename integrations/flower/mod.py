@@ -371,9 +371,9 @@ def pop_legacy_record(metrics: dict[str, Any]) -> dict[str, Any] | None:
     keys = [k for k in metrics if k.startswith(LEGACY_PREFIX)]
     if not keys:
         return None
-    record: dict[str, Any] | None = decode_record(
-        {k[len(LEGACY_PREFIX) :]: metrics.pop(k) for k in keys}
-    )
+    record: dict[str, Any] = (
+        decode_record({k[len(LEGACY_PREFIX) :]: metrics.pop(k) for k in keys}) or {}
+    )  # present but unreadable: the server counts the client unmeasured, and says so
     return record
 
 

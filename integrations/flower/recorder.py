@@ -107,7 +107,7 @@ def _components(raw: Any) -> dict[str, list[float]] | None:
             values = [float(pair[0]), float(pair[1])]
         except (TypeError, ValueError, IndexError, KeyError, OverflowError):
             return None
-        if not all(math.isfinite(v) for v in values):
+        if not all(math.isfinite(v) and v >= 0 for v in values):
             return None
         out[str(key)] = values
     return out
@@ -118,16 +118,16 @@ def _client_fields(record: dict[str, Any]) -> dict[str, Any] | None:
     energy, duration and method (another version's, or damaged)."""
     try:
         numbers = [float(record[k]) for k in ("measured_j", "estimated_j", "duration_s")]
-        if not all(math.isfinite(v) for v in numbers):
-            return None
+        if not all(math.isfinite(v) and v >= 0 for v in numbers):
+            return None  # energy and time are never negative: not a reading
         return {
             "client_measured_j": numbers[0],
             "client_estimated_j": numbers[1],
             "client_duration_s": numbers[2],
             "client_methods": str(record["methods"]),
             "client_basis": str(record.get("basis", "measured")),
-            "client_host": record.get("host"),
-            "client_pid": record.get("pid"),
+            "client_host": host if isinstance(host := record.get("host"), str) else None,
+            "client_pid": pid if isinstance(pid := record.get("pid"), int) else None,
             "client_ancestors": _int_list(record.get("ancestors")),
             "client_components": _components(record.get("components")),
         }
@@ -191,6 +191,7 @@ class RoundRecorder:
         self._grid = ""
         self._live: LiveAccount | None = None
         self._warned_budget = False
+        self._warned_record = False
         self._pending: list[dict[str, Any]] = []
         self._windows: list[Window] = []
         metadata.prefetch()  # git and package versions, off the start's critical path
@@ -358,6 +359,15 @@ class RoundRecorder:
             "num_examples": num_examples,
         }
         client = _client_fields(record) if record is not None else None
+        if record is not None and client is None and not self._warned_record:
+            self._warned_record = True
+            warnings.warn(
+                f"greentrack: node {node}'s energy record in round {server_round} could not be "
+                "read (damaged, or another greentrack version's); such clients are counted "
+                "unmeasured (this warning is shown once)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if client is not None:
             row.update(client)
             self._windows += _windows(len(self._pending), record)

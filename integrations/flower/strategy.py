@@ -119,7 +119,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
         for r in out:
             error = r.has_error()
             attached = not error and r.has_content() and RECORD in r.content
-            record = decode_record(r.content[RECORD]) if attached else None
+            record = (decode_record(r.content[RECORD]) or {}) if attached else None
             upload = bytes_or_none(payload_bytes, r)  # as it came over the wire, with our record
             if attached:
                 del r.content[RECORD]  # the inner strategy must not see it
