@@ -96,15 +96,21 @@ the git state cost ~20 ms together, git much more in a large repository): with
 rewrites ``meta.json`` after each: a slow git never holds the package versions back)."""
 
 
+def _packages_key(names: Sequence[str]) -> tuple[str, ...]:
+    return ("packages", *names)
+
+
+def _git_key(cwd: Path | None) -> tuple[str, ...]:
+    """The cache key of the git state around ``cwd`` (``OSError``: no working directory)."""
+    return ("git", str((Path(cwd) if cwd is not None else Path.cwd()).resolve()))
+
+
 def _ready(field: str, cwd: str) -> bool:
     """Whether a :data:`DEFERRED` field is cached (free to read now)."""
-    if field == "software":
-        key: tuple[str, ...] = ("packages", *FRAMEWORKS)
-    else:
-        try:
-            key = ("git", str(Path(cwd).resolve()))
-        except OSError:
-            return True  # no working directory: git_info answers at once
+    try:
+        key = _packages_key(FRAMEWORKS) if field == "software" else _git_key(Path(cwd))
+    except OSError:
+        return True  # no working directory: git_info answers at once
     with _CACHE_LOCK:
         return key in _CACHE
 
@@ -134,7 +140,7 @@ def complete(meta: Mapping[str, Any], field: str) -> dict[str, Any]:
 def package_versions(names: Sequence[str] = FRAMEWORKS) -> dict[str, str]:
     """Installed versions of the frameworks that matter, read without importing them (once
     per process)."""
-    return dict(_cached(("packages", *names), lambda: _package_versions(names)))
+    return dict(_cached(_packages_key(names), lambda: _package_versions(names)))
 
 
 def _package_versions(names: Sequence[str]) -> dict[str, str]:
@@ -152,10 +158,10 @@ def git_info(cwd: Path | None = None) -> dict[str, Any] | None:
     once per process and directory (a later run in the same process reports the state of
     the first)."""
     try:
-        where = str((Path(cwd) if cwd is not None else Path.cwd()).resolve())
+        key = _git_key(cwd)
     except OSError:  # the working directory was removed
         return None
-    info = _cached(("git", where), lambda: _git_info(cwd))
+    info = _cached(key, lambda: _git_info(cwd))
     return dict(info) if info is not None else None
 
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 FORMAT_VERSION = 1
 META = "meta.json"
-"""Written at start: host, hardware, software, channels, carbon settings; rewritten whole
-when fields still ``pending`` at start (package versions, git) arrive."""
+"""Written at start: host, hardware, software, channels, carbon settings; rewritten whole as
+each field still ``pending`` at start (package versions, git) arrives."""
 TIMELINE = "timeline.csv"
 """One row per ``row_interval_s``: mean power and cumulative energy per channel."""
 SPANS = "spans.jsonl"

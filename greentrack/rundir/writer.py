@@ -3,8 +3,8 @@
 Files (names in :mod:`greentrack.rundir.format`, documented in docs/run-format.md):
 
 * ``meta.json``      written at start (atomic rename): host, hardware, software, channels;
-                     rewritten whole once (atomic rename) where the git state or package
-                     versions were still being gathered at start (``pending``).
+                     rewritten whole (atomic rename) as each field still being gathered at
+                     start (``pending``: package versions, git state) arrives.
 * ``timeline.csv``   one row per ``row_interval_s`` (1 s): per channel mean power and
                      cumulative energy. Appended and flushed by the sampler thread every row.
 * ``spans.jsonl``    a ``begin`` and an ``end`` line per span, with energy per channel.
@@ -50,6 +50,11 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], fs: FileSystem = REAL
 def write_text_atomic(path: Path, text: str, fs: FileSystem = REAL) -> None:
     """Write ``text`` to ``path`` through a unique temporary file and a rename."""
     fs.replace_atomic(path, text)
+
+
+def _meta_text(meta: Mapping[str, Any]) -> str:
+    """``meta.json``'s text: ``meta`` with the format version."""
+    return _json({**meta, "format_version": FORMAT_VERSION})
 
 
 def _json(data: Mapping[str, Any]) -> str:
@@ -143,9 +148,7 @@ class RunWriter:
             )
         fs.mkdir(self.run_dir)
         try:
-            fs.create_exclusive(
-                self.run_dir / META, _json({**meta, "format_version": FORMAT_VERSION})
-            )
+            fs.create_exclusive(self.run_dir / META, _meta_text(meta))
         except FileExistsError:
             raise RunExistsError(
                 f"{self.run_dir} already holds a run ({META} exists); greentrack never overwrites "
@@ -242,9 +245,7 @@ class RunWriter:
         ``meta`` completed (fields still being gathered at start); ``False`` when it could not
         be written (the first one stays)."""
         try:
-            self.fs.replace_atomic(
-                self.run_dir / META, _json({**meta, "format_version": FORMAT_VERSION})
-            )
+            self.fs.replace_atomic(self.run_dir / META, _meta_text(meta))
         except Exception as e:
             with self._lock:
                 self._fail(e, 1)

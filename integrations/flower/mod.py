@@ -76,14 +76,9 @@ class SharedMeters:
         self.methods = ";".join(sorted({f"{c.component}:{c.method}" for c in self.channels}))
         self.methods = self.methods or "none"
         sources = set(self.sources.values())
-        self.basis = (  # what every window's figure is, whatever it counted
-            "mixed"
-            if len(sources) > 1
-            else "measured"
-            if sources == {"measured"}
-            else "estimated"
-            if sources
-            else "none"
+        # what every window's figure is, whatever it counted (no channel: no record is sent)
+        self.basis = (
+            "mixed" if len(sources) > 1 else "measured" if sources == {"measured"} else "estimated"
         )
         self._raw = {
             c.id

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -58,16 +58,28 @@ def num_examples(reply: Any) -> int | None:
 def _windows(key: int, record: dict[str, Any]) -> list[Window]:
     """The shared-device windows a client reported (none from models or CPU-only clients, or
     from a record whose windows are not finite numbers)."""
+    out = []
     try:
-        out = []
         for w in record.get("windows") or []:
-            times = [float(w[k]) for k in ("t0", "t1", "e0_j", "e1_j")]
-            if not all(math.isfinite(v) for v in times):
+            times = _readings((w[k] for k in ("t0", "t1", "e0_j", "e1_j")), non_negative=False)
+            if times is None:
                 return []
             out.append(Window(key, str(w["device"]), *times))
-        return out
-    except (KeyError, TypeError, ValueError, OverflowError):
+    except (KeyError, TypeError):
         return []
+    return out
+
+
+def _readings(raw: Iterable[Any], *, non_negative: bool = True) -> list[float] | None:
+    """Numbers a client reported (times, energies, counters) as floats, or ``None`` when one
+    is not a finite (and, for energies and durations, non-negative) number: such a record is
+    not a reading."""
+    try:
+        values = [float(v) for v in raw]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    ok = all(math.isfinite(v) and (v >= 0 or not non_negative) for v in values)
+    return values if ok else None
 
 
 def _attribute_shared_devices(rows: list[dict[str, Any]], windows: list[Window]) -> None:
@@ -104,10 +116,10 @@ def _components(raw: Any) -> dict[str, list[float]] | None:
     out = {}
     for key, pair in raw.items():
         try:
-            values = [float(pair[0]), float(pair[1])]
-        except (TypeError, ValueError, IndexError, KeyError, OverflowError):
-            return None
-        if not all(math.isfinite(v) and v >= 0 for v in values):
+            values = _readings((pair[0], pair[1]))
+        except (TypeError, IndexError, KeyError):
+            values = None
+        if values is None:
             return None
         out[str(key)] = values
     return out
@@ -117,9 +129,9 @@ def _client_fields(record: dict[str, Any]) -> dict[str, Any] | None:
     """The ``fl.jsonl`` columns of a client's record; ``None`` for a record without its
     energy, duration and method (another version's, or damaged)."""
     try:
-        numbers = [float(record[k]) for k in ("measured_j", "estimated_j", "duration_s")]
-        if not all(math.isfinite(v) and v >= 0 for v in numbers):
-            return None  # energy and time are never negative: not a reading
+        numbers = _readings(record[k] for k in ("measured_j", "estimated_j", "duration_s"))
+        if numbers is None:
+            return None  # energy and time are finite and never negative: not a reading
         return {
             "client_measured_j": numbers[0],
             "client_estimated_j": numbers[1],
