@@ -231,3 +231,36 @@ def test_two_processes_race_for_one_run_dir(tmp_path: Path) -> None:
         for p in procs:
             p.join(30)
         _check_race(path, [queue.get(timeout=5) for _ in procs])
+
+
+def test_meta_json_that_cannot_be_completed_stays_as_first_written(tmp_path: Path) -> None:
+    """The background rewrite of meta.json (pending package versions and git) hits a full
+    disk: the first meta.json stays whole and says what is pending, the loss is counted, the
+    run loads."""
+    import json
+
+    from greentrack import metadata
+    from greentrack.rundir.fs import FileSystem
+
+    class FullForMeta(FileSystem):
+        def replace_atomic(self, path: Path, text: str) -> None:
+            if path.name == "meta.json":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super().replace_atomic(path, text)
+
+    metadata.clear_cache()
+    try:
+        clock = ManualClock()
+        tracker = Tracker(tmp_path / "r", meters=meters(clock), clock=clock, fs=FullForMeta())
+        with pytest.warns(RuntimeWarning, match="cannot write"):
+            tracker.start()
+            assert tracker._meta_thread is not None
+            tracker._meta_thread.join(timeout=30)
+        run_for(tracker, clock, 1.0, step=0.5)
+        tracker.stop()
+        meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+        assert meta["pending"] == ["software", "git"] and meta["software"] is None
+        assert tracker.writer.trouble is not None and tracker.writer.trouble.records_lost >= 1
+        assert greentrack.load_run(tmp_path / "r").complete
+    finally:
+        metadata.clear_cache()
