@@ -310,6 +310,12 @@ def test_every_view_shows_the_accounts_totals(shape: Shape) -> None:
         assert span(it.value, it.low, it.high, energy) in r["sentence"]
         if r["federated"]:
             assert r["federated"]["total_kwh"] == it.value
+            # the summary says what the report says about replies without a record
+            unmeasured = r["federated"]["unmeasured_replies"]
+            assert unmeasured == data["federated"]["unmeasured_replies"]
+            assert (f"({unmeasured} without an energy record)" in text) == (unmeasured > 0)
+            for note in r["federated"]["notes"]:
+                assert f"note: {note}" in text
         if r["forecast"]:
             assert r["forecast"]["final_kwh"] == it.value
         m = r["metric"]
