@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack import tracker as _core
-from greentrack.carbon.settings import resolve_settings
-from greentrack.launcher import RankInfo, detect
+from greentrack.carbon.settings import CarbonSettings, carbon_arguments
+from greentrack.launcher import RankInfo, agree_job_id, detect
 from greentrack.tracker import SyncMode, TrackerOptions
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ def track(
     intensity_source: str | None = None,
     intensity_provider: str | None = None,
     provider_region: str | None = None,
+    carbon: CarbonSettings | None = None,
     rank: RankInfo | str | None = "auto",
     segment: int | None = None,
     **options: Any,
@@ -154,6 +155,9 @@ def track(
     Keyword ``options`` are :class:`TrackerOptions` fields (``power_hz``, ``gpu_indices``,
     ``cpu_tdp_w``, ``require``...). ``intensity_provider`` (``"ukci"``, ``"electricitymaps"``,
     ``"watttime"``) charges the run's own hours from a public provider (see :class:`Tracker`).
+    ``carbon`` (a :class:`greentrack.CarbonSettings`) stands for ``region``/``intensity``/
+    ``pue`` together; every entry point takes the same carbon arguments
+    (:func:`greentrack.carbon.settings.carbon_arguments`).
 
     Under a distributed launcher (torchrun, Accelerate, DeepSpeed, SLURM ``srun``, Open MPI,
     MPICH: ``rank="auto"`` reads its environment, or pass a :class:`RankInfo`; ``None`` turns
@@ -163,8 +167,12 @@ def track(
     restart of the job (default: the launcher's restart count).
     Returns an unstarted :class:`Tracker`; ``with`` starts it.
     """
-    carbon = resolve_settings(
-        region, intensity=intensity, intensity_source=intensity_source, pue=pue
+    settings = carbon_arguments(
+        region=region,
+        intensity=intensity,
+        intensity_source=intensity_source,
+        pue=pue,
+        carbon=carbon,
     )
     run_dir, tracker_options, extra = place(
         run_dir, TrackerOptions.from_kwargs(**options), rank, segment
@@ -179,8 +187,8 @@ def track(
         options=tracker_options,
         clock=clock,
         background=background,
-        carbon=carbon,
-        intensity_provider=intensity_provider if (extra is None or _is_root(extra)) else None,
+        carbon=settings,
+        intensity_provider=intensity_provider if _is_root(extra) else None,
         provider_region=provider_region,
         extra_meta=extra,
     )
@@ -200,6 +208,7 @@ def place(
         raise ValueError(f"rank takes 'auto', None or a greentrack.launcher.RankInfo; got {rank!r}")
     if info is None or not (info.distributed or segment or info.restart):
         return run_dir, options, None
+    info = agree_job_id(info)
     path, extra = _rank_dir(run_dir, info, segment)
     options = dataclasses.replace(
         options, discovery=dataclasses.replace(options.discovery, rank=info)
@@ -207,7 +216,10 @@ def place(
     return path, options, extra
 
 
-def _is_root(extra: Mapping[str, Any]) -> bool:
+def _is_root(extra: Mapping[str, Any] | None) -> bool:
+    """Whether a process placed with ``extra`` writes the job's root (rank 0, segment 0)."""
+    if extra is None:
+        return True
     part = extra["part"]
     return bool(part["rank"] == 0 and part["segment"] == 0)
 
@@ -222,7 +234,9 @@ def _rank_dir(
         if info.job_id is None:
             raise ValueError(
                 f"the ranks of a {info.launcher} job must share one run directory, and the "
-                "launcher gives no job id to name one: pass run_dir=... (the same on every rank)"
+                "launcher gives no job id (a placeholder such as TORCHELASTIC_RUN_ID=none) nor a "
+                "store or process group to agree one: pass run_dir=... (the same on every rank), "
+                "or give the launcher an id (torchrun --rdzv-id ID)"
             )
         run_dir = Path("runs") / f"{info.launcher}-{info.job_id}"
     root = Path(run_dir)

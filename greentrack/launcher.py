@@ -14,7 +14,14 @@ Every distributed launcher tells its processes who they are through environment 
 
 torchrun's variables win when several are set (``srun torchrun ...`` runs torchrun's workers
 inside SLURM tasks). :func:`detect` never guesses: without a launcher's variables this is rank 0
-of a world of one.
+of a world of one. A placeholder id (torchrun and ``accelerate launch`` set
+``TORCHELASTIC_RUN_ID=none`` unless given ``--rdzv-id``; an empty value) is no id:
+:func:`agree_job_id` then has the ranks agree a fresh one.
+
+Identity is decided here, once, for every integration: :func:`decide` prefers the launcher's
+variables to a framework's own idea of its rank (a Trainer on CPU under torchrun calls every
+process rank 0), and takes the framework's only where no launcher is in charge (Lightning
+starting its own processes).
 
 >>> detect({"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "8", "LOCAL_WORLD_SIZE": "4"}).rank
 3
@@ -26,6 +33,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -93,7 +102,7 @@ def detect(environ: Mapping[str, str] | None = None) -> RankInfo:
                 world_size=world,
                 local_world_size=_int(env, "LOCAL_WORLD_SIZE") or world,
                 launcher="torchrun",
-                job_id=env.get("TORCHELASTIC_RUN_ID") or env.get("SLURM_JOB_ID") or None,
+                job_id=_job_id(env, "TORCHELASTIC_RUN_ID") or _job_id(env, "SLURM_JOB_ID"),
                 restart=_int(env, "TORCHELASTIC_RESTART_COUNT") or 0,
                 node=host,
             )
@@ -142,6 +151,111 @@ def detect(environ: Mapping[str, str] | None = None) -> RankInfo:
     return RankInfo(node=host)
 
 
+PLACEHOLDER_IDS = frozenset({"", "none", "null", "default"})
+"""Values a launcher writes where the user gave no job id (torchrun: ``none``)."""
+
+
+def _job_id(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip()
+    return None if value.lower() in PLACEHOLDER_IDS else value
+
+
+def decide(framework: RankInfo | None = None, environ: Mapping[str, str] | None = None) -> RankInfo:
+    """This process's identity, decided once: the launcher's (:func:`detect`) whenever a
+    launcher says the job is distributed; a framework's own (``framework``: Lightning's
+    ``trainer.global_rank``...) only when no launcher is in charge and the framework started
+    several processes itself. Never the framework's rank over the launcher's.
+
+    >>> env = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1"}
+    >>> decide(RankInfo(rank=0, world_size=1, launcher="transformers"), env).rank
+    1
+    >>> decide(RankInfo(rank=3, local_rank=1, world_size=4, local_world_size=2), {}).rank
+    3
+    """
+    launched = detect(environ)
+    if launched.distributed or launched.restart or framework is None:
+        return launched
+    if not framework.distributed:
+        return launched
+    return _checked(framework)
+
+
+JOB_ID_KEY = "greentrack/job_id"
+"""The key under which the ranks of a job agree its id in the launcher's store."""
+
+
+def fresh_job_id() -> str:
+    """A new job id: UTC time and a random suffix (sortable, never reused)."""
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def agree_job_id(
+    info: RankInfo, environ: Mapping[str, str] | None = None, *, timeout_s: float = 10.0
+) -> RankInfo:
+    """``info`` with a job id every rank of this job shares, where the launcher gave none.
+
+    torchrun and ``accelerate launch`` run a key-value store for their workers
+    (``TORCHELASTIC_USE_AGENT_STORE=True`` at ``MASTER_ADDR:MASTER_PORT``): the first rank to
+    ask sets a fresh id there and every other rank reads the same (an atomic compare-and-set;
+    no rank waits for another). A job whose ranks have already joined a process group agree
+    through it (rank 0's id, broadcast). Otherwise ``info`` comes back unchanged (the caller
+    then asks for a run directory). The store answers within ``timeout_s``.
+    """
+    if info.job_id is not None or not info.distributed:
+        return info
+    env = os.environ if environ is None else environ
+    agreed: str | None = None
+    if env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true":
+        agreed = _agree_in_store(env, timeout_s)
+    if agreed is None:
+        agreed = _agree_in_group()
+    if agreed is None:
+        return info
+    from dataclasses import replace
+
+    return replace(info, job_id=agreed)
+
+
+def _agree_in_store(env: Mapping[str, str], timeout_s: float) -> str | None:
+    host, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT")
+    if not host or not (port or "").isdigit():
+        return None
+    try:
+        import importlib
+        from datetime import timedelta
+
+        store_class = importlib.import_module("torch.distributed").TCPStore
+        store = store_class(
+            host,
+            int(port or 0),
+            None,
+            False,
+            timeout=timedelta(seconds=timeout_s),
+            wait_for_workers=False,
+        )
+        value = store.compare_set(JOB_ID_KEY, "", fresh_job_id())
+    except Exception:  # no torch, no store: the caller falls back
+        return None
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text or None
+
+
+def _agree_in_group() -> str | None:
+    dist = sys.modules.get("torch.distributed")
+    if dist is None:
+        return None
+    try:
+        if not (dist.is_available() and dist.is_initialized()):
+            return None
+        box = [fresh_job_id()]
+        dist.broadcast_object_list(box, src=0)
+        return str(box[0])
+    except Exception:
+        return None
+
+
 def _tasks_on_node(env: Mapping[str, str]) -> int:
     """SLURM's tasks on this node: ``SLURM_NTASKS_PER_NODE`` or the first entry of
     ``SLURM_TASKS_PER_NODE`` (``"4(x2)"`` means 4 on each of 2 nodes)."""
@@ -166,19 +280,44 @@ def _checked(info: RankInfo) -> RankInfo:
 
 
 def gpus_for(info: RankInfo, visible: int) -> list[int] | None:
-    """The visible GPU indices this rank drives, by the usual convention: one GPU visible (a
-    launcher that gives each task its own GPU): that one; at least as many GPUs as local ranks:
-    the one at ``local_rank``; no GPU: ``None``. With fewer GPUs than local ranks, ranks share
-    them (``local_rank % visible``): each shared GPU is then measured by every rank on it, which
-    the account notes. A rank that drives several GPUs declares them (``gpu_indices=``).
+    """The visible GPU indices this rank drives (``None``: no GPU visible). The rule:
+
+    * a local rank outside ``0 .. local_world_size - 1`` is an error (``ValueError``, one line
+      naming ``LOCAL_RANK``, the device count and the fix), never a guess;
+    * one GPU visible: that one (a launcher that gives each task its own GPU, or ranks sharing
+      the only one);
+    * at least as many GPUs as local ranks: the one at ``local_rank`` (then every local rank
+      has a device of its own);
+    * fewer GPUs than local ranks (torchrun ``--nproc_per_node`` above the GPU count): ranks
+      share them, ``local_rank % visible``, the convention of such scripts. Every rank on a
+      shared GPU measures all of it; the account finds them by the GPU's UUID and splits it
+      equally (labelled ``shared by N ranks``, docs/methodology.md), never counting it twice.
+
+    A rank that drives several GPUs declares them (``gpu_indices=``).
 
     >>> gpus_for(RankInfo(rank=5, local_rank=1, world_size=8, local_world_size=4), 4)
     [1]
     >>> gpus_for(RankInfo(rank=5, local_rank=1, world_size=8, local_world_size=4), 1)
     [0]
+    >>> gpus_for(RankInfo(rank=5, local_rank=5, world_size=8, local_world_size=8), 2)
+    [1]
     """
     if visible <= 0:
         return None
+    local, per_node = info.local_rank, max(info.local_world_size, 1)
+    if not 0 <= local < per_node:
+        var = {
+            "slurm": "SLURM_LOCALID",
+            "openmpi": "OMPI_COMM_WORLD_LOCAL_RANK",
+            "mpich": "MPI_LOCALRANKID",
+        }.get(info.launcher, "LOCAL_RANK")
+        raise ValueError(
+            f"{var}={local} but this node runs {per_node} process(es) (local ranks 0-"
+            f"{per_node - 1}) on {visible} visible GPU(s): start one process per GPU "
+            f"(torchrun --nproc_per_node={visible}) or choose the GPUs with CUDA_VISIBLE_DEVICES"
+        )
     if visible == 1:
         return [0]
-    return [info.local_rank % visible]
+    if per_node <= visible:
+        return [local]
+    return [local % visible]
