@@ -43,9 +43,17 @@ def loaders() -> tuple[DataLoader, DataLoader]:
 
 
 def fake_meters(trainer):
-    """A fake NVML GPU per rank (GPU_W x (rank + 1)), CPU only on local rank 0."""
+    """A fake NVML GPU per rank (GPU_W x (rank + 1); each rank its own board, as DDP gives
+    it), CPU only on local rank 0."""
+    rank = trainer.global_rank
     nvml = FakeNvml(
-        [FakeGpu(trace=PowerTrace.constant(GPU_W * (trainer.global_rank + 1)))], time.monotonic
+        [
+            FakeGpu(
+                trace=PowerTrace.constant(GPU_W * (rank + 1)),
+                uuid=f"GPU-00000000-0000-0000-0000-{rank:012d}",
+            )
+        ],
+        time.monotonic,
     )
     meters = [NvmlMeter(nvml, environ={})]
     if trainer.local_rank == 0:

@@ -39,8 +39,12 @@ def client_meters():
     return [FakeMeter([spec], time.monotonic)]
 
 
+STRATEGIES: list[EmissionsStrategy] = []
+"""Every strategy run_server built, the last one last (for its live figures)."""
+
+
 def run_server(tmp_path, nodes, rounds, n_floats=1000, **kwargs):
-    """Run EmissionsStrategy(FedAvg) over an in-process grid; return (strategy, grid, rows)."""
+    """Run EmissionsStrategy(FedAvg) over an in-process grid; return (result, grid, rows)."""
     server = FakeMeter(
         [FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(80.0), has_power=False)], time.monotonic
     )
@@ -51,6 +55,7 @@ def run_server(tmp_path, nodes, rounds, n_floats=1000, **kwargs):
         meters=[server],
         **kwargs,
     )
+    STRATEGIES.append(strategy)
     grid = InProcessGrid(nodes, EnergyMod(meters_factory=client_meters))
     result = strategy.start(
         grid, ArrayRecord([np.zeros(n_floats, dtype=np.float32)]), num_rounds=rounds
@@ -183,7 +188,8 @@ def test_strategy_wrapper_records_rounds(tmp_path):
     assert set(spans["name"]) == {"round", "aggregate_train", "aggregate_evaluate"}
     assert run.meta["carbon"]["intensity"]["region"] == "US-CA"
     forecasts = [e for e in run.events if e["event"] == "forecast"]
-    assert [(f["round"], f["units_remaining"]) for f in forecasts] == [(1, 1), (2, 0)]
+    # a forecast while rounds remain only (none of a finished run)
+    assert [(f["round"], f["units_remaining"]) for f in forecasts] == [(1, 1)]
     # each round's total by the account's rule: the clients ran in the server's process, so
     # what they measured is inside the server's own reading and is counted once
     expected = 0.0
@@ -191,7 +197,9 @@ def test_strategy_wrapper_records_rounds(tmp_path):
         client_j = sum(r["client_measured_j"] for r in rows if r["round"] == k)
         span_j = float(spans[spans["tags"] == {"round": k}]["energy_j"].iloc[0])
         expected += client_j + max(0.0, span_j - client_j)
-    assert forecasts[-1]["forecast_j"] == pytest.approx(expected, rel=1e-9)
+    live = STRATEGIES[-1].last_metrics
+    assert live["energy/total_kwh"] == pytest.approx(expected / 3.6e6, rel=1e-9)
+    assert live["energy/round_kwh"] > 0 and live["energy/total_co2e_g"] > 0
     assert all(r["client_host"] and r["client_pid"] for r in rows)
 
 
@@ -403,7 +411,7 @@ def test_power_profile_xml_reproduces_the_bundled_phone(tmp_path):
 
 
 def test_network_per_direction_and_budget_stop(tmp_path):
-    with pytest.warns(RuntimeWarning, match=r"budget after round 1.*no further round"):
+    with pytest.warns(RuntimeWarning, match=r"budget after round 1.*stopping after this round"):
         _, _, rows = run_server(
             tmp_path,
             [1, 2],

@@ -39,8 +39,22 @@ def _metrics(tmp_path) -> pd.DataFrame:
     return pd.read_csv(tmp_path / "logs" / "version_0" / "metrics.csv")
 
 
+class _AccountAtFitEnd(EmissionsCallback):
+    """Takes the account of the run directory at the moment the end-of-fit figures were made
+    (the same reading), to compare the live figures with it."""
+
+    def on_fit_end(self, trainer, pl_module):  # type: ignore[no-untyped-def]
+        super().on_fit_end(trainer, pl_module)
+        from greentrack.account import account_run
+
+        self.live.tracker.writer.flush()
+        self.account_then = account_run(
+            greentrack.load_run(self.run_dir), live_energy_j=self.live.reading
+        )
+
+
 def test_fit_spans_and_logged_energy(tmp_path):
-    cb = EmissionsCallback(
+    cb = _AccountAtFitEnd(
         tmp_path / "run",
         carbon=greentrack.CarbonSettings.resolve("FR", pue=1.2),
         meters_factory=fake_meters,
@@ -65,16 +79,33 @@ def test_fit_spans_and_logged_energy(tmp_path):
     assert m["energy/epoch_kwh"].to_numpy() == pytest.approx(
         (GPU_W + CPU_W) * epochs["duration_s"].to_numpy() / 3.6e6, rel=0.02
     )
-    assert m["energy/total_kwh"].iloc[-1] == pytest.approx(expected.sum(), rel=1e-9)
-    grams = expected.sum() * 1.2 * greentrack.carbon.intensity.resolve_region("FR").gco2e_per_kwh
-    assert m["energy/total_co2e_g"].iloc[-1] == pytest.approx(grams, rel=1e-9)
-    assert "energy/forecast_kwh" in m.columns and m["energy/forecast_kwh"].notna().all()
-    # after the last epoch the forecast is the total itself
-    assert m["energy/forecast_kwh"].iloc[-1] == pytest.approx(m["energy/total_kwh"].iloc[-1])
-    assert cb.total_kwh == pytest.approx(expected.sum(), rel=1e-9)
+    # the running total is the run's energy so far (sanity check and setup included), not the
+    # sum of the epochs; each epoch's row is at least the epochs so far
+    assert (m["energy/total_kwh"].to_numpy() >= expected.cumsum() * (1 - 1e-9)).all()
+    assert "energy/forecast_kwh" in m.columns
+    # forecasts only while epochs remain (a forecast of a finished run is no forecast)
+    assert m["energy/forecast_kwh"].notna().tolist() == [True, True, False]
     forecasts = [e for e in run.events if e["event"] == "forecast"]
-    assert [f["units_remaining"] for f in forecasts] == [2.0, 1.0, 0.0]
-    assert forecasts[-1]["forecast_j"] == pytest.approx(expected.sum() * 3.6e6, rel=1e-9)
+    assert [f["units_remaining"] for f in forecasts] == [2.0, 1.0]
+    # the figures at the end of fit are the account's of that moment, value and range
+    end = _metrics(tmp_path).dropna(subset=["energy/total_kwh"]).iloc[-1]
+    then = cb.account_then
+    for bound in ("value", "low", "high"):
+        suffix = "" if bound == "value" else f"_{bound}"
+        assert end[f"energy/total_kwh{suffix}"] == pytest.approx(
+            getattr(then.it_kwh, bound), rel=1e-9
+        )
+        assert end[f"energy/total_co2e_g{suffix}"] == pytest.approx(
+            getattr(then.co2e_g, bound), rel=1e-9
+        )
+    assert end["energy/total_kwh"] <= greentrack.summarize(run).account.it_kwh.value
+    grams = (
+        end["energy/total_kwh"]
+        * 1.2
+        * greentrack.carbon.intensity.resolve_region("FR").gco2e_per_kwh
+    )
+    assert end["energy/total_co2e_g"] == pytest.approx(grams, rel=1e-9)
+    assert cb.total_kwh == pytest.approx(end["energy/total_kwh"], rel=1e-9)
     assert run.complete and greentrack.summarize(run).status == "finished"
     assert run.meta["part"]["rank"] == 0 and run.meta["framework"] == pl.__name__
     # the model's own metrics are stored per epoch, for emissions-to-target in reports
@@ -138,7 +169,8 @@ def test_resume_from_checkpoint_continues_totals(tmp_path):
 
     saved = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)["callbacks"]
     state = next(v for k, v in saved.items() if "EmissionsCallback" in k)
-    assert state["segments"] == 1 and state["measured_j"] == pytest.approx(first_total * 3.6e6)
+    root_id = greentrack.load_run(tmp_path / "run").meta["run_id"]
+    assert state["segments"] == 1 and state["run_id"] == root_id and len(state["units_j"]) == 2
 
     cb2 = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
     trainer2 = pl.Trainer(
@@ -162,8 +194,30 @@ def test_resume_from_checkpoint_continues_totals(tmp_path):
     channels = [c.channel for c in summary.components]
     assert channels == ["gpu0", "cpu0", "seg1-rank0/gpu0", "seg1-rank0/cpu0"]
     assert any("segment 1 resumed" in n for n in summary.notes)
-    # the run's total is both segments: the callback's running total after segment 2
-    assert summary.measured_energy_j / 3.6e6 >= cb2.total_kwh
+    # the run's total is both segments: the callback's figure at the end of segment 2 is the
+    # account's (less the last moments before the tracker stopped)
+    total = summary.account.it_kwh.value
+    assert total * (1 + 1e-9) >= cb2.total_kwh >= 0.97 * total
+
+
+def test_a_new_training_into_a_used_directory_is_refused(tmp_path):
+    """A second, unrelated training with the same run directory is not appended as later
+    segments: it is refused before it trains (as track() refuses it), unless it resumes."""
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    _trainer(tmp_path, cb, max_epochs=1, enable_checkpointing=False).fit(TinyModel(), *loaders())
+    again = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    with pytest.raises(greentrack.RunExistsError, match=r"already holds run .* resume=True"):
+        _trainer(tmp_path, again, max_epochs=1, enable_checkpointing=False).fit(
+            TinyModel(), *loaders()
+        )
+    assert not (tmp_path / "run" / "parts").exists()
+    resumed = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters, resume=True)
+    _trainer(tmp_path, resumed, max_epochs=1, enable_checkpointing=False).fit(
+        TinyModel(), *loaders()
+    )
+    assert resumed.segment == 1
+    run = greentrack.load_run(tmp_path / "run")
+    assert [p.meta["part"]["segment"] for p in run.parts] == [1]
 
 
 def test_bad_arguments_fail_in_init():

@@ -76,7 +76,7 @@ def _trainer(tmp_path: Path, cb: EmissionsCallback, epochs: int, **kwargs):  # t
     )
 
 
-def test_epochs_are_logged_and_add_up(tmp_path: Path) -> None:
+def test_epochs_are_logged_and_the_total_is_the_accounts(tmp_path: Path) -> None:
     cb = EmissionsCallback(
         tmp_path / "run",
         carbon=greentrack.CarbonSettings.resolve("FR", pue=1.1),
@@ -91,16 +91,64 @@ def test_epochs_are_logged_and_add_up(tmp_path: Path) -> None:
         for h in trainer.state.log_history
         if "energy/epoch_kwh" in h and "loss" not in h and "eval_loss" not in h
     ]
-    assert epochs and logged[-1]["energy/total_kwh"] == pytest.approx(sum(epochs[:2]))
-    assert logged[-1]["energy/total_co2e_g_low"] <= logged[-1]["energy/total_co2e_g"]
+    # the running total is the run so far (evaluation and set-up included), >= its epochs
+    assert logged[-1]["energy/total_kwh"] >= sum(epochs[:2]) * (1 - 1e-9)
+    for name in ("total_kwh", "total_co2e_g"):
+        assert logged[-1][f"energy/{name}_low"] <= logged[-1][f"energy/{name}"]
+        assert logged[-1][f"energy/{name}"] <= logged[-1][f"energy/{name}_high"]
+    # forecasts only while epochs remain
+    assert "energy/forecast_kwh" in logged[0] and "energy/forecast_kwh" not in logged[-1]
     run = greentrack.load_run(tmp_path / "run")
     names = list(run.spans["name"])
     assert names.count("train_epoch") == 2 and "train" in names and "inference" in names
     acct = account_run(run)
     phase = {p["name"]: p for p in acct.phases}
-    assert phase["train_epoch"]["energy_kwh"] == pytest.approx(logged[-1]["energy/total_kwh"])
-    assert acct.it_kwh.value >= logged[-1]["energy/total_kwh"]
+    assert phase["train_epoch"]["energy_kwh"] == pytest.approx(sum(epochs[:2]))
+    # the figures at the end of train() are the account's: same value (less the moments
+    # before the tracker stopped) and the same range around it
+    end = trainer.state.log_history[-1]
+    assert end["energy/total_kwh"] <= acct.it_kwh.value
+    assert end["energy/total_kwh"] == pytest.approx(acct.it_kwh.value, rel=0.05)
+    for bound in ("low", "high"):
+        assert end[f"energy/total_kwh_{bound}"] / end["energy/total_kwh"] == pytest.approx(
+            getattr(acct.it_kwh, bound) / acct.it_kwh.value, rel=1e-9
+        )
+        assert acct.co2e_g is not None
+        assert end[f"energy/total_co2e_g_{bound}"] / end["energy/total_co2e_g"] == pytest.approx(
+            getattr(acct.co2e_g, bound) / acct.co2e_g.value, rel=1e-9
+        )
     assert any(e["event"] == "metrics" for e in run.events)  # eval metrics, for to-target
+
+
+def test_train_then_evaluate_is_one_finished_run(tmp_path: Path) -> None:
+    """run_clm.py's flow: train(), then evaluate() on its own: a stage of the same run,
+    closed when it ends (never "exited without stop()"), one process."""
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    trainer = _trainer(tmp_path, cb, epochs=1)
+    trainer.train()
+    trainer.evaluate()
+    trainer.predict(Data(8))
+    run = greentrack.load_run(tmp_path / "run")
+    assert [p.path.name for p in run.parts] == ["seg1-rank0", "seg2-rank0"]
+    assert [p.meta["part"]["stage"] for p in (run, *run.parts)] == [
+        "train",
+        "evaluate",
+        "evaluate",
+    ]
+    assert run.complete and all(p.complete for p in run.parts)
+    summary = greentrack.summarize(run)
+    assert summary.status == "finished"
+    assert not any("exited without stop" in n for n in summary.notes)
+    assert cb.last_metrics["energy/total_kwh"] <= summary.account.it_kwh.value
+    assert cb.last_metrics["energy/total_kwh"] > summary.account.components[0].energy_kwh.value
+
+
+def test_a_new_training_into_a_used_directory_is_refused(tmp_path: Path) -> None:
+    _trainer(tmp_path, EmissionsCallback(tmp_path / "run", meters_factory=fake_meters), 1).train()
+    again = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    with pytest.raises(greentrack.RunExistsError, match=r"already holds run .* resume=True"):
+        _trainer(tmp_path / "b", again, epochs=1).train()
+    assert not (tmp_path / "run" / "parts").exists()
 
 
 def test_attach_puts_the_callback_first(tmp_path: Path) -> None:
@@ -114,15 +162,20 @@ def test_resume_continues_the_totals_and_the_model_card(tmp_path: Path) -> None:
     first = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
     _trainer(tmp_path, first, epochs=1).train()
     saved = first.state()
-    assert saved["attributes"]["segment"] == 1 and saved["attributes"]["prior_j"] > 0
+    root_id = greentrack.load_run(tmp_path / "run").meta["run_id"]
+    assert saved["attributes"]["segments"] == 1 and saved["attributes"]["run_id"] == root_id
+    # the checkpoint's run id makes the same directory a resume, not a new job
     again = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
     trainer = _trainer(tmp_path, again, epochs=2)
     trainer.train(resume_from_checkpoint=True)
     restored = next(
         c for c in trainer.callback_handler.callbacks if isinstance(c, EmissionsCallback)
     )
-    assert restored.segment >= 1 and restored.prior_j == pytest.approx(
-        saved["attributes"]["prior_j"]
+    assert restored.live.segment == 1 and len(restored.live.units_j) == 2
+    # the resumed segment's total starts from the account of the first
+    assert (
+        restored.last_metrics["energy/total_kwh"]
+        <= account_run(greentrack.load_run(tmp_path / "run")).it_kwh.value
     )
     run = greentrack.load_run(tmp_path / "run")
     assert [p.path.name for p in run.parts] == ["seg1-rank0"]
@@ -181,10 +234,17 @@ def test_two_process_ddp_sums_the_ranks(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    total = float(next(ln for ln in proc.stdout.splitlines() if ln.startswith("TOTAL")).split()[1])
+    lines = dict(ln.split() for ln in proc.stdout.splitlines() if ln.startswith(("TOTAL", "AFTER")))
     run = greentrack.load_run(tmp_path / "run")
-    assert [p.path.name for p in run.parts] == ["seg0-rank1"]
+    # ranks from the launcher (never two processes calling themselves rank 0); evaluate() after
+    # train() is a stage of the same run, closed when it ends
+    assert [p.path.name for p in run.parts] == ["seg0-rank1", "seg1-rank0", "seg1-rank1"]
+    assert [p.meta["part"]["rank"] for p in (run, *run.parts)] == [0, 1, 0, 1]
+    assert len({p.meta["part"]["job_id"] for p in (run, *run.parts)}) == 1
     acct = account_run(run)
-    epochs = next(p for p in acct.phases if p["name"] == "train_epoch")
-    # the logged total is the sum over both ranks' epochs
-    assert total == pytest.approx(epochs["energy_kwh"], rel=1e-6)
+    assert acct.status == "finished"
+    assert not any("exited without stop" in n or "did not stop" in n for n in acct.notes)
+    # the logged totals are both ranks', the run's so far
+    train = next(p for p in acct.phases if p["name"] == "train_epoch")
+    assert float(lines["TOTAL"]) >= train["energy_kwh"] * (1 - 1e-9)
+    assert float(lines["TOTAL"]) < float(lines["AFTER_EVALUATE"]) <= acct.it_kwh.value

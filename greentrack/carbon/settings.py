@@ -93,6 +93,54 @@ def resolve_settings(
     return CarbonSettings(grid, resolve_pue(pue, grid), how)
 
 
+def carbon_arguments(
+    *,
+    region: str | None = None,
+    pue: float | str | None = None,
+    intensity: float | None = None,
+    intensity_source: str | None = None,
+    carbon: CarbonSettings | dict[str, Any] | None = None,
+) -> CarbonSettings | None:
+    """The carbon settings of every entry point (``track``, the Lightning and Transformers
+    callbacks, the Flower strategy, ``greentrack run``), from the same arguments: ``region=``
+    (``"DE"``, ``"aws:eu-west-1"``, ``"auto"``) or ``intensity=`` (gCO2e/kWh, with
+    ``intensity_source=``), ``pue=``; or ``carbon=`` (a :class:`CarbonSettings`, or the dict
+    that ``meta.json`` records) instead of them. Checked now, before training starts.
+
+    >>> carbon_arguments(region="DE", pue=1.2).pue.value
+    1.2
+    >>> carbon_arguments() is None
+    True
+    """
+    if carbon is None:
+        return resolve_settings(
+            region, intensity=intensity, intensity_source=intensity_source, pue=pue
+        )
+    given = [
+        name
+        for name, value in (
+            ("region", region),
+            ("pue", pue),
+            ("intensity", intensity),
+            ("intensity_source", intensity_source),
+        )
+        if value is not None
+    ]
+    if given:
+        raise ValueError(
+            f"pass carbon=CarbonSettings(...) or {', '.join(n + '=' for n in given)}, not both "
+            "(carbon= already holds the region, intensity and PUE)"
+        )
+    if isinstance(carbon, dict):  # restored from a checkpoint or a meta.json
+        return settings_from_meta({"carbon": carbon})
+    if not isinstance(carbon, CarbonSettings):
+        raise TypeError(
+            "carbon takes greentrack.CarbonSettings (CarbonSettings.resolve('DE', pue=1.1)), or "
+            f"pass region='DE', pue=1.1 instead; got {type(carbon).__name__}"
+        )
+    return carbon
+
+
 def settings_from_meta(meta: dict[str, Any]) -> CarbonSettings | None:
     """The settings a run recorded at its start (reproducible even if tables change)."""
     carbon = meta.get("carbon")

@@ -41,12 +41,23 @@ def add_parser(sub: Any) -> None:
     run.add_argument(
         "--pue", default=None, help="PUE (>= 1.0) or a preset: google, aws, azure, ..."
     )
+    run.add_argument(
+        "--intensity-provider",
+        default=None,
+        help="charge the run's own hours with a provider's series at the end: ukci, "
+        "electricitymaps, watttime (falls back to the annual figure, and says so, offline)",
+    )
+    run.add_argument(
+        "--provider-region",
+        default=None,
+        help="the provider's name for the grid (default: --region)",
+    )
     add_measure_options(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from greentrack.api import Tracker, place
+    from greentrack.api import Tracker, _is_root, place
     from greentrack.errors import GreentrackError
     from greentrack.runner import exit_like, resolve_command, run_command
     from greentrack.tracker import TrackerOptions
@@ -63,11 +74,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except PermissionError as e:
         print(f"greentrack: {e}", file=sys.stderr)
         return 126
-    from greentrack.carbon.settings import resolve_settings
+    from greentrack.carbon.settings import carbon_arguments
 
     try:
-        carbon = resolve_settings(
-            args.region,
+        carbon = carbon_arguments(
+            region=args.region,
             intensity=args.intensity,
             intensity_source=args.intensity_source,
             pue=args.pue,
@@ -85,6 +96,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             options=options,
             carbon=carbon,
             extra_meta=extra,
+            intensity_provider=args.intensity_provider if _is_root(extra) else None,
+            provider_region=args.provider_region,
         )
         returncode = run_command(tracker, command)
     except (GreentrackError, ValueError, NotADirectoryError) as e:  # before the command ran

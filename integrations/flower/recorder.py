@@ -17,20 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from greentrack import metadata
-from greentrack.account import Figure, LiveAccount
+from greentrack.account import Figure
 from greentrack.account.federated import SIMULATION_GRIDS, live_round_kwh
 from greentrack.analysis.attribution import Window, attribute
 from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
-from greentrack.analysis.predict import forecast
 from greentrack.api import Tracker
 from greentrack.carbon.network import coefficient
-from greentrack.carbon.settings import CarbonSettings
+from greentrack.carbon.settings import CarbonSettings, carbon_arguments
 from greentrack.integrations.flower._flwr import app as flwr_app
+from greentrack.live import LiveFigures, Progress
 from greentrack.meters.base import Meter
 from greentrack.rundir.format import FL
 from greentrack.tracker import Span, TrackerOptions, default_run_dir
-from greentrack.units import G_PER_KG, j_from_kwh, kwh_from_j
+from greentrack.units import j_from_kwh
 
 _HOST = socket.gethostname()
 FL_FLUSH_S = 1.0
@@ -161,27 +161,36 @@ class RoundRecorder:
         *,
         project: str | None = None,
         name: str | None = None,
+        region: str | None = None,
+        pue: float | str | None = None,
+        intensity: float | None = None,
+        intensity_source: str | None = None,
         carbon: CarbonSettings | None = None,
+        intensity_provider: str | None = None,
+        provider_region: str | None = None,
         budget: Budget | None = None,
+        forecast_after_rounds: int = 1,
+        prefix: str = "energy/",
         network: str | float | None = None,
         upload_network: str | float | None = None,
         download_network: str | float | None = None,
         meters: Sequence[Meter] | None = None,
         options: TrackerOptions | None = None,
         api: str = "message",
-        intensity_provider: str | None = None,
-        provider_region: str | None = None,
     ) -> None:
-        if carbon is not None and not isinstance(carbon, CarbonSettings):
-            raise TypeError(
-                "carbon takes greentrack.CarbonSettings, e.g. "
-                f"CarbonSettings.resolve('US-CA', pue=1.1); got {carbon!r}"
-            )
+        carbon = carbon_arguments(
+            region=region,
+            pue=pue,
+            intensity=intensity,
+            intensity_source=intensity_source,
+            carbon=carbon,
+        )
         self.upload_network = coefficient(upload_network if upload_network is not None else network)
         self.download_network = coefficient(
             download_network if download_network is not None else network
         )
-        self.budget = budget or Budget()
+        self.figures = LiveFigures(carbon, budget or Budget(), prefix, forecast_after_rounds)
+        self.budget = self.figures.budget
         self.stopped = False
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.carbon = carbon
@@ -201,8 +210,8 @@ class RoundRecorder:
         self._round_rows: list[dict[str, Any]] = []
         self._per_round_j: list[float] = []  # each round's total by the account's rules
         self._grid = ""
-        self._live: LiveAccount | None = None
-        self._warned_budget = False
+        self._total_kwh = 0.0  # the rounds' total so far, by the account's rules
+        self.last = Progress({})
         self._warned_record = False
         self._pending: list[dict[str, Any]] = []
         self._windows: list[Window] = []
@@ -239,7 +248,6 @@ class RoundRecorder:
         )
         self.num_rounds = num_rounds
         self.tracker.start()
-        self._live = LiveAccount(self.carbon, self.tracker.channels)
         self._fl = (self.run_dir / FL).open("a", encoding="utf-8", buffering=1 << 16)
         self._fl_flushed = time.monotonic()
 
@@ -284,37 +292,24 @@ class RoundRecorder:
                 download=self.download_network,
             )
             self._per_round_j.append(j_from_kwh(kwh))
-            f = forecast(self._per_round_j, max(0, self.num_rounds - self.round))
-            tracker.event({"event": "forecast", "round": self.round, **f.to_dict("j")})
-            self._check_budget(f.done, f.point)
+            self._total_kwh += kwh
+            # the rounds' energy is not split by provenance here (the account splits it
+            # when the run is read)
+            self.last = self.figures.progress(
+                total=Figure.exact(self._total_kwh),
+                unit=Figure.exact(kwh),
+                unit_name="round",
+                units_j=self._per_round_j,
+                remaining=max(0, self.num_rounds - self.round),
+                event=tracker.event,
+                where=f" after round {self.round}",
+                index=self.round,
+            )
+            if self.last.stop:
+                self.stopped = True
         self._round_span = None
         self._round_rows = []
         self.flush_fl()
-
-    def _check_budget(self, done_j: float, forecast_j: float) -> None:
-        """The run's total so far (clients + server + network, by the account's rules) and
-        the forecast of the whole run, against the budget."""
-        if not self.budget.active or self.tracker is None or self._live is None:
-            return
-        total_kwh, forecast_kwh = kwh_from_j(done_j), kwh_from_j(forecast_j)
-        total_co2e = self._live.co2e_g(Figure.exact(total_kwh))
-        forecast_co2e = self._live.co2e_g(Figure.exact(forecast_kwh))
-        over = self.budget.check(
-            total_kwh=total_kwh,
-            forecast_kwh=forecast_kwh,
-            total_kg=total_co2e.value / G_PER_KG if total_co2e else 0.0,
-            forecast_kg=forecast_co2e.value / G_PER_KG if forecast_co2e else None,
-        )
-        if over is None:
-            return
-        message = f"greentrack energy budget after round {self.round}: {over}"
-        if self.budget.on_budget == "stop":
-            self.stopped = True
-            message += ": no further round"
-        if not self._warned_budget or self.stopped:
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-            self._warned_budget = True
-        self.tracker.event({"event": "budget", "message": message})
 
     @contextlib.contextmanager
     def server_span(self, name: str, server_round: int) -> Iterator[None]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from greentrack.analysis.budget import Budget
+from greentrack.carbon.settings import CarbonSettings
 from greentrack.integrations.flower._flwr import strategy as flwr_strategy
 from greentrack.integrations.flower.keys import RECORD, decode_record
 from greentrack.integrations.flower.recorder import RoundRecorder, num_examples
 from greentrack.integrations.flower.wire import bytes_or_none, payload_bytes, payload_bytes_many
-from greentrack.tracker import Tracker
+from greentrack.meters.base import Meter
+from greentrack.tracker import Tracker, TrackerOptions
 
 
 class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
@@ -19,13 +22,16 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
     Args:
         strategy: the strategy to wrap (FedAvg, FedProx, ... or your own).
         run_dir, project, name: the server's run directory and labels.
-        carbon: :class:`greentrack.CarbonSettings` (``CarbonSettings.resolve("US-CA",
-            pue=1.1)``); ``None``: energy only.
+        region, pue, intensity, intensity_source, carbon: the carbon arguments of every entry
+            point (``region="US-CA", pue=1.1``, or ``carbon=CarbonSettings...``); none:
+            energy only.
         budget: a :class:`greentrack.Budget` for the forecast of the whole run and the running
             total (clients + server + network); ``on_budget="warn"`` (once) or ``"stop"`` (no
             further round is configured: the run ends cleanly after the current round).
         intensity_provider, provider_region: charge the run's own hours with a provider's
             series (``"ukci"``...; see :class:`greentrack.api.Tracker`).
+        forecast_after_rounds: forecast the whole run once this many rounds are done.
+        prefix: prefix of the live figures' names (:mod:`greentrack.live`).
         meters: explicit server meters (tests); default: discovery.
         options: :class:`greentrack.TrackerOptions`.
         network: kWh/GB coefficient for the clients' traffic: a bundled key (see
@@ -33,10 +39,56 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
             a number; ``upload_network`` / ``download_network`` set one direction.
     """
 
-    def __init__(self, strategy: Any, run_dir: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        strategy: Any,
+        run_dir: str | Path | None = None,
+        *,
+        project: str | None = None,
+        name: str | None = None,
+        region: str | None = None,
+        pue: float | str | None = None,
+        intensity: float | None = None,
+        intensity_source: str | None = None,
+        carbon: CarbonSettings | None = None,
+        intensity_provider: str | None = None,
+        provider_region: str | None = None,
+        budget: Budget | None = None,
+        forecast_after_rounds: int = 1,
+        prefix: str = "energy/",
+        network: str | float | None = None,
+        upload_network: str | float | None = None,
+        download_network: str | float | None = None,
+        meters: Sequence[Meter] | None = None,
+        options: TrackerOptions | None = None,
+    ) -> None:
         self.strategy = strategy
-        self.recorder = RoundRecorder(run_dir, **kwargs)
+        self.recorder = RoundRecorder(
+            run_dir,
+            project=project,
+            name=name,
+            region=region,
+            pue=pue,
+            intensity=intensity,
+            intensity_source=intensity_source,
+            carbon=carbon,
+            intensity_provider=intensity_provider,
+            provider_region=provider_region,
+            budget=budget,
+            forecast_after_rounds=forecast_after_rounds,
+            prefix=prefix,
+            network=network,
+            upload_network=upload_network,
+            download_network=download_network,
+            meters=meters,
+            options=options,
+        )
         self.run_dir = self.recorder.run_dir
+
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        """The live figures after the last round (:mod:`greentrack.live`'s names)."""
+        return self.recorder.last.metrics
 
     @property
     def tracker(self) -> Tracker | None:
@@ -109,7 +161,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
 
     def _note_downloads(self, phase: str, messages: Iterable[Any]) -> list[Any]:
         out = list(messages)  # configure_* may return a generator: materialise once
-        sizes = bytes_or_none(payload_bytes_many, out) or [None] * len(out)
+        measured = bytes_or_none(payload_bytes_many, out)
+        sizes: list[int | None] = list(measured) if measured is not None else [None] * len(out)
         for m, nbytes in zip(out, sizes, strict=True):
             self.recorder.note_download(phase, int(m.metadata.dst_node_id), nbytes)
         return out

@@ -1,4 +1,5 @@
-"""Trainer + greentrack's callback under torchrun, 2 processes on CPU (gloo):
+"""Trainer + greentrack's callback under torchrun, 2 processes on CPU (gloo), train() then
+evaluate():
 python -m torch.distributed.run --nproc_per_node 2 hf_ddp.py RUN_DIR OUT_DIR"""
 
 import sys
@@ -35,11 +36,15 @@ def main() -> None:
         model=tiny_bert(),
         args=args,
         train_dataset=Data(),
+        eval_dataset=Data(16),
         callbacks=[cb],
     )
     trainer.train()
     if trainer.is_world_process_zero():
         print("TOTAL", cb.last_metrics["energy/total_kwh"])
+    trainer.evaluate()  # as most Hugging Face scripts do after training: a stage of the run
+    if trainer.is_world_process_zero():
+        print("AFTER_EVALUATE", cb.last_metrics["energy/total_kwh"])
 
 
 if __name__ == "__main__":
