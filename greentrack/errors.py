@@ -25,3 +25,13 @@ class RunFormatError(GreentrackError, ValueError):
 
 class SpanError(GreentrackError, ValueError):
     """A span was used wrongly (ended twice, unknown, bad name or tags)."""
+
+
+class PartError(RunFormatError):
+    """Parts that do not belong to the job they are merged into (another job's, a rank or
+    segment that is no place in it, a folder named otherwise, a meta.json that cannot be read).
+    ``lines`` holds one line per part, each naming it, the problem and the fix."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = tuple(lines)

@@ -28,6 +28,7 @@ from greentrack.rundir.format import (
     TIMELINE,
     timeline_columns,
 )
+from greentrack.rundir.parts import job_of, name_order, part_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -108,6 +109,17 @@ def _check_meta(path: Path, meta: Any) -> None:
             )
 
 
+def read_meta(path: Path) -> dict[str, Any]:
+    """A run's ``meta.json``, checked (:class:`RunFormatError`: one line naming the file, the
+    problem and the fix)."""
+    try:
+        meta = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise RunFormatError(f"{path} is not valid JSON ({e}): {FIX}") from e
+    _check_meta(path, meta)
+    return dict(meta)
+
+
 FL_MESSAGE_COLUMNS: dict[str, tuple[str, str]] = {
     # column: (fl.jsonl key, pandas dtype)
     "round": ("round", "Int64"),
@@ -141,38 +153,77 @@ def _failure(error: Any) -> str | None:
 class Run:
     """A run directory, loaded. Tables are built on first access.
 
+    A job whose rank 0 of segment 0 left no ``meta.json`` loads from the first rank that ran
+    (the lowest segment, then rank, under ``parts/``): its files are read from there, and
+    :attr:`damage` says so.
+
     Attributes:
         path: the directory.
         meta: ``meta.json`` as a dict.
         complete: whether the run stopped cleanly (``summary.json`` exists).
+        damage: what the reader skipped or stood in for, one line each (the account's notes).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.damage: list[str] = []  # what the reader skipped, for the account's notes
+        self._dir = self.path  # where this run's files are (see _lead)
         meta_path = self.path / META
         if not meta_path.exists():
-            hint = " (it does not exist)" if not self.path.exists() else ""
-            raise RunFormatError(
-                f"{self.path} is not a greentrack run directory{hint}: {META} is missing. "
-                "Pass the directory given as run_dir / --run-dir."
-            )
-        if not self.path.is_dir():
+            lead = self._lead()
+            if lead is None:
+                hint = " (it does not exist)" if not self.path.exists() else ""
+                raise RunFormatError(
+                    f"{self.path} is not a greentrack run directory{hint}: {META} is missing. "
+                    "Pass the directory given as run_dir / --run-dir."
+                )
+            self._dir, meta = lead
+        elif not self.path.is_dir():
             raise RunFormatError(f"{self.path} is a file, not a run directory")
-        try:
-            meta = json.loads(_read_text(meta_path))
-        except json.JSONDecodeError as e:
-            raise RunFormatError(f"{meta_path} is not valid JSON ({e}): {FIX}") from e
-        _check_meta(meta_path, meta)
+        else:
+            meta = read_meta(meta_path)
         self.meta: dict[str, Any] = meta
-        self.damage: list[str] = []  # what the reader skipped, for the account's notes
         self.final: dict[str, Any] | None = self._read_summary()
         self.complete = self.final is not None
         self.channels: list[dict[str, Any]] = list(self.meta.get("channels", []))
 
+    def _lead(self) -> tuple[Path, dict[str, Any]] | None:
+        """For a job whose root (rank 0 of segment 0) left no ``meta.json``: the first part
+        that ran (lowest segment, then rank) and its ``meta.json``; ``None`` without parts.
+        Raises :class:`RunFormatError` when there are parts but none can lead."""
+        root = self.path / PARTS
+        if not root.is_dir():
+            return None
+        refused = []
+        for p in sorted(root.iterdir(), key=lambda p: name_order(p.name)):
+            if not (p / META).is_file():
+                continue
+            try:
+                meta = read_meta(p / META)
+            except RunFormatError as e:
+                refused.append(f"{PARTS}/{p.name}: {e}")
+                continue
+            problem = part_problem(meta, p.name, None)
+            if problem is not None:
+                refused.append(f"{PARTS}/{p.name}: {problem}")
+                continue
+            self.damage.append(
+                f"{META} is missing: rank 0 of segment 0 left no run directory here; the job "
+                f"is read from the ranks that ran ({PARTS}/{p.name} first)"
+            )
+            return p, meta
+        if refused:
+            raise RunFormatError(
+                f"{self.path}: {META} is missing and no part can stand for the job ("
+                + "; ".join(refused)
+                + "). Pass the directory given as run_dir / --run-dir, or load a part itself"
+            )
+        return None
+
     def _read_summary(self) -> dict[str, Any] | None:
         """``summary.json``, or ``None`` (the run reads as incomplete, from its timeline) when
         it is missing or damaged."""
-        path = self.path / SUMMARY
+        path = self._dir / SUMMARY
         if not path.exists():
             return None
         try:
@@ -200,21 +251,58 @@ class Run:
 
     @cached_property
     def parts(self) -> list[Run]:
-        """Runs measured by other processes of the same logical run (other ranks, resumed
-        segments), stored under ``parts/``; their energy is part of :meth:`summary`."""
+        """Runs measured by other processes of the same job (other ranks, resumed segments),
+        stored under ``parts/``, by segment and rank; their energy is part of the job's.
+
+        Only the job's own parts (greentrack.rundir.parts): a part of another job, one with
+        a rank or segment that is not a valid place in the job, one in a folder not named
+        after them, or one that cannot be read is skipped, with a line in :attr:`damage`
+        naming it and why; it is never added silently."""
         root = self.path / PARTS
         if not root.is_dir():
             return []
-        return [Run(p) for p in sorted(root.iterdir()) if (p / META).exists()]
+        job = job_of(self.meta)
+        found = []
+        for p in sorted(root.iterdir(), key=lambda p: name_order(p.name)):
+            if p == self._dir or not p.is_dir():
+                continue
+            where = f"{PARTS}/{p.name}"
+            if not (p / META).exists():
+                self.damage.append(
+                    f"{where} has no {META} (a rank that ended as it began, or a copy not "
+                    "finished): skipped"
+                )
+                continue
+            try:
+                part = Run(p)
+                part._read_all()
+            except (ValueError, TypeError, KeyError) as e:  # RunFormatError is a ValueError
+                self.damage.append(f"{where} skipped, its energy not counted: {e}")
+                continue
+            problem = part_problem(part.meta, p.name, job)
+            if problem is not None:
+                self.damage.append(
+                    f"{where} skipped, its energy not counted: {problem} (a part of another "
+                    "job, or a damaged one: move it out of this run directory)"
+                )
+                continue
+            found.append(part)
+        return found
+
+    def _read_all(self) -> None:
+        """Read every file now, so that a damaged part is found while parts are chosen."""
+        _ = self._wide, self.events, self.spans, self.fl_records
 
     @property
     def segment(self) -> int:
-        return int(self.meta.get("part", {}).get("segment", 0))
+        part = self.meta.get("part")
+        segment = part.get("segment", 0) if isinstance(part, dict) else 0
+        return segment if isinstance(segment, int) and not isinstance(segment, bool) else 0
 
     @cached_property
     def events(self) -> list[dict[str, Any]]:
         """``events.jsonl`` as a list of dicts."""
-        return _jsonl(self.path / EVENTS, self.damage)
+        return _jsonl(self._dir / EVENTS, self.damage)
 
     @cached_property
     def _wide(self) -> pd.DataFrame:
@@ -224,7 +312,7 @@ class Run:
 
         import pandas as pd
 
-        path = self.path / TIMELINE
+        path = self._dir / TIMELINE
         columns = timeline_columns([c["id"] for c in self.channels])
         lines = _complete_lines(path)
         if lines and lines[0].startswith("t_unix_s"):
@@ -323,7 +411,7 @@ class Run:
         begins: dict[str, dict[str, Any]] = {}
         ends: dict[str, dict[str, Any]] = {}
         bad = 0
-        for rec in _jsonl(self.path / SPANS, self.damage):
+        for rec in _jsonl(self._dir / SPANS, self.damage):
             sid, kind = rec.get("span_id"), rec.get("event")
             if not isinstance(sid, str) or kind not in ("begin", "end"):
                 bad += 1
@@ -398,7 +486,7 @@ class Run:
     def fl_records(self) -> list[dict[str, Any]]:
         """``fl.jsonl`` (Flower server runs): one dict per client reply; empty otherwise.
         Lines without a round number are skipped (and counted in :attr:`damage`)."""
-        rows = _jsonl(self.path / FL, self.damage)
+        rows = _jsonl(self._dir / FL, self.damage)
         good = [r for r in rows if isinstance(r.get("round"), int)]
         if len(good) < len(rows):
             self.damage.append(f"{FL}: {len(rows) - len(good)} line(s) without a round skipped")
@@ -434,7 +522,7 @@ class Run:
     @property
     def is_federated(self) -> bool:
         """Whether this is a Flower server run (it has ``fl.jsonl``)."""
-        return (self.path / FL).exists()
+        return (self._dir / FL).exists()
 
     def totals_j(self) -> dict[str, float]:
         """Energy per channel in joules since the start: the final reading of a clean stop,
