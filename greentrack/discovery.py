@@ -102,12 +102,25 @@ def _discover_gpu(
         # it again costs a dlopen per call (a Flower client discovers per message)
         statuses.append(ComponentStatus("gpu", "not counted", _NO_DRIVER[0]))
         return
+    shared = ""
     try:
         nvml_meter = NvmlMeter(options.nvml, gpu_indices=options.gpu_indices, environ=env)
         rank = options.rank
         if options.gpu_indices is None and rank is not None and rank.distributed:
-            mine = gpus_for(rank, len(nvml_meter.channels))
-            if mine is not None and len(nvml_meter.channels) > len(mine):
+            visible = len(nvml_meter.channels)
+            try:
+                mine = gpus_for(rank, visible)
+            except ValueError:
+                nvml_meter.close()
+                raise
+            if rank.local_world_size > visible:
+                shared = (
+                    f"; {rank.local_world_size} local ranks, {visible} visible GPU(s): "
+                    + ("ranks share them" if visible > 1 else "if other ranks see this GPU")
+                    + ", each measures all of its GPU and the account splits a GPU measured by "
+                    "several ranks equally (same UUID on one host)"
+                )
+            if mine is not None and visible > len(mine):
                 nvml_meter.close()
                 nvml_meter = NvmlMeter(options.nvml, gpu_indices=mine, environ=env)
     except MeterUnavailableError as e:
@@ -124,7 +137,7 @@ def _discover_gpu(
                 "gpu",
                 "measured",
                 f"{ch.id} {ch.name}: energy {ch.method}; "
-                f"power {ch.power_method or 'from energy differences'}",
+                f"power {ch.power_method or 'from energy differences'}{shared}",
             )
         )
     for cid, reason in nvml_meter.not_counted.items():

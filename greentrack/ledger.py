@@ -20,6 +20,14 @@ a power sensor goes on with the integral of its power (*bridged*, reported with 
 and duration by :meth:`EnergyLedger.counter_trouble`), and a counter-only channel has its
 energy after the last good read *missing* (reported with the duration). All methods are
 thread-safe.
+
+Intervals with no reading at all are kept per channel as *holes*, in seconds since
+:meth:`EnergyLedger.zero`: from the last good power sample before a failed power read to the
+first good one after it (for a channel without a counter, and for a counter channel after its
+last good counter read: an earlier hole is covered by the counter's next good read), and, for a
+counter-only channel, from its last good counter read on while it fails.
+:meth:`EnergyLedger.counter_trouble` reports them (``gaps``, ``uncovered_s``), so that the
+account can widen the channel's range over them (docs/methodology.md, "Gaps").
 """
 
 from __future__ import annotations
@@ -27,12 +35,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from greentrack.errors import MeterError
 from greentrack.meters.base import Channel, Meter
 
 ErrorHandler = Callable[[Meter, str, MeterError], None]
+MAX_GAPS = 100
+"""The most gap intervals :meth:`EnergyLedger.counter_trouble` lists per channel (the last
+ones; ``uncovered_s`` counts them all)."""
 
 
 @dataclass
@@ -46,6 +58,9 @@ class _State:
     last_t: float | None = None
     last_p: float | None = None
     counter_failed_at: float | None = None
+    holes: list[tuple[float, float]] = field(default_factory=list)
+    hole_from: float | None = None  # an open hole: no power sample since this time
+    bridged_s: float = 0.0  # seconds integrated from power since the anchor
 
 
 class EnergyLedger:
@@ -66,6 +81,7 @@ class EnergyLedger:
         self._lock = threading.RLock()
         self._states: dict[str, _State] = {}
         self._gaps: set[str] = set()
+        self._origin_t = clock()
         for meter in self._meters:
             for ch in meter.channels:
                 if ch.id in self._states:
@@ -104,6 +120,8 @@ class EnergyLedger:
         for cid in ids:
             state = self._states[cid]
             if operation == "read_power_w":
+                if state.hole_from is None:
+                    state.hole_from = state.last_t if state.last_t is not None else now
                 state.last_t = state.last_p = None
             elif state.channel.energy_method is not None and state.counter_failed_at is None:
                 state.counter_failed_at = now
@@ -114,26 +132,55 @@ class EnergyLedger:
         with contextlib.suppress(Exception):  # reporting a failure must not become one
             self._on_error(meter, operation, err)
 
-    def counter_trouble(self) -> dict[str, dict[str, float | str]]:
-        """Channels whose energy counter is failing now: ``bridged`` (joules integrated from
-        power since the last good counter read, and for how long) or ``missing``."""
+    def counter_trouble(self) -> dict[str, dict[str, Any]]:
+        """Channels whose energy misses part of the run now: those whose energy counter is
+        failing (``how``: ``bridged``, joules integrated from power since the last good
+        counter read, and for how long; or ``missing``), and channels without a counter whose
+        power readings had gaps (``how``: ``power-gaps``). Each entry also has ``uncovered_s``
+        (seconds with no reading, not in the total) and ``gaps`` (those intervals, ``[start,
+        end]`` in seconds since the run started, at most :data:`MAX_GAPS`, the last ones);
+        a bridged entry has ``bridged_s`` (seconds integrated from power)."""
         with self._lock:
             now = self._clock()
-            out: dict[str, dict[str, float | str]] = {}
+            out: dict[str, dict[str, Any]] = {}
             for cid, st in self._states.items():
-                if st.counter_failed_at is None or st.channel.energy_method is None:
-                    continue
-                since = st.anchor_t if st.anchor_t is not None else st.counter_failed_at
-                if st.channel.power_method is not None:
-                    out[cid] = {
-                        "how": "bridged",
-                        "bridged_j": st.since_anchor_j,
-                        "seconds": now - since,
+                holes = self._holes(st, now)
+                entry: dict[str, Any]
+                if st.counter_failed_at is not None and st.channel.energy_method is not None:
+                    since = st.anchor_t if st.anchor_t is not None else st.counter_failed_at
+                    if st.channel.power_method is not None:
+                        entry = {
+                            "how": "bridged",
+                            "bridged_j": st.since_anchor_j,
+                            "bridged_s": st.bridged_s,
+                            "seconds": now - since,
+                            "method": f"integral of {st.channel.power_method}",
+                        }
+                    else:
+                        entry = {"how": "missing", "seconds": now - since}
+                        holes = [(since, now)]
+                elif st.channel.energy_method is None and holes:
+                    entry = {
+                        "how": "power-gaps",
+                        "seconds": 0.0,
                         "method": f"integral of {st.channel.power_method}",
                     }
                 else:
-                    out[cid] = {"how": "missing", "seconds": now - since}
+                    continue
+                origin = self._origin_t
+                clipped = [(max(a, origin), b) for a, b in holes if b > origin]
+                entry["uncovered_s"] = sum(b - a for a, b in clipped)
+                entry["gaps"] = [[a - origin, b - origin] for a, b in clipped[-MAX_GAPS:]]
+                out[cid] = entry
             return out
+
+    @staticmethod
+    def _holes(st: _State, now: float) -> list[tuple[float, float]]:
+        """The closed holes of ``st`` and its open one (up to ``now``)."""
+        holes = list(st.holes)
+        if st.hole_from is not None and now > st.hole_from:
+            holes.append((st.hole_from, now))
+        return holes
 
     def sample_power(self) -> None:
         """Read every power sensor once and integrate since the previous sample."""
@@ -150,12 +197,18 @@ class EnergyLedger:
                     self._gaps.discard(cid)
 
     def _integrate(self, state: _State, now: float, watts: float) -> None:
+        if state.hole_from is not None:  # the first good sample after failed ones
+            if now > state.hole_from:
+                state.holes.append((state.hole_from, now))
+                del state.holes[: -4 * MAX_GAPS]  # bounded: a failing sensor at 10 Hz
+            state.hole_from = None
         if state.last_t is not None and state.last_p is not None:
             mean = (state.last_p + watts) / 2.0
             state.power_integral_j += mean * (now - state.last_t)
             start = state.last_t if state.anchor_t is None else max(state.last_t, state.anchor_t)
             if now > start:
                 state.since_anchor_j += mean * (now - start)
+                state.bridged_s += now - start
         state.last_t, state.last_p = now, watts
 
     def read_counters(self, *, cheap_only: bool = False) -> None:
@@ -176,6 +229,10 @@ class EnergyLedger:
                     state = self._states[cid]
                     state.anchor_j, state.since_anchor_j, state.anchor_t = joules, 0.0, now
                     state.counter_failed_at = None
+                    state.bridged_s = 0.0
+                    state.holes.clear()  # the counter covers them
+                    if state.hole_from is not None:
+                        state.hole_from = now
                     if state.channel.power_method is None:
                         self._gaps.discard(cid)
 
@@ -184,9 +241,13 @@ class EnergyLedger:
         run's start), not from when the meters were opened."""
         with self._lock:
             self.snapshot_j()
+            self._origin_t = self._clock()
             for s in self._states.values():
                 s.origin_j = s.anchor_j + s.since_anchor_j
                 s.power_integral_j = 0.0
+                s.holes.clear()
+                if s.hole_from is not None:
+                    s.hole_from = self._origin_t
 
     def totals_j(self) -> dict[str, float]:
         """Best cumulative energy per channel in joules since :meth:`zero` (no meter is read)."""

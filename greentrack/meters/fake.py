@@ -94,7 +94,12 @@ class FakeNVMLError(Exception):
 
 @dataclass
 class FakeGpu:
-    """One scripted GPU. ``trace`` is its power in watts over the fake clock."""
+    """One scripted GPU. ``trace`` is its power in watts over the fake clock.
+
+    ``fail_power_between`` / ``fail_energy_between`` = ``(t0, t1)``: power reads / energy
+    counter reads raise ``NVML_ERROR_GPU_IS_LOST`` in that window of the fake clock (use
+    ``float("inf")`` for "from t0 on").
+    """
 
     name: str = "NVIDIA H100 80GB HBM3"
     uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
@@ -107,6 +112,7 @@ class FakeGpu:
     counter_offset_mj: int = 123_456_789
     power_limit_mw: int = 700_000
     fail_power_between: tuple[float, float] | None = None
+    fail_energy_between: tuple[float, float] | None = None
 
 
 @dataclass
@@ -230,6 +236,9 @@ class FakeNvml:
         gpu = self._gpu(handle)
         if not gpu.has_energy_counter:
             raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        window = gpu.fail_energy_between
+        if window is not None and window[0] <= self.clock() < window[1]:
+            raise FakeNVMLError(self.NVML_ERROR_GPU_IS_LOST)
         return gpu.counter_offset_mj + int(gpu.trace.energy_j(self.clock()) * 1000.0)
 
     def _power_failing(self, gpu: FakeGpu) -> bool:
