@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import greentrack  # noqa: E402
-from greentrack.account import account_run  # noqa: E402
+from greentrack.account import AccountOptions, account_run  # noqa: E402
 from greentrack.analysis.predict import forecast  # noqa: E402
 from greentrack.carbon.settings import resolve_settings  # noqa: E402
 from greentrack.meters.fake import FakeChannelSpec, FakeMeter, ManualClock, PowerTrace  # noqa: E402
@@ -202,7 +202,7 @@ def _close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-15)
 
 
-def _whatif(path: Path, shape: Shape) -> dict[str, object]:
+def _whatif(path: Path, shape: Shape, **override: object) -> dict[str, object]:
     from greentrack.cli.carbon import whatif
 
     args = argparse.Namespace(
@@ -219,6 +219,8 @@ def _whatif(path: Path, shape: Shape) -> dict[str, object]:
         intensity_provider=None,
         provider_region=None,
     )
+    for key, value in override.items():
+        setattr(args, key, value)
     return whatif(args)
 
 
@@ -444,3 +446,182 @@ def test_declared_work_and_embodied_read_one_total(
         assert math.isclose(co2e, total["co2e_g"], rel_tol=1e-3)  # 4 significant digits
     assert data["runs"][0]["headline"] == plain["runs"][0]["headline"]  # embodied apart
     assert (data["runs"][0]["embodied"] is None) == (embodied is None)
+
+
+# --- issue 22: one source of truth ------------------------------------------------------------
+
+STORED = st.builds(
+    Shape,
+    kind=st.sampled_from(["single", "ranks", "resumed", "federated"]),
+    channels=st.sampled_from(["measured", "estimated", "both"]),
+    carbon=st.just("annual"),
+    seconds=st.floats(2.0, 30.0),
+    gpu_w=st.floats(10.0, 700.0),
+    cpu_w=st.floats(1.0, 200.0),
+    epochs=st.integers(1, 3),
+    clients=st.lists(CLIENT, min_size=1, max_size=4).map(tuple),
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+@given(
+    shape=STORED,
+    values=st.lists(st.floats(20.0, 600.0), min_size=2, max_size=2),
+    region=st.sampled_from([None, "GB", "FR", "DE"]),
+    pue=st.sampled_from([None, 1.0, 1.5]),
+)
+def test_a_stored_series_and_overrides_in_every_view(
+    shape: Shape, values: list[float], region: str | None, pue: float | None
+) -> None:
+    """A run holding a provider's series (intensity.json) is charged with it by the summary,
+    the report and whatif alike; an override changes only what it names: another region keeps
+    the run's PUE (and the series only for the series' own region), another PUE keeps the
+    region and the series."""
+    from tests.test_account_edges import store_ukci
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build(shape, Path(tmp))
+        run = greentrack.load_run(path)
+        end = max(r.end_unix_s for r in [run, *run.parts])
+        store_ukci(path, GB_START, end, lambda t: values[int(t // 1800) % 2])
+        plain = account_run(greentrack.load_run(path))
+        assert plain.carbon is not None and plain.carbon.method == "series"
+        assert plain.co2e_g is not None
+        assert greentrack.summarize(path).to_dict()["co2e_g"] == plain.co2e_g.to_dict()
+        r = build_report([path], ReportOptions(regions=["FR"])).to_dict()["runs"][0]
+        assert (r["headline"]["co2e_g"], r["headline"]["co2e_g_low"]) == (
+            plain.co2e_g.value,
+            plain.co2e_g.low,
+        )
+        w = _whatif(path, shape)
+        assert w["co2e_g"] == plain.co2e_g.to_dict()
+
+        # overrides: only what they name
+        opts = AccountOptions(region=region, pue=pue, regions=())
+        acct = account_run(greentrack.load_run(path), opts)
+        assert acct.carbon is not None and acct.co2e_g is not None
+        assert acct.carbon.pue.value == (pue if pue is not None else 1.2)
+        assert acct.carbon.region == (region or "GB")
+        assert acct.carbon.method == ("series" if region in (None, "GB") else "annual")
+        assert math.isclose(
+            acct.co2e_g.value,
+            acct.it_kwh.value * acct.carbon.pue.value * acct.carbon.intensity.value,
+            rel_tol=1e-9,
+        )
+        args = {"region": region, "pue": str(pue) if pue is not None else None}
+        w = _whatif(path, shape, **args)
+        assert w["co2e_g"] == acct.co2e_g.to_dict()
+        r = build_report([path], ReportOptions(regions=["FR"], **args)).to_dict()["runs"][0]
+        assert r["headline"]["co2e_g"] == acct.co2e_g.value
+
+
+_METHODS = {
+    "gpu": [("measured", "nvml-total-energy-counter"), ("measured", "x-unknown-counter")],
+    "cpu": [("measured", "rapl-powercap-energy-counter"), ("estimated", "tdp-x-utilisation")],
+    "dram": [
+        ("measured", "rapl-powercap-energy-counter"),
+        ("estimated", "w-per-gb-x-installed-memory"),
+    ],
+}
+_COMPONENT = st.tuples(st.integers(0, 1), st.floats(1.0, 1e6))
+_CLIENT_MIX = st.fixed_dictionaries({c: st.one_of(st.none(), _COMPONENT) for c in _METHODS}).filter(
+    lambda d: any(v is not None for v in d.values())
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(clients=st.lists(_CLIENT_MIX, min_size=1, max_size=4))
+def test_federated_clients_of_mixed_methods_keep_each_components_range(
+    clients: list[dict[str, tuple[int, float] | None]],
+) -> None:
+    """A client with a measured GPU, a modeled CPU and DRAM: each component lies within its own
+    method's bounds (accuracy.py), whatever the order the methods are listed in."""
+    from greentrack.account.accuracy import energy_accuracy
+
+    shape = Shape("federated", "measured", "none", 2.0, 10.0, 1.0, 1, ())
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build(shape, Path(tmp))
+        rows, low, high, value = [], 0.0, 0.0, 0.0
+        for i, mix in enumerate(clients):
+            comps: dict[str, list[float]] = {}
+            methods = []
+            for component, pick in mix.items():
+                if pick is None:
+                    continue
+                prov, method = _METHODS[component][pick[0]]
+                comps[component] = [pick[1], 0.0] if prov == "measured" else [0.0, pick[1]]
+                methods.append(f"{component}:{method}")
+                a = energy_accuracy(method, prov)
+                value += pick[1] / 3.6e6
+                low += pick[1] * a.low / 3.6e6
+                high += pick[1] * a.high / 3.6e6
+            rows.append(
+                {
+                    "round": 1,
+                    "node_id": i,
+                    "download_bytes": 0,
+                    "upload_bytes": 0,
+                    "error": False,
+                    "client_host": "elsewhere",
+                    "client_measured_j": sum(v[0] for v in comps.values()),
+                    "client_estimated_j": sum(v[1] for v in comps.values()),
+                    "client_duration_s": 1.0,
+                    "client_methods": ";".join(sorted(methods, reverse=i % 2 == 1)),
+                    "client_basis": "measured",
+                    "client_components": comps,
+                }
+            )
+        (path / "fl.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        acct = account_run(greentrack.load_run(path))
+        client = next(p for p in acct.parts if p.key == "client_compute").energy_kwh
+        assert math.isclose(client.value, value, rel_tol=1e-9)
+        assert math.isclose(client.low, low, rel_tol=1e-9)
+        assert math.isclose(client.high, high, rel_tol=1e-9)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    segments=st.lists(
+        st.tuples(st.integers(5, 120).map(float), st.floats(0.0, 600.0), st.booleans()),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_gpu_hours_are_device_seconds_over_resumed_segments(
+    segments: list[tuple[float, float, bool]],
+) -> None:
+    """Segments resumed on the same or another GPU: GPU-hours are the seconds each GPU was in
+    use, never GPUs x the whole duration; embodied carbon follows them."""
+    from greentrack.account.embodied import SECONDS_PER_YEAR, embodied_of, preset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "run"
+        start, used = GB_START, 0.0
+        for seg, (seconds, gap, new_board) in enumerate(segments):
+            path = root if seg == 0 else root / "parts" / f"seg{seg}-rank0"
+            clock = ManualClock(start)
+            tracker = Tracker(
+                path,
+                meters=[FakeMeter([FakeChannelSpec("gpu0", "gpu")], clock)],
+                clock=clock,
+                background=False,
+                extra_meta={"framework": "x", "part": {"segment": seg, "rank": 0}},
+            )
+            with tracker:
+                run_for(tracker, clock, seconds, step=1.0)
+            if new_board:
+                meta = json.loads((path / "meta.json").read_text())
+                meta["channels"][0]["details"] = {"uuid": f"GPU-{seg}"}
+                (path / "meta.json").write_text(json.dumps(meta))
+            used += seconds
+            start = clock.time() + gap
+        acct = account_run(greentrack.load_run(root))
+        assert acct.gpu_hours is not None
+        assert math.isclose(acct.gpu_hours, used / 3600.0, rel_tol=1e-6)
+        share = embodied_of(acct)
+        assert share is not None
+        p = preset("a100-server-share")
+        expected = p.kg_co2e * 1000.0 * used / (4.0 * SECONDS_PER_YEAR)
+        assert math.isclose(share.co2e_g.value, expected, rel_tol=1e-6)

@@ -7,7 +7,16 @@ published accuracies and which are greentrack's stated assumptions.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from greentrack.account.figures import Figure
+from greentrack.units import kwh_from_j
+
+if TYPE_CHECKING:
+    from greentrack.rundir.reader import Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,37 @@ def energy_accuracy(method: str, provenance: str) -> Accuracy:
     return UNKNOWN_MEASURED if provenance == "measured" else UNKNOWN_ESTIMATED
 
 
+MEASURED = (NVML, NVML_AVERAGED, RAPL)
+
+
+def widest(methods: list[str], provenance: str) -> Accuracy:
+    """The widest accuracy among ``methods`` that can give energy of ``provenance`` (a
+    counter for measured energy, a model for estimated); the provenance's own bound when
+    none does.
+
+    >>> widest(["nvml-total-energy-counter", "tdp-x-utilisation"], "estimated").basis[:3]
+    'CPU'
+    """
+    if provenance == "modeled":
+        return PROFILE_MODEL
+    measured = provenance == "measured"
+    found = [
+        energy_accuracy(m, provenance)
+        for m in methods
+        if (ENERGY_METHODS.get(m) in MEASURED) == measured or m not in ENERGY_METHODS
+    ]
+    if not found:
+        return UNKNOWN_MEASURED if measured else UNKNOWN_ESTIMATED
+    if len(found) == 1:
+        return found[0]
+    low = min(f.low for f in found)
+    high = max(f.high for f in found)
+    return next(
+        (f for f in found if (f.low, f.high) == (low, high)),
+        Accuracy(low, high, "; ".join(dict.fromkeys(f.basis for f in found))),
+    )
+
+
 def pue_bounds(pue: float, source: str) -> tuple[float, float]:
     """Low and high PUE for a value from ``source`` (a user's figure or 'not applied' is exact;
     a published preset applies to one site only approximately).
@@ -116,3 +156,163 @@ DECLARED = Accuracy(
     "work declared, not tracked: devices x hours x power (a processor's measured average or "
     "TDP, or the watts given); greentrack's stated assumption for an estimate of that kind",
 )
+
+
+# --- gaps and shared devices: what one channel of one process counts ---------------------------
+
+GAP_ASSUMED_PEAK = 2.0
+"""Without a power limit in the channel's details, the most a device is taken to draw in a gap:
+this many times its average power over the time that was read (greentrack's assumption)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEnergy:
+    """A channel's energy as the account counts it: ``joules`` (after a shared device's split),
+    its ``energy_kwh`` range, the ``method`` label (with the gaps and the split said), the
+    ``accuracy`` basis and ``notes`` for the account."""
+
+    joules: float
+    energy_kwh: Figure
+    method: str
+    accuracy: str
+    notes: tuple[str, ...]
+
+
+def channel_energy(
+    channel: Mapping[str, Any],
+    joules: float,
+    provenance: str,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    duration_s: float = 0.0,
+    shared_by: int = 1,
+    prefix: str = "",
+) -> ChannelEnergy:
+    """What a channel counts: ``joules`` read with the accuracy of its method, widened over the
+    intervals it has no reading for, and split when ``shared_by`` processes measured one device.
+
+    ``summary`` is the run's ``summary.json``; the channel's entry of its ``counter_trouble``
+    (written by :meth:`greentrack.ledger.EnergyLedger.counter_trouble`) says its gaps: joules
+    bridged from power carry the accuracy of that power method; seconds with no reading
+    (``uncovered_s``) add nothing to the value and from 0 (the device may have drawn nothing)
+    to its power limit x those seconds to the range (docs/methodology.md, "Gaps"). The label
+    then says ``N s missing``: a missing interval is never called measured.
+
+    >>> ch = {"id": "gpu0", "method": "nvml-total-energy-counter",
+    ...       "details": {"power_limit_w": 700.0}}
+    >>> gap = {"how": "power-gaps", "uncovered_s": 3.0}
+    >>> e = channel_energy(ch, 1000.0, "measured", summary={"counter_trouble": {"gpu0": gap}})
+    >>> from greentrack.units import j_from_kwh
+    >>> round(j_from_kwh(e.energy_kwh.low)), round(j_from_kwh(e.energy_kwh.high)), e.method
+    (950, 3150, 'nvml-total-energy-counter; 3 s missing (not covered)')
+    """
+    cid = f"{prefix}{channel.get('id')}"
+    joules = _float(joules)
+    method = str(channel.get("method") or "")
+    a = energy_accuracy(method, provenance)
+    basis, label, notes = a.basis, method, []
+    counted = Figure.relative(joules, a.low, a.high)
+    record = summary.get("counter_trouble") if isinstance(summary, Mapping) else None
+    t = record.get(channel.get("id")) if isinstance(record, Mapping) else None
+    t = t if isinstance(t, Mapping) else None
+    if t is not None:
+        how = t.get("how")
+        seconds = _float(t.get("seconds"))
+        bridged_j = _float(t.get("bridged_j")) if how == "bridged" else 0.0
+        uncovered = _float(t.get("uncovered_s", seconds if how == "missing" else 0.0))
+        if how == "bridged":
+            b = energy_accuracy(str(t.get("method") or ""), provenance)
+            counted = Figure.relative(joules - bridged_j, a.low, a.high) + Figure.relative(
+                bridged_j, b.low, b.high
+            )
+            bridged_s = _float(t.get("bridged_s", max(seconds - uncovered, 0.0)))
+            notes.append(
+                f"{cid}: the energy counter failed for the last {seconds:.1f} s; "
+                f"{kwh_from_j(bridged_j) * 1000:.4g} Wh of that time are bridged from power "
+                f"readings ({t.get('method')}, {bridged_s:.1f} s)"
+                + (f"; {uncovered:.1f} s have no reading at all" if uncovered > 0 else "")
+            )
+            label = f"{method}; {seconds:.3g} s missing ({bridged_s:.3g} s bridged from power"
+            label += f", {uncovered:.3g} s not covered)" if uncovered > 0 else ")"
+            basis += f"; bridged from power: {b.basis}"
+        elif how == "missing":
+            notes.append(
+                f"{cid}: the energy counter failed for the last {seconds:.1f} s; its energy in "
+                "that time is missing (not counted)"
+            )
+            label = f"{method}; {uncovered:.3g} s missing (not covered)"
+        elif how == "power-gaps" and uncovered > 0:
+            notes.append(
+                f"{cid}: its power readings failed; {uncovered:.1f} s have no reading "
+                "(integration restarted after each gap)"
+            )
+            label = f"{method}; {uncovered:.3g} s missing (not covered)"
+        if uncovered > 0:
+            peak, whence = _peak_w(channel, joules, duration_s - uncovered)
+            counted = Figure(counted.value, counted.low, counted.high + peak * uncovered)
+            gap_basis = (
+                f"{uncovered:.3g} s with no reading: from nothing to {peak:.4g} W ({whence}) "
+                "for that time"
+            )
+            basis += f"; {gap_basis}"
+            notes.append(f"{cid}: {gap_basis} widens its range (not in its value)")
+    if shared_by > 1:
+        counted = counted.scaled(1.0 / shared_by)
+        joules /= shared_by
+        label += f"; shared by {shared_by} ranks, split equally"
+        notes.append(
+            f"{cid}: its GPU (same UUID on the same host) was measured by {shared_by} "
+            f"processes at once: each counts 1/{shared_by} of what it read"
+        )
+    kwh = Figure(kwh_from_j(counted.value), kwh_from_j(counted.low), kwh_from_j(counted.high))
+    return ChannelEnergy(joules, kwh, label, basis, tuple(notes))
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    return out if out == out and out not in (float("inf"), float("-inf")) else 0.0
+
+
+def _peak_w(channel: Mapping[str, Any], joules: float, read_s: float) -> tuple[float, str]:
+    """The most the device could have drawn: its power limit, else an assumed multiple of its
+    average power over the time that was read."""
+    details = channel.get("details") or {}
+    limit = _float(details.get("power_limit_w")) if isinstance(details, Mapping) else 0.0
+    if limit > 0:
+        return limit, "its power limit"
+    average = joules / read_s if read_s > 0 else 0.0
+    return GAP_ASSUMED_PEAK * average, f"assumed: {GAP_ASSUMED_PEAK:g}x its average power"
+
+
+def device_shares(runs: Sequence[Run]) -> dict[tuple[str, str], int]:
+    """How many processes measured each GPU at once: ``{(run path, channel id): N}`` for the
+    channels of ``runs`` (a run and its parts) whose device (``details.uuid``, on the same host,
+    in the same segment) was also measured by other runs whose time overlapped; channels
+    measured by one process are left out. Their account counts 1/N of each reading (an equal
+    split: torchrun with more processes than GPUs, several ranks on one MIG-partitioned GPU).
+    """
+    groups: dict[tuple[int, str, str], list[tuple[Run, str]]] = defaultdict(list)
+    for r in runs:
+        host = str(
+            (r.meta.get("host") or {}).get("hostname")
+            or (r.meta.get("part") or {}).get("host")
+            or ""
+        )
+        for ch in r.channels:
+            details = ch.get("details") or {}
+            uuid = details.get("uuid") if isinstance(details, Mapping) else None
+            if ch.get("component") == "gpu" and isinstance(uuid, str) and uuid:
+                groups[(r.segment, host, uuid)].append((r, str(ch["id"])))
+    out: dict[tuple[str, str], int] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        windows = [(r.meta["start_unix_s"], r.end_unix_s) for r, _ in members]
+        for i, ((r, cid), (start, end)) in enumerate(zip(members, windows, strict=True)):
+            n = 1 + sum(1 for j, (s, e) in enumerate(windows) if j != i and s < end and start < e)
+            if n > 1:
+                out[(str(r.path), cid)] = n
+    return out

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack.account import accuracy as acc
 from greentrack.account.charge import co2e_figure, co2e_g
-from greentrack.account.curve import combined_curve, truncated
+from greentrack.account.curve import combined_curve, placed_curve, truncated, with_floor
 from greentrack.account.federated import PARTS, FederatedParts, federated_parts
 from greentrack.account.figures import Figure, total
 from greentrack.carbon.settings import CarbonSettings, resolve_settings, settings_from_meta
@@ -190,6 +190,8 @@ class RunAccount:
     counterfactuals: Mapping[str, Any] | None
     notes: tuple[str, ...]
     curve: EnergyCurve = field(repr=False, compare=False)
+    gpu_s: float = 0.0  # GPU device-seconds: each GPU's time within the processes measuring it
+    gpu_devices: int = 0  # distinct GPUs the processes measured
     series: IntensitySeries | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -201,6 +203,12 @@ class RunAccount:
     def estimated_kwh(self) -> float:
         """IT energy from a model of any kind: estimated, modeled, network-model."""
         return sum(v for k, v in self.kwh_by_provenance.items() if k != "measured")
+
+    @property
+    def gpu_hours(self) -> float | None:
+        """GPU device-hours actually used (``None`` without a GPU): a job resumed on another
+        GPU counts each GPU's own time, never GPUs x the whole duration."""
+        return self.gpu_s / 3600.0 if self.gpu_s > 0 else None
 
     @property
     def items(self) -> tuple[EnergyItem, ...]:
@@ -224,6 +232,7 @@ class RunAccount:
             "start_unix_s": self.start_unix_s,
             "end_unix_s": self.end_unix_s,
             "duration_s": self.duration_s,
+            "gpu_hours": self.gpu_hours,
             "processes": self.processes,
             "energy": {
                 "it_kwh": self.it_kwh.to_dict(),
@@ -275,7 +284,7 @@ def account_run(
     still running). Raises ``ValueError`` (and :class:`greentrack.errors.GreentrackError`
     subclasses) for options that cannot apply, with the fix in the message.
     """
-    opts = options or AccountOptions()
+    opts = _with_run_series(run, options or AccountOptions())
     runs = [run, *run.parts]
     notes: list[str] = []
     settings, chosen_by = _settings(run, opts)
@@ -283,6 +292,7 @@ def account_run(
     # --- energy per channel of every process ---------------------------------------------
     components: list[EnergyItem] = []
     server_channels: list[tuple[str, str, str, float]] = []
+    shares = acc.device_shares(runs)  # one GPU measured by several ranks: split
     for r in runs:
         totals = dict(live_energy_j) if (r is run and live_energy_j is not None) else r.totals_j()
         prefix = "" if r is run else f"{r.path.name}/"
@@ -301,16 +311,27 @@ def account_run(
                     "resolution of the model, not a measured zero"
                 )
             method = str(ch.get("method") or "")
-            a = acc.energy_accuracy(method, provenance)
+            # gaps (counter_trouble) widen the range; a shared GPU is split (accuracy.py)
+            ce = acc.channel_energy(
+                ch,
+                joules,
+                provenance,
+                summary=r.final,
+                duration_s=duration,
+                shared_by=shares.get((str(r.path), ch["id"]), 1),
+                prefix=prefix,
+            )
+            notes += ce.notes
+            joules = ce.joules
             components.append(
                 EnergyItem(
                     key=prefix + ch["id"],
                     label=str(ch.get("name") or ch["id"]),
                     component=str(ch["component"]),
                     provenance=provenance,
-                    method=method,
-                    accuracy=a.basis,
-                    energy_kwh=Figure.relative(kwh_from_j(joules), a.low, a.high),
+                    method=ce.method,
+                    accuracy=ce.accuracy,
+                    energy_kwh=ce.energy_kwh,
                     avg_power_w=joules / duration if duration > 0 else None,
                     co2e_g=None,
                 )
@@ -369,6 +390,12 @@ def account_run(
 
     # --- carbon ----------------------------------------------------------------------------
     curve = combined_curve(runs)
+    if fed is not None:  # the whole federated energy in time, not the server's process alone
+        curve, placing = _federated_curve(curve, fed, it_kwh.value)
+        if placing and opts.series is not None:
+            notes.append(placing)
+    else:
+        curve = with_floor(curve, *_epoch_ends(runs))
     carbon = carbon_basis(settings, chosen_by, opts, curve)
     co2e = charge(it_kwh, carbon)
     co2e_split = (
@@ -381,6 +408,7 @@ def account_run(
     facility = it_kwh.times(carbon.pue) if carbon else None
 
     federated = _federated_block(fed, carbon) if fed else None
+    gpu_s, gpu_devices = _gpu_s(runs)
     units = _units(runs, curve, carbon, federated, opts.series)
     account = RunAccount(
         run_id=str(run.meta["run_id"]),
@@ -394,7 +422,7 @@ def account_run(
         start_unix_s=float(run.meta["start_unix_s"]),
         end_unix_s=max(r.end_unix_s for r in runs),
         duration_s=duration,
-        processes=len(runs),
+        processes=len(processes_of(runs)),
         components=tuple(components),
         parts=tuple(parts),
         it_kwh=it_kwh,
@@ -416,6 +444,8 @@ def account_run(
         notes=tuple(notes),
         curve=curve,
         series=opts.series,
+        gpu_s=gpu_s,
+        gpu_devices=gpu_devices,
     )
     damage = [
         f"{'' if r is run else r.path.name + '/'}{d}" for r in runs for d in dict.fromkeys(r.damage)
@@ -434,6 +464,66 @@ def account_run(
     return replace(account, counterfactuals=cf)
 
 
+def _with_run_series(run: Run, opts: AccountOptions) -> AccountOptions:
+    """The options with the series the run is charged with, decided here once for every view.
+
+    A series given to the account (a CSV) is used as given. Otherwise the series the run
+    directory holds (``intensity.json``, a provider's figures for the run's own hours) is used
+    whenever there is one, unless the run is charged at another region than the series': then
+    that region's annual figure applies, and a note says so.
+    """
+    from dataclasses import replace
+
+    from greentrack.carbon.providers.cache import stored
+    from greentrack.rundir.format import INTENSITY
+
+    held = stored(run.path)
+    if held is None:
+        return opts
+    if opts.series is not None and not _same_series(opts.series, held.series):
+        return opts  # a series of the user's own
+    if opts.region is not None and not _same_region(opts.region, run, held.query.region):
+        if opts.flexible_start_s is not None or opts.pause_resume is not None:
+            raise ValueError(
+                f"the run's {held.provider} series ({INTENSITY}) is of {held.query.region}, not "
+                f"{opts.region}: Flexible Start and Pause & Resume need a series of "
+                f"{opts.region} (--intensity-csv FILE)"
+            )
+        note = (
+            f"the run's {held.provider} series ({INTENSITY}) is of {held.query.region}: the run "
+            f"is charged at {opts.region}'s annual figure"
+        )
+        return replace(opts, series=None, series_note=opts.series_note or note)
+    return replace(opts, series=held.series)
+
+
+def _same_series(a: IntensitySeries, b: IntensitySeries) -> bool:
+    """Whether two series hold the same figures (a gap, NaN, equals a gap)."""
+    if (a.start_unix_s, a.step_s, a.kind, len(a.values)) != (
+        b.start_unix_s,
+        b.step_s,
+        b.kind,
+        len(b.values),
+    ):
+        return False
+    return all(
+        x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a.values, b.values, strict=True)
+    )
+
+
+def _same_region(region: str, run: Run, series_region: str) -> bool:
+    """Whether ``region`` (an override) is the region of the run's stored series: the series'
+    own region, or the region the run recorded (which the series was fetched for)."""
+    from greentrack.carbon.intensity import resolve_region
+
+    if region.strip().lower() == series_region.strip().lower():
+        return True
+    recorded = _recorded(run)
+    if recorded is None:
+        return False
+    return bool(resolve_region(region).grid_key == recorded.intensity.grid_key)
+
+
 def _trouble_notes(r: Run, prefix: str) -> list[str]:
     """What a run lost: records it could not write, energy counters that failed."""
     from greentrack.metadata import utc_iso
@@ -449,28 +539,34 @@ def _trouble_notes(r: Run, prefix: str) -> list[str]:
             f"{utc_iso(float(io.get('last_unix_s') or 0))}: the timeline and spans have a "
             "gap there; the totals come from fresh readings at the end"
         )
-    for cid, t in (final.get("counter_trouble") or {}).items():
-        if not isinstance(t, dict):
-            continue
-        seconds = float(t.get("seconds") or 0.0)
-        if t.get("how") == "bridged":
-            out.append(
-                f"{prefix}{cid}: the energy counter failed for the last {seconds:.1f} s; "
-                f"{kwh_from_j(float(t.get('bridged_j') or 0.0)) * 1000:.4g} Wh of that time are "
-                f"bridged from power readings ({t.get('method')})"
-            )
-        else:
-            out.append(
-                f"{prefix}{cid}: the energy counter failed for the last {seconds:.1f} s; its "
-                "energy in that time is missing (not counted)"
-            )
+    # energy counters that failed: acc.channel_energy, with the channel's range and label
     return out
 
 
+def _recorded(run: Run) -> CarbonSettings | None:
+    """The settings the run recorded; ``None`` when it recorded none or they are damaged (a
+    region given to greentrack replaces them)."""
+    from greentrack.errors import RunFormatError
+
+    try:
+        return settings_from_meta(run.meta)
+    except RunFormatError:
+        return None
+
+
 def _settings(run: Run, opts: AccountOptions) -> tuple[CarbonSettings | None, str | None]:
-    """The carbon settings to apply: given to the account, else recorded by the run."""
+    """The carbon settings to apply: given to the account, else recorded by the run. An
+    override changes only what it names: another region keeps the run's PUE, another PUE keeps
+    the run's region."""
     if opts.region is not None:
-        return resolve_settings(opts.region, pue=opts.pue), "given to greentrack"
+        given = resolve_settings(opts.region, pue=opts.pue)
+        recorded = _recorded(run) if opts.pue is None else None
+        if given is not None and recorded is not None:
+            return (
+                CarbonSettings(given.intensity, recorded.pue, given.how_chosen),
+                "given to greentrack (PUE as the run recorded)",
+            )
+        return given, "given to greentrack"
     recorded = settings_from_meta(run.meta)
     if recorded is not None and opts.pue is not None:
         from greentrack.carbon.pue import resolve_pue
@@ -605,6 +701,15 @@ def _rank(r: Run) -> int:
     return int((r.meta.get("part") or {}).get("rank", 0))
 
 
+def processes_of(runs: Sequence[Run]) -> frozenset[tuple[str, int]]:
+    """The run's processes, counted one way for every view: one per distinct (host, rank)
+    over its root and parts. A stage (fit, test, predict) or a resumed segment on the same
+    host and rank is the same process, not a new one."""
+    return frozenset(
+        (str((r.meta.get("host") or {}).get("hostname") or ""), _rank(r)) for r in runs
+    )
+
+
 def _missing_ranks(runs: list[Run]) -> list[str]:
     """Ranks a segment's parts say the job had, but which left no run directory."""
     expected: dict[int, int] = {}
@@ -629,15 +734,15 @@ def _missing_ranks(runs: list[Run]) -> list[str]:
 
 
 def _duration(run: Run, runs: list[Run]) -> tuple[float, list[str]]:
-    """Ranks of one segment overlap (a segment lasts as long as its longest rank); segments
-    add. Gaps between segments are not counted and are noted."""
+    """Ranks of one segment overlap (a segment lasts the wall time its ranks cover, the union
+    of their spans); segments add. Gaps between segments are not counted and are noted."""
     if len(runs) == 1:
         return run.duration_s, []
-    by_segment: dict[int, float] = {}
+    spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
     bounds: dict[int, tuple[float, float]] = {}
     for r in runs:
         seg = _segment(r)
-        by_segment[seg] = max(by_segment.get(seg, 0.0), r.duration_s)
+        spans[seg].append((r.start_unix_s, r.start_unix_s + max(r.duration_s, 0.0)))
         start = float(r.meta["start_unix_s"])
         lo, hi = bounds.get(seg, (start, r.end_unix_s))
         bounds[seg] = (min(lo, start), max(hi, r.end_unix_s))
@@ -655,7 +760,7 @@ def _duration(run: Run, runs: list[Run]) -> tuple[float, list[str]]:
     for a, b in itertools.pairwise(sorted(bounds)):
         gap = bounds[b][0] - bounds[a][1]
         notes.append(f"segment {b} resumed {gap:.1f} s after segment {a} ended (not counted)")
-    return sum(by_segment.values()), notes
+    return sum(union_s(v) for v in spans.values()), notes
 
 
 def _span_rows(r: Run) -> list[dict[str, Any]]:
@@ -718,8 +823,11 @@ def _run_spans(run: Run, prefix: str) -> list[dict[str, Any]]:
 
 def _phases(runs: list[Run], carbon: CarbonBasis | None) -> list[dict[str, Any]]:
     """Energy by span name over every process, in order of first appearance; ``depth`` is
-    the nesting level of the name's first span (phases nest: fit > train_epoch > validation)."""
+    the nesting level of the name's first span (phases nest: fit > train_epoch > validation).
+    ``duration_s`` is wall time (the union of the processes' spans of that name: ranks overlap);
+    ``rank_s`` the sum over processes (rank-seconds)."""
     by_name: dict[str, dict[str, Any]] = {}
+    spans_of: dict[str, list[tuple[float, float]]] = {}
     for r in runs:
         sources = {ch["id"]: ch["source"] for ch in r.channels}
         depth: dict[str, int] = {}
@@ -734,19 +842,58 @@ def _phases(runs: list[Run], carbon: CarbonBasis | None) -> list[dict[str, Any]]
                     "depth": depth[row["span_id"]],
                     "count": 0,
                     "duration_s": 0.0,
+                    "rank_s": 0.0,
                     "measured_kwh": 0.0,
                     "estimated_kwh": 0.0,
                 },
             )
             p["count"] += 1
-            p["duration_s"] += float(row["duration_s"])
+            p["rank_s"] += float(row["duration_s"])
             p["measured_kwh"] += kwh_from_j(measured)
             p["estimated_kwh"] += kwh_from_j(estimated)
-    for p in by_name.values():
+            spans_of.setdefault(row["name"], []).append(
+                (float(row["start_unix_s"]), float(row["end_unix_s"]))
+            )
+    for name, p in by_name.items():
+        p["duration_s"] = union_s(spans_of[name])
         p["energy_kwh"] = p["measured_kwh"] + p["estimated_kwh"]
         f = charge(Figure.exact(p["energy_kwh"]), carbon)
         p["co2e_g"] = f.value if f else None
     return list(by_name.values())
+
+
+def union_s(intervals: Sequence[tuple[float, float]]) -> float:
+    """Seconds covered by the union of ``(start, end)`` intervals.
+
+    >>> union_s([(0.0, 2.0), (1.0, 3.0), (5.0, 6.0)])
+    4.0
+    """
+    covered = 0.0
+    end = -math.inf
+    for a, b in sorted(intervals):
+        if b <= end:
+            continue
+        covered += b - max(a, end)
+        end = b
+    return covered
+
+
+def _gpu_s(runs: list[Run]) -> tuple[float, int]:
+    """GPU device-seconds the run used and how many GPUs: for each GPU (by UUID, else host
+    and channel), the union of the times of the processes (ranks, segments) that measured
+    it."""
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for r in runs:
+        host = str((r.meta.get("host") or {}).get("hostname") or "")
+        start = r.start_unix_s
+        end = max(start, start + r.duration_s)
+        for ch in r.channels:
+            if ch.get("component") != "gpu":
+                continue
+            details = ch.get("details") if isinstance(ch.get("details"), dict) else {}
+            device = str((details or {}).get("uuid") or f"{host}/{ch['id']}")
+            spans[device].append((start, end))
+    return sum(union_s(v) for v in spans.values()), len(spans)
 
 
 def _co2e_upto(
@@ -830,6 +977,58 @@ def _units(
             }
         )
     return {"unit": "epoch", "rows": out}
+
+
+def _epoch_ends(runs: list[Run]) -> tuple[list[float], list[float]]:
+    """The end (UTC s) and energy (J) of every process's ``train_epoch`` span: by an epoch's
+    end the run's cumulative energy is at least that of the epochs ended by then."""
+    ends: list[float] = []
+    joules: list[float] = []
+    for r in runs:
+        for row in _span_rows(r):
+            energy = float(row.get("energy_j") or 0.0)
+            if row["name"] == "train_epoch" and math.isfinite(energy) and energy > 0:
+                ends.append(float(row["end_unix_s"]))
+                joules.append(energy)
+    return ends, joules
+
+
+def _federated_curve(
+    server: EnergyCurve, fed: FederatedParts, it_kwh: float
+) -> tuple[EnergyCurve, str | None]:
+    """The federated total over time: the server's part along its own curve, each round's
+    clients and network over the round's span (``fl.jsonl`` rows carry their round, the
+    server's ``round`` span its window). Energy of rounds without a span follows the server's
+    curve; the note says so."""
+    windows: list[tuple[float, float, float]] = []
+    unplaced_rounds = 0
+    placed_j = 0.0
+    for row in fed.per_round:
+        joules = (row["client_kwh"] + row["upload_kwh"] + row["download_kwh"]) * J_PER_KWH
+        end, duration = row["end_unix_s"], row["duration_s"]
+        if end is None or duration is None:
+            unplaced_rounds += joules > 0
+            continue
+        windows.append((float(end) - float(duration), float(end), joules))
+        placed_j += joules
+    server_j = fed.parts["server"].value * J_PER_KWH
+    unplaced_j = max(0.0, it_kwh * J_PER_KWH - server_j - placed_j)
+    note = None
+    if unplaced_j > 0 and (unplaced_rounds or not windows):
+        what = (
+            f"{unplaced_rounds} round(s) have no round span"
+            if unplaced_rounds
+            else "the replies could not be placed in time"
+        )
+        note = (
+            f"{what}: {_kwh_note(kwh_from_j(unplaced_j))} of client and network energy is "
+            "weighted by the series along the server process's own curve"
+        )
+    return placed_curve(server, server_j, windows, unplaced_j), note
+
+
+def _kwh_note(kwh: float) -> str:
+    return f"{kwh:.3g} kWh" if kwh >= 1 else f"{kwh * 1000:.3g} Wh"
 
 
 def _federated_block(fed: FederatedParts, carbon: CarbonBasis | None) -> dict[str, Any]:

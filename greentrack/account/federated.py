@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from greentrack.account.accuracy import energy_accuracy
+from greentrack.account.accuracy import energy_accuracy, widest
 from greentrack.account.figures import Figure, total
 from greentrack.carbon.network import NetworkCoefficient, coefficient, network_kwh, network_range
 from greentrack.units import kwh_from_j
@@ -165,8 +165,10 @@ def federated_parts(
             e_prov = "modeled" if basis == "modeled" else "estimated"
             client_split["measured"] += m_j
             client_split[e_prov] += e_j
-            client_range = client_range + Figure.relative(kwh_from_j(m_j), *_bounds(r, "measured"))
-            client_range = client_range + Figure.relative(kwh_from_j(e_j), *_bounds(r, e_prov))
+            low, high = _bounds(r, component, "measured")
+            client_range = client_range + Figure.relative(kwh_from_j(m_j), low, high)
+            low, high = _bounds(r, component, e_prov)
+            client_range = client_range + Figure.relative(kwh_from_j(e_j), low, high)
             if same_host:
                 overlap_measured[component] += m_j
             if same_process:
@@ -296,11 +298,19 @@ def _local(row: dict[str, Any], simulation: bool, host: str | None) -> bool:
     return simulation or (host is not None and row.get("client_host") == host)
 
 
-def _bounds(row: dict[str, Any], provenance: str) -> tuple[float, float]:
-    methods = str(row.get("client_methods") or "")
-    method = methods.split(";")[0].split(":", 1)[-1] if methods else ""
-    acc = energy_accuracy(method, provenance)
-    return acc.low, acc.high
+def _bounds(row: dict[str, Any], component: str, provenance: str) -> tuple[float, float]:
+    """The range of a reply's ``provenance`` energy of ``component``: its own method's
+    accuracy (``client_methods`` is ``component:method;...``); a component of several methods,
+    or a record of totals only (component ``client``), takes the widest of its methods of that
+    kind (measured or estimated)."""
+    methods: list[tuple[str, str]] = []
+    for item in str(row.get("client_methods") or "").split(";"):
+        comp, _, method = item.partition(":")
+        if method:
+            methods.append((comp.strip(), method.strip()))
+    mine = [m for c, m in methods if c == component or component == "client"]
+    a = widest(mine, provenance)
+    return a.low, a.high
 
 
 def _per_round(
@@ -397,7 +407,7 @@ def binned_rounds(per_round: Sequence[dict[str, Any]], max_rows: int) -> list[di
 
 
 def live_round_kwh(
-    server_span_j: float,
+    server: Figure,
     rows: Sequence[dict[str, Any]],
     *,
     host: str | None,
@@ -405,27 +415,39 @@ def live_round_kwh(
     simulation: bool,
     upload: NetworkCoefficient,
     download: NetworkCoefficient,
-) -> float:
-    """One round's total while the run goes on (forecasts, budgets), by the rules of
-    :func:`federated_parts`: clients + the server's span less what co-located clients measured
-    + the network of traffic that crossed one. kWh of IT energy."""
-    client_j = taken_j = 0.0
+) -> Figure:
+    """One round's total while the run goes on (live figures, forecasts, budgets), by the
+    rules of :func:`federated_parts`: clients (each component within its own method's bounds)
+    + the server's span (``server``, kWh with its channels' range) less what co-located clients
+    measured + the network of traffic that crossed one (ranging over the bundled
+    coefficients). kWh of IT energy."""
+    client = Figure.exact(0.0)
+    taken_j = 0.0
     up_bytes = down_bytes = 0
     for r in rows:
         local = _local(r, simulation, host)
+        if not local:
+            up_bytes += int(r.get("upload_bytes") or 0)
+            down_bytes += int(r.get("download_bytes") or 0)
+        if r.get("error") or r.get("client_measured_j") is None:
+            continue
         measured = float(r.get("client_measured_j") or 0.0)
         estimated = float(r.get("client_estimated_j") or 0.0)
-        client_j += measured + estimated
+        e_prov = "modeled" if str(r.get("client_basis") or "") == "modeled" else "estimated"
+        for component, (m_j, e_j) in _client_components(r).items():
+            low, high = _bounds(r, component, "measured")
+            client = client + Figure.relative(kwh_from_j(m_j), low, high)
+            low, high = _bounds(r, component, e_prov)
+            client = client + Figure.relative(kwh_from_j(e_j), low, high)
         if local:
             taken_j += measured
             if _in_server_process(r, pid):
                 taken_j += estimated
-        else:
-            up_bytes += int(r.get("upload_bytes") or 0)
-            down_bytes += int(r.get("download_bytes") or 0)
-    server_j = max(0.0, server_span_j - taken_j)
+    net_kwh = max(0.0, server.value - kwh_from_j(taken_j))
+    server_net = server.scaled(net_kwh / server.value) if server.value > 0 else server
     return (
-        kwh_from_j(client_j + server_j)
-        + network_kwh(up_bytes, upload)
-        + network_kwh(down_bytes, download)
+        client
+        + server_net
+        + _network_figure(up_bytes, upload)
+        + _network_figure(down_bytes, download)
     )

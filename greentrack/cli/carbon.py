@@ -60,7 +60,9 @@ def add_parser(sub: Any) -> None:
     )
     add_series_options(wi)
     wi.add_argument(
-        "--region", default=None, help="charge the run at this region (default: the run's)"
+        "--region",
+        default=None,
+        help="charge the run at this region (default: the run's; keeps the run's PUE)",
     )
     wi.add_argument("--pue", default=None, help="PUE to apply (default: the run's)")
     wi.add_argument(

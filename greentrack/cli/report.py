@@ -43,9 +43,14 @@ def add_parser(sub: Any) -> None:
     )
     rep.add_argument("--title", default=None, help="the report's title")
     rep.add_argument(
-        "--region", default=None, help="charge the runs at this region (overrides theirs)"
+        "--region",
+        default=None,
+        help="charge the runs at this region's annual figure (overrides theirs; keeps their "
+        "PUE, and their stored series if it is of this region)",
     )
-    rep.add_argument("--pue", default=None, help="PUE to apply (overrides the runs')")
+    rep.add_argument(
+        "--pue", default=None, help="PUE to apply (overrides the runs'; keeps their region)"
+    )
     rep.add_argument(
         "--regions",
         default=None,
