@@ -17,7 +17,51 @@ from typing import Any
 from greentrack._version import __version__
 from greentrack.meters.tdp import cpu_model_and_packages, lookup_tdp
 
-FRAMEWORKS = ("torch", "lightning", "pytorch-lightning", "flwr", "nvidia-ml-py", "pandas", "numpy")
+# The ML packages a run may use, by the module it imports -> the distribution that installs it
+# (the version comes from the distribution's metadata, never by importing anything). A run
+# records those of them it imported (in ``sys.modules`` when the versions are gathered), so
+# a Trainer run lists transformers, accelerate and datasets, and an idle install of flwr is
+# not listed. Bounded: one metadata read per name, once per process.
+KNOWN_PACKAGES: dict[str, str] = {
+    "torch": "torch",
+    "lightning": "lightning",
+    "pytorch_lightning": "pytorch-lightning",
+    "transformers": "transformers",
+    "accelerate": "accelerate",
+    "datasets": "datasets",
+    "tokenizers": "tokenizers",
+    "safetensors": "safetensors",
+    "peft": "peft",
+    "trl": "trl",
+    "diffusers": "diffusers",
+    "sentence_transformers": "sentence-transformers",
+    "deepspeed": "deepspeed",
+    "bitsandbytes": "bitsandbytes",
+    "xformers": "xformers",
+    "flash_attn": "flash-attn",
+    "vllm": "vllm",
+    "timm": "timm",
+    "torchvision": "torchvision",
+    "torchaudio": "torchaudio",
+    "torchmetrics": "torchmetrics",
+    "flwr": "flwr",
+    "ray": "ray",
+    "jax": "jax",
+    "jaxlib": "jaxlib",
+    "flax": "flax",
+    "optax": "optax",
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "onnxruntime": "onnxruntime",
+    "sklearn": "scikit-learn",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "pynvml": "nvidia-ml-py",
+}
+FRAMEWORKS = tuple(KNOWN_PACKAGES.values())
+"""The distributions whose versions a run may record (:data:`KNOWN_PACKAGES`)."""
 
 
 def utc_iso(t_unix_s: float) -> str:
@@ -96,7 +140,7 @@ the git state cost ~20 ms together, git much more in a large repository): with
 rewrites ``meta.json`` after each: a slow git never holds the package versions back)."""
 
 
-def _packages_key(names: Sequence[str]) -> tuple[str, ...]:
+def _packages_key(names: Sequence[str] = FRAMEWORKS) -> tuple[str, ...]:
     return ("packages", *names)
 
 
@@ -108,7 +152,7 @@ def _git_key(cwd: Path | None) -> tuple[str, ...]:
 def _ready(field: str, cwd: str) -> bool:
     """Whether a :data:`DEFERRED` field is cached (free to read now)."""
     try:
-        key = _packages_key(FRAMEWORKS) if field == "software" else _git_key(Path(cwd))
+        key = _packages_key() if field == "software" else _git_key(Path(cwd))
     except OSError:
         return True  # no working directory: git_info answers at once
     with _CACHE_LOCK:
@@ -137,10 +181,37 @@ def complete(meta: Mapping[str, Any], field: str) -> dict[str, Any]:
     return out
 
 
-def package_versions(names: Sequence[str] = FRAMEWORKS) -> dict[str, str]:
-    """Installed versions of the frameworks that matter, read without importing them (once
-    per process)."""
-    return dict(_cached(_packages_key(names), lambda: _package_versions(names)))
+def package_versions() -> dict[str, str]:
+    """Versions of the known ML packages (:data:`KNOWN_PACKAGES`) this process has imported,
+    by distribution name, read without importing anything.
+
+    The installed versions are read once per process (a prefetch or the start's background
+    thread pays for it); which of them were imported is checked at each call, in
+    microseconds, so a later call sees what the run imported since (:func:`software_update`).
+    """
+    installed = dict(_cached(_packages_key(), lambda: _package_versions(FRAMEWORKS)))
+    return {dist: installed[dist] for dist in imported_distributions() if dist in installed}
+
+
+def imported_distributions() -> list[str]:
+    """The distributions of :data:`KNOWN_PACKAGES` whose module this process has imported."""
+    loaded = sys.modules
+    return list(dict.fromkeys(d for m, d in KNOWN_PACKAGES.items() if m in loaded))
+
+
+def software_update(software: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The ``software`` block again if the process imported a known package since
+    ``software`` was gathered (a framework imported after the run started), else ``None``:
+    call it at a run's stop to rewrite ``meta.json`` only when it changed. Never slower than
+    a dict lookup per known package once the versions are cached; ``None`` (nothing to do)
+    while they are not, so it never waits for the background read."""
+    with _CACHE_LOCK:
+        ready = _packages_key() in _CACHE
+    if not ready:
+        return None
+    now = package_versions()
+    merged = {**(software or {}), **now}
+    return merged if merged != dict(software or {}) else None
 
 
 def _package_versions(names: Sequence[str]) -> dict[str, str]:

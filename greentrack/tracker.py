@@ -247,6 +247,7 @@ class Tracker:
         self.unwritten: str | None = None  # why the run directory could not be created
         self.summary_written = False
         self._meta_thread: threading.Thread | None = None
+        self._meta: dict[str, Any] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -321,6 +322,7 @@ class Tracker:
                 RuntimeWarning,
             )
             self.writer = NullWriter(self.run_dir)
+        self._meta = meta
         if meta.get("pending"):  # git and package versions: gathered off the start's path
             self._meta_thread = threading.Thread(
                 target=self._complete_meta, args=(meta,), name="greentrack-meta", daemon=True
@@ -342,6 +344,7 @@ class Tracker:
             for field in list(meta.get("pending") or ()):
                 meta = metadata.complete(meta, field)
                 self.writer.rewrite_meta(meta)
+                self._meta = meta
         except Exception as e:  # the run goes on with what meta.json has
             log.warning("completing %s/meta.json failed: %r", self.run_dir, e)
 
@@ -387,6 +390,22 @@ class Tracker:
                 log.warning("closing %r failed: %r", meter, e)
         if self._meta_thread is not None:  # done long before, unless git is slow or hangs
             self._meta_thread.join(timeout=META_WAIT_S)
+        self._record_late_imports()
+
+    def _record_late_imports(self) -> None:
+        """Rewrite ``meta.json`` once more when the process imported a known package after the
+        run started (a framework imported inside it: the software row lists what ran). Never
+        waits: nothing is done while the versions are still being read, or while the metadata
+        thread is still writing."""
+        if self._meta_thread is not None and self._meta_thread.is_alive():
+            return
+        try:
+            software = metadata.software_update(self._meta.get("software"))
+            if software is not None:
+                self._meta = {**self._meta, "software": software}
+                self.writer.rewrite_meta(self._meta)
+        except Exception as e:  # the run is complete without it
+            log.warning("recording late imports in %s/meta.json failed: %r", self.run_dir, e)
 
     def _atexit(self) -> None:
         self.stop(status="exited without stop()")

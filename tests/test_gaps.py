@@ -73,6 +73,13 @@ def test_counter_and_power_failing_widen_the_range_and_the_label_names_the_gap(
     assert trouble["gaps"] == [[pytest.approx(1.9), pytest.approx(5.1)]]
     notes = account_run(run).notes
     assert any("gpu0: 3.2 s with no reading" in n and "700 W" in n for n in notes)
+    # the report's boundary table lists the gap: "measured" alone is never said of it
+    from greentrack.report.model import ReportOptions, build_report
+
+    report = build_report([tmp_path / "r"], ReportOptions()).to_dict()
+    (gpu,) = [b for b in report["runs"][0]["boundary"] if b["component"] == "gpu"]
+    assert gpu["status"] == "measured, with gaps"
+    assert "3.2 s not covered" in gpu["detail"]
 
 
 def test_a_counter_bridged_by_power_has_no_uncovered_time(tmp_path: Path) -> None:

@@ -176,7 +176,7 @@ def test_mixed_regions_are_named_and_cited(tmp_path: Path, declaration: Path) ->
     report = build_report([run], ReportOptions(untracked=declaration)).to_dict()
     sentence = report["brief"]["sentence"]
     assert "gCO2e/kWh" not in sentence  # two intensities: none is the total's
-    assert "Germany" in sentence and "1 declared item(s) with no region" in sentence
+    assert "Germany" in sentence and "1 declared item with no region" in sentence
     assert report["brief"]["total"]["gpu_hours"] == pytest.approx(
         report["brief"]["rows"][0]["gpu_hours"] + 8 * 40  # the declared A100-hours
     )

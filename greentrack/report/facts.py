@@ -10,9 +10,13 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.accuracy import energy_accuracy
+from greentrack.account.build import processes_of
 from greentrack.rundir.format import FORMAT_VERSION
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from greentrack.account.build import EnergyItem
     from greentrack.rundir.reader import Run
 
 # What each method is, and how good a source it is (the boundary table's "accuracy class").
@@ -60,9 +64,10 @@ def hardware(runs: list[Run]) -> dict[str, Any]:
     hosts: set[str] = set()
     cpu: dict[str, Any] = {}
     memory_bytes = 0
+    processes = processes_of(runs)
     for r in runs:
         host = r.meta.get("host") or {}
-        name = str(host.get("hostname", ""))
+        name = str(host.get("hostname") or "")
         if name not in hosts:
             hosts.add(name)
             memory_bytes += int(host.get("memory_total_bytes") or 0)
@@ -101,12 +106,10 @@ def hardware(runs: list[Run]) -> dict[str, Any]:
         "gpu_count": sum(len(g["devices"]) for g in gpus.values()),
         "cpu": cpu or None,
         "memory_gb": memory_bytes / 1e9 if memory_bytes else None,
-        "hosts": len(hosts),
-        # ranks, not run directories: a resumed segment or a test after fit is no new process
-        "processes": max(
-            sum(1 for r in runs if (r.meta.get("part") or {}).get("segment", 0) == seg)
-            for seg in {(r.meta.get("part") or {}).get("segment", 0) for r in runs}
-        ),
+        # counted as the account counts them (every view): distinct (host, rank), so a
+        # resumed segment or a test after fit is no new process
+        "hosts": len({host for host, _ in processes}),
+        "processes": len(processes),
         "container": bool((runs[0].meta.get("host") or {}).get("container")),
     }
 
@@ -121,7 +124,11 @@ def software(run: Run) -> dict[str, Any]:
     }
 
 
-def boundary(runs: list[Run]) -> list[dict[str, Any]]:
+def boundary(runs: list[Run], items: Sequence[EnergyItem] = ()) -> list[dict[str, Any]]:
+    """What the run measured, estimated and left out, per component. ``items`` (the account's
+    components) add what the account found: intervals without a reading ("measured, 3 s
+    missing") and a device shared by several ranks, per device, to the row's status and
+    detail: "measured" is never said of a gap."""
     rows: dict[str, dict[str, Any]] = {}
     sampling = runs[0].meta.get("sampling") or {}
     for ch in (c for r in runs for c in r.channels):
@@ -157,6 +164,15 @@ def boundary(runs: list[Run]) -> list[dict[str, Any]]:
                 "devices": 0,
                 "detail": paper_text(b["detail"]),
             }
+    for item in items:
+        found = rows.get(item.component)
+        extra = [p.strip() for p in item.method.split(";")[1:] if p.strip()]
+        if found is None or not extra:
+            continue
+        if any("missing" in e for e in extra) and "gaps" not in found["status"]:
+            found["status"] += ", with gaps"
+        note = f"{item.label}: {'; '.join(extra)}"
+        found["detail"] = f"{found['detail']}; {note}" if found["detail"] else note
     out = list(rows.values())
     out += [
         {

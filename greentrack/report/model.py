@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
-from greentrack.account.embodied import embodied
+from greentrack.account.embodied import embodied_of
 from greentrack.account.federated import binned_rounds
 from greentrack.analysis.untracked import load_declared
 from greentrack.carbon.providers.cache import series_of_run
@@ -162,10 +162,12 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         "generated_utc": utc_iso(time.time()),
         "greentrack_version": __version__,
         "runs": reports,
-        "comparison": _comparison(reports) if len(reports) > 1 else None,
-        "total": _total(Account.of(accounts, declared)) if len(reports) > 1 or declared else None,
         "untracked": [d.to_dict() for d in declared] or None,
     }
+    # a total, and the table that shows it: every row that enters the total is in that table
+    totalled = len(reports) > 1 or bool(declared)
+    data["comparison"] = _comparison(reports, data["untracked"] or []) if totalled else None
+    data["total"] = _total(Account.of(accounts, declared)) if totalled else None
     data["groups"] = (
         _groups(runs, accounts, reports, opts.group_by) if opts.group_by is not None else None
     )
@@ -211,9 +213,10 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
         "complete": a.complete,
         "start_utc": a.start_utc,
         "duration_s": a.duration_s,
+        "gpu_hours": a.gpu_hours,
         "hardware": facts.hardware(all_runs),
         "software": facts.software(run),
-        "boundary": facts.boundary(all_runs),
+        "boundary": facts.boundary(all_runs, a.components),
         "sampling": dict(run.meta.get("sampling") or {}),
         "energy": {
             "measured_kwh": a.measured_kwh,
@@ -259,9 +262,8 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
     }
     out["embodied"] = None
     if opts.embodied is not None:  # off by default; never added to the operational CO2e
-        share = embodied(
-            out["hardware"]["gpu_count"], a.duration_s, opts.embodied, opts.device_lifetime_years
-        )
+        # the GPU device-seconds the run used (a resume on another board is not two GPUs)
+        share = embodied_of(a, opts.embodied, opts.device_lifetime_years)
         out["embodied"] = share.to_dict() if share else None
     out["headline"] = {
         "energy_kwh": a.it_kwh.value,
@@ -357,10 +359,11 @@ def _federated(a: RunAccount) -> dict[str, Any] | None:
             }
             for key, p in parts.items()
         ],
+        # each part's energy as the account has it (the parts above, by name)
         "client_kwh": parts["client_compute"]["energy_kwh"]["value"],
+        "upload_kwh": parts["upload"]["energy_kwh"]["value"],
+        "download_kwh": parts["download"]["energy_kwh"]["value"],
         "server_kwh": parts["server"]["energy_kwh"]["value"],
-        "network_kwh": parts["upload"]["energy_kwh"]["value"]
-        + parts["download"]["energy_kwh"]["value"],
         "total_kwh": total["value"],
         "total_kwh_low": total["low"],
         "total_kwh_high": total["high"],
@@ -381,7 +384,12 @@ def _federated(a: RunAccount) -> dict[str, Any] | None:
 ROUND_TABLE_ROWS = 20  # a per-round table longer than this groups consecutive rounds
 
 
-def _comparison(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _comparison(
+    reports: list[dict[str, Any]], declared: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The table of what the total adds up: a row per run, then a row per item of declared
+    untracked work (``kind`` ``declared``, estimated, no duration or metric), each read from
+    its account; their sum is the total (``total``)."""
     rows = []
     for r in reports:
         m = r["metric"] or {}
@@ -403,7 +411,31 @@ def _comparison(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "co2e_g_to_reach": m.get("co2e_g_to_reach"),
             }
         )
+    for d in declared:
+        co2e = d["co2e_g"] or {}
+        rows.append(
+            {
+                "label": declared_label(d),
+                "kind": "declared",
+                "duration_s": None,
+                "energy_kwh": d["energy_kwh"]["value"],
+                "energy_kwh_low": d["energy_kwh"]["low"],
+                "energy_kwh_high": d["energy_kwh"]["high"],
+                "measured_kwh": 0.0,
+                "co2e_g": co2e.get("value"),
+                "co2e_g_low": co2e.get("low"),
+                "co2e_g_high": co2e.get("high"),
+                "metric_name": None,
+                "metric_best": None,
+                "co2e_g_to_reach": None,
+            }
+        )
     return rows
+
+
+def declared_label(d: dict[str, Any]) -> str:
+    """The row label of an item of declared work, in every table that lists it."""
+    return f"untracked: {d['label']}"
 
 
 def _total(group: Account) -> dict[str, Any]:
@@ -424,9 +456,10 @@ def _total(group: Account) -> dict[str, Any]:
 
 
 def gpu_hours(r: dict[str, Any]) -> float | None:
-    """GPU count x duration in hours (the hardware facts), or ``None`` without a GPU."""
-    count = r["hardware"]["gpu_count"]
-    return count * r["duration_s"] / 3600.0 if count else None
+    """The run's GPU-hours from its account (each GPU's seconds in use, over every segment and
+    rank that measured it), or ``None`` without a GPU."""
+    hours = r.get("gpu_hours")
+    return float(hours) if hours else None
 
 
 def _brief(
@@ -444,6 +477,7 @@ def _brief(
         rows.append(
             {
                 "label": r["label"],
+                "kind": "run",
                 "gpu_hours": gpu_hours(r),
                 "energy_kwh": h["energy_kwh"],
                 "energy_kwh_low": h["energy_kwh_low"],
@@ -461,7 +495,8 @@ def _brief(
         co2e = d["co2e_g"] or {}
         rows.append(
             {
-                "label": f"untracked: {d['label']}",
+                "label": declared_label(d),
+                "kind": "declared",
                 "gpu_hours": d["gpu_hours"],
                 "energy_kwh": d["energy_kwh"]["value"],
                 "energy_kwh_low": d["energy_kwh"]["low"],
@@ -480,6 +515,7 @@ def _brief(
         hours = [row["gpu_hours"] for row in rows if row["gpu_hours"] is not None]
         total = {
             "label": "total",
+            "kind": "total",
             "gpu_hours": sum(hours) if hours else None,
             "energy_kwh": t["energy_kwh"],
             "energy_kwh_low": t["energy_kwh_low"],
@@ -519,6 +555,7 @@ def _brief(
         "declared_without_co2e": sum(1 for d in declared if not d["co2e_g"]),
         "intensity_source": references.readable(carbon[0]["source"]) if carbon else None,
     }
+    out["subject"] = prose.brief_subject(out)  # what the sentence and the caption count
     out["sentence"] = prose.brief_sentence(out)
     return out
 

@@ -60,11 +60,18 @@ def metric_outcome(
     return out
 
 
+def _ahead(remaining: Any) -> bool:
+    """Whether a forecast was made with units still to go (a number > 0)."""
+    return isinstance(remaining, int | float) and not isinstance(remaining, bool) and remaining > 0
+
+
 def forecast_outcome(runs: list[Run], account: RunAccount) -> dict[str, Any] | None:
     """The first and last in-run forecasts against the account's total, when the run finished
     what was forecast (an interrupted run is not compared)."""
     forecasts = [e for r in runs for e in r.events if e.get("event") == "forecast"]
-    forecasts = [f for f in forecasts if "forecast_j" in f]
+    # a forecast is made while units remain: older runs also wrote one after the last unit,
+    # which is the total itself, not a forecast (never compared as one)
+    forecasts = [f for f in forecasts if "forecast_j" in f and _ahead(f.get("units_remaining"))]
     if not forecasts:
         return None
     forecasts.sort(key=lambda f: f.get("units_done", 0))

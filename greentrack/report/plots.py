@@ -83,10 +83,12 @@ def make_figures(
                 finally:
                     plt.close(fig)
             figures[r["id"]] = made
-        if report.data.get("comparison"):
+        # the runs of the comparison table (its first rows, numbered alike), not declared work
+        compared = [c for c in report.data.get("comparison") or () if c["kind"] != "declared"]
+        if len(compared) > 1:
             fig = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN))
             try:
-                if _comparison(fig.add_subplot(), report.data["comparison"]):
+                if _comparison(fig.add_subplot(), compared):
                     figures["comparison"] = [
                         _save(
                             fig,

@@ -14,6 +14,7 @@ from greentrack.report.numbers import (
     mass_unit,
     num,
     pct,
+    plural,
     range_in,
     span,
 )
@@ -115,45 +116,91 @@ def sentence(r: dict[str, Any]) -> str:
 
 def brief_sentence(b: dict[str, Any]) -> str:
     """The main-text sentence (at most ~50 words): GPU-hours, energy with its range and how
-    much was measured, CO2e with its range, the intensity, region and PUE."""
+    much was measured, CO2e with its range, the intensity, region and PUE. Each figure is
+    printed as the brief table prints it (:func:`brief_figures`), and it counts what the
+    table's caption counts (:func:`brief_subject`)."""
     head = b["total"] or b["rows"][0]
-    n = b.get("runs", len(b["rows"]))
-    what = f"The {n} runs" if n > 1 else "The run"
-    hours = head["gpu_hours"]
+    fig = brief_figures(b)
     on = ""
-    if hours is not None:
-        on = f" used {num(hours, 3)} GPU-hours on {', '.join(b['gpus'])} and"
+    if fig["gpu_hours"] is not None:
+        on = f" used {fig['gpu_hours']} GPU-hours on {', '.join(b['gpus'])} and"
+    what = brief_subject(b, capital=True)
     if b.get("declared"):  # the figures below are the runs' and the declared work's
-        what = f"{what} and {b['declared']} item(s) of declared untracked work (estimated)"
-    e_unit = energy_unit([head["energy_kwh"]])
-    e_spread = range_in(head["energy_kwh_low"], head["energy_kwh_high"], e_unit, 3)
-    spread = "" if e_spread in ("", "exact") else f"{e_spread} {e_unit}"
-    total = head["energy_kwh"] or 0.0
-    share = head["measured_kwh"] / total if total else 0.0
-    how = "all measured" if share >= 0.9995 else f"{share * 100:.0f}% measured"
-    if head["measured_kwh"] == 0:
-        how = "estimated, not measured"
-    detail = ", ".join(x for x in (spread, how) if x)
-    drew = f"{in_unit(head['energy_kwh'], e_unit)} {e_unit}"
-    text = f"{what}{on} drew {drew} of electricity ({detail})"
+        what += " (estimated)"
+    e_unit = fig["energy_unit"]
+    spread = "" if fig["energy_range"] in ("", "exact") else f"{fig['energy_range']} {e_unit}"
+    detail = ", ".join(x for x in (spread, fig["measured"]) if x)
+    text = f"{what}{on} drew {fig['energy']} {e_unit} of electricity ({detail})"
     if head["co2e_g"] is None:
         return text + "; no CO2e was computed (no region recorded)."
-    m_unit = mass_unit([head["co2e_g"]])
-    m_spread = range_in(head["co2e_g_low"], head["co2e_g_high"], m_unit, 3)
-    co2e = f"{in_unit(head['co2e_g'], m_unit)} {m_unit}"
-    if m_spread not in ("", "exact"):
-        co2e += f" ({m_spread} {m_unit})"
+    m_unit = fig["mass_unit"]
+    co2e = f"{fig['co2e']} {m_unit}"
+    if fig["co2e_range"] not in ("", "exact"):
+        co2e += f" ({fig['co2e_range']} {m_unit})"
     where = []
     if b["gco2e_per_kwh"] is not None:
-        where.append(f"{num(b['gco2e_per_kwh'], 3)} gCO2e/kWh")
+        where.append(f"{num(b['gco2e_per_kwh'])} gCO2e/kWh")
     if b["regions"]:
         where.append("in " + ", ".join(b["regions"]))
     if b["pue"] is not None:
-        where.append(f"PUE {num(b['pue'], 3)}")
+        where.append(f"PUE {num(b['pue'])}")
     at = f" ({', '.join(where)})" if where else ""
     missing = b.get("declared_without_co2e") or 0
-    gap = f"; {missing} declared item(s) with no region have no CO2e" if missing else ""
+    gap = f"; no CO2e for {plural(missing, 'declared item')} with no region" if missing else ""
     return f"{text}, emitting {co2e} CO2e{at}{gap}."
+
+
+def brief_subject(b: dict[str, Any], capital: bool = False) -> str:
+    """What the brief block adds up, counted as its rows are: "the 4 runs and 3 items of
+    declared untracked work", "the run". The sentence and the table's caption both say it.
+
+    >>> brief_subject({"runs": 4, "declared": 3, "rows": []}, capital=True)
+    'The 4 runs and 3 items of declared untracked work'
+    >>> brief_subject({"runs": 1, "declared": 1, "rows": []})
+    'the run and 1 item of declared untracked work'
+    """
+    n = b.get("runs", len(b["rows"]))
+    what = f"the {plural(n, 'run')}" if n > 1 else "the run"
+    declared = b.get("declared") or 0
+    if declared:
+        what += f" and {plural(declared, 'item')} of declared untracked work"
+    return what[0].upper() + what[1:] if capital else what
+
+
+def measured_share(measured_kwh: float | None, energy_kwh: float | None) -> str:
+    """The share of ``energy_kwh`` that was measured, as every view of the brief writes it.
+
+    >>> measured_share(0.0, 2.0), measured_share(2.0, 2.0), measured_share(0.2, 153.0)
+    ('0.0%', '100.0%', '0.1%')
+    """
+    return pct((measured_kwh or 0.0) / energy_kwh if energy_kwh else 0.0)
+
+
+def brief_figures(b: dict[str, Any]) -> dict[str, Any]:
+    """The brief's headline figures (its total row, or its one row) as printed, once, for the
+    sentence: in the units of the brief table's columns and with the table's rounding, so the
+    sentence and the table print each figure alike."""
+    head = b["total"] or b["rows"][0]
+    rows = b["rows"] + ([b["total"]] if b["total"] else [])
+    e_unit = energy_unit([r["energy_kwh"] for r in rows])
+    m_unit = mass_unit([r["co2e_g"] for r in rows if r["co2e_g"] is not None])
+    share = measured_share(head["measured_kwh"], head["energy_kwh"])
+    if not head["measured_kwh"]:
+        how = "estimated, not measured"
+    elif share == pct(1.0):
+        how = "all measured"
+    else:
+        how = f"{share} measured"
+    return {
+        "gpu_hours": num(head["gpu_hours"]) if head["gpu_hours"] is not None else None,
+        "energy_unit": e_unit,
+        "energy": in_unit(head["energy_kwh"], e_unit),
+        "energy_range": range_in(head["energy_kwh_low"], head["energy_kwh_high"], e_unit),
+        "measured": how,
+        "mass_unit": m_unit,
+        "co2e": in_unit(head["co2e_g"], m_unit),
+        "co2e_range": range_in(head["co2e_g_low"], head["co2e_g_high"], m_unit),
+    }
 
 
 def forecast_sentence(f: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack.report.numbers import (
+    bounds,
     duration,
     energy,
     energy_range,
@@ -34,8 +35,10 @@ from greentrack.report.numbers import (
     mass_unit,
     num,
     pct,
+    plural,
     range_in,
 )
+from greentrack.report.prose import measured_share
 from greentrack.report.references import readable
 from greentrack.views.escape import md_escape
 
@@ -198,6 +201,8 @@ def _filters() -> dict[str, Callable[..., Any]]:
         "in_unit": in_unit,
         "range_in": range_in,
         "readable": readable,
+        "plural": plural,
+        "measured_share": measured_share,
     }
 
 
@@ -364,9 +369,9 @@ def model_card_front_matter(data: dict[str, Any], training_type: str | None) -> 
             source += f"; {missing} of {len(runs)} runs recorded no region: not in emissions"
         if declared:
             source += (
-                f"; includes {len(declared)} item(s) of declared untracked work, estimated"
-                f" ({sum(1 for d in declared if not d['co2e_g'])} without a region: not in"
-                " emissions)"
+                f"; includes {plural(len(declared), 'item')} of declared untracked work, "
+                f"estimated ({sum(1 for d in declared if not d['co2e_g'])} without a region: "
+                "not in emissions)"
             )
         front["co2_eq_emissions"] = {
             "emissions": _sig(headline["co2e_g"]),
@@ -377,7 +382,7 @@ def model_card_front_matter(data: dict[str, Any], training_type: str | None) -> 
         }
     front["greentrack"] = {
         "report_schema": data["schema"],
-        "emissions_g_range": [_sig(headline["co2e_g_low"]), _sig(headline["co2e_g_high"])]
+        "emissions_g_range": _sig_range(headline["co2e_g_low"], headline["co2e_g_high"])
         if headline["co2e_g"] is not None
         else None,
         "runs": [
@@ -386,10 +391,9 @@ def model_card_front_matter(data: dict[str, Any], training_type: str | None) -> 
                 "label": r["label"],
                 "duration_s": round(r["duration_s"], 3),
                 "energy_kwh": _sig(r["headline"]["energy_kwh"]),
-                "energy_kwh_range": [
-                    _sig(r["headline"]["energy_kwh_low"]),
-                    _sig(r["headline"]["energy_kwh_high"]),
-                ],
+                "energy_kwh_range": _sig_range(
+                    r["headline"]["energy_kwh_low"], r["headline"]["energy_kwh_high"]
+                ),
                 "energy_kwh_measured": _sig(r["headline"]["measured_kwh"]),
                 "energy_kwh_estimated": _sig(r["headline"]["estimated_kwh"]),
                 "pue": r["headline"]["pue"],
@@ -414,7 +418,10 @@ def _source(data: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     estimated = sorted(
         {b["component"].upper() for r in runs for b in r["boundary"] if b["status"] == "estimated"}
     )
-    if any(r["federated"] and r["federated"]["network_kwh"] > 0 for r in runs):
+    if any(
+        r["federated"] and (r["federated"]["upload_kwh"] or r["federated"]["download_kwh"])
+        for r in runs
+    ):
         estimated.append("network traffic")
     parts = []
     if measured:
@@ -429,6 +436,16 @@ def _sig(x: float | None, digits: int = 4) -> float | None:
     if x is None or x != x:
         return None
     return float(f"{x:.{digits}g}")
+
+
+def _sig_range(low: float | None, high: float | None, digits: int = 4) -> list[float | None]:
+    """A range to ``digits`` significant figures, rounded outward (as every range is).
+
+    >>> _sig_range(20255.4, 82144.1)
+    [20250.0, 82150.0]
+    """
+    lo, hi = bounds(low, high, digits)
+    return [float(lo) if low is not None else None, float(hi) if high is not None else None]
 
 
 MARK_BEGIN = "<!-- greentrack:begin -->"
