@@ -43,7 +43,8 @@ def main(grid: Grid, context: Context) -> None:
         FedAvg(fraction_train=1.0, min_available_nodes=int(SETTINGS["clients"])),  # type: ignore[call-overload]
         SETTINGS["run_dir"],  # type: ignore[arg-type]
         name="flower demo",
-        carbon=greentrack.CarbonSettings.resolve("DE", pue=1.1),
+        region="DE",
+        pue=1.1,
     )
     strategy.start(
         grid,

@@ -63,7 +63,8 @@ def main() -> None:
         args.run_dir,
         project="greentrack-demo",
         name=args.name,
-        carbon=greentrack.CarbonSettings.resolve("FR", pue="google"),
+        region="FR",
+        pue="google",
     )
     trainer = pl.Trainer(
         max_epochs=args.epochs,

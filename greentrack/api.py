@@ -243,16 +243,7 @@ def _rank_dir(
     seg = info.restart if segment is None else segment
     if seg < 0:
         raise ValueError(f"segment must be >= 0, got {seg}")
-    part = {
-        "segment": seg,
-        "rank": info.rank,
-        "local_rank": info.local_rank,
-        "world_size": info.world_size,
-        "local_world_size": info.local_world_size,
-        "host": info.node,
-        "launcher": info.launcher,
-        "job_id": info.job_id,
-    }
+    part = info.part(seg)
     path = root if (info.rank == 0 and seg == 0) else root / PARTS / part_name(seg, info.rank)
     if path != root and info.job_id is not None:
         _check_same_job(root, info)

@@ -75,6 +75,20 @@ class RankInfo:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def part(self, segment: int) -> dict[str, Any]:
+        """The ``part`` block of ``meta.json`` for this process in ``segment`` (which rank of
+        which job wrote a run directory; docs/run-format.md)."""
+        return {
+            "segment": segment,
+            "rank": self.rank,
+            "local_rank": self.local_rank,
+            "world_size": self.world_size,
+            "local_world_size": self.local_world_size,
+            "host": self.node,
+            "launcher": self.launcher,
+            "job_id": self.job_id,
+        }
+
 
 def _int(env: Mapping[str, str], name: str) -> int | None:
     value = env.get(name)

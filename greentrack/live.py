@@ -234,6 +234,7 @@ class LiveRun:
             directory is refused; a checkpoint's run id, restored with :meth:`restore`, also
             resumes).
         framework: what drives it (``lightning``, ``transformers``...), recorded in meta.json.
+        clock: a manual clock (tests): the tracker then samples when the caller ticks it.
     """
 
     def __init__(
@@ -255,6 +256,7 @@ class LiveRun:
         options: TrackerOptions | None = None,
         resume: bool = False,
         framework: str = "",
+        clock: Any = None,
     ) -> None:
         self.carbon = carbon_arguments(
             region=region,
@@ -277,6 +279,7 @@ class LiveRun:
         self.options = options or TrackerOptions()
         self.intensity_provider, self.provider_region = intensity_provider, provider_region
         self.resume = resume
+        self._clock = clock
         # the job's state (kept across stages; a checkpoint carries it across processes)
         self.run_id: str | None = None  # the root's run id: which run this job writes
         self.segment = -1  # the last segment opened (-1: none yet)
@@ -341,14 +344,7 @@ class LiveRun:
         )
         meta: dict[str, Any] = dict(extra or {})
         block = {
-            "segment": segment,
-            "rank": info.rank,
-            "local_rank": info.local_rank,
-            "world_size": info.world_size,
-            "local_world_size": info.local_world_size,
-            "host": info.node,
-            "launcher": info.launcher,
-            "job_id": info.job_id,
+            **info.part(segment),
             **dict(meta.get("part") or {}),
             **dict(part or {}),
             "stage": stage,
@@ -368,6 +364,8 @@ class LiveRun:
             # the root run fetches the series of the job's hours; parts share it
             intensity_provider=self.intensity_provider if root else None,
             provider_region=self.provider_region,
+            clock=self._clock,
+            background=self._clock is None,
         )
         self.tracker.start()
         if root and segment == 0:

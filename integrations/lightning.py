@@ -25,7 +25,6 @@ processes itself. CPU and DRAM belong to the node: only local rank 0 measures th
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import socket
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from typing import Any
 from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
 from greentrack.carbon.settings import CarbonSettings
+from greentrack.integrations import require
 from greentrack.launcher import RankInfo
 from greentrack.live import LiveRun, Progress
 from greentrack.meters.base import Meter
@@ -42,24 +42,11 @@ from greentrack.rundir.format import ranks_file
 from greentrack.rundir.writer import write_json_atomic
 from greentrack.tracker import TrackerOptions
 
-
-def _import_lightning() -> Any:
-    for name in ("lightning.pytorch", "pytorch_lightning"):
-        try:
-            return importlib.import_module(name)
-        except ImportError:
-            continue
-    raise ImportError(
-        "EmissionsCallback needs Lightning: pip install 'greentrack[lightning]' "
-        "(or pytorch-lightning)"
-    )
-
-
-pl = _import_lightning()
+pl: Any = require("lightning.pytorch", "pytorch_lightning", feature="EmissionsCallback")
 MetersFactory = Callable[[Any], Sequence[Meter]]
 
 
-class EmissionsCallback(pl.Callback):  # type: ignore[misc, name-defined]
+class EmissionsCallback(pl.Callback):  # type: ignore[misc]
     """Measure energy (and CO2e) of training, per stage and per epoch, on every rank.
 
     Args:

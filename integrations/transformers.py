@@ -28,7 +28,6 @@ first, so that every reporter sees every key. Resuming from a checkpoint continu
 
 from __future__ import annotations
 
-import importlib
 import math
 import socket
 from pathlib import Path
@@ -37,25 +36,15 @@ from typing import Any
 from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
 from greentrack.carbon.settings import CarbonSettings
+from greentrack.integrations import require
 from greentrack.launcher import RankInfo
 from greentrack.live import LiveRun
 from greentrack.tracker import TrackerOptions
 
-
-def _import_transformers() -> Any:
-    try:
-        return importlib.import_module("transformers.trainer_callback")
-    except ImportError as e:
-        raise ImportError(
-            "greentrack's Trainer callback needs transformers: "
-            "pip install 'greentrack[transformers]'"
-        ) from e
+tc: Any = require("transformers.trainer_callback", feature="greentrack's Trainer callback")
 
 
-tc = _import_transformers()
-
-
-class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore[misc, name-defined]
+class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore[misc]
     """Measure energy (and CO2e) of a ``transformers.Trainer`` run, per epoch, on every rank.
 
     Args:

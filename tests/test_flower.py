@@ -200,6 +200,13 @@ def test_strategy_wrapper_records_rounds(tmp_path):
     live = STRATEGIES[-1].last_metrics
     assert live["energy/total_kwh"] == pytest.approx(expected / 3.6e6, rel=1e-9)
     assert live["energy/round_kwh"] > 0 and live["energy/total_co2e_g"] > 0
+    # with the range the account gives each part (not an exact figure charged at the
+    # intensity's range only)
+    assert live["energy/total_kwh_low"] < live["energy/total_kwh"] < live["energy/total_kwh_high"]
+    co2e = (live["energy/total_co2e_g_high"] / live["energy/total_co2e_g"]) / (
+        live["energy/total_kwh_high"] / live["energy/total_kwh"]
+    )
+    assert co2e > 1.0  # the intensity's range on top of the energy's
     assert all(r["client_host"] and r["client_pid"] for r in rows)
 
 

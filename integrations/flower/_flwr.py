@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from greentrack.integrations import require
 
-def _import_flwr() -> tuple[Any, Any, Any]:
-    try:
-        app = importlib.import_module("flwr.app")
-        strategy = importlib.import_module("flwr.serverapp.strategy")
-        inflatable = importlib.import_module("flwr.supercore.inflatable.inflatable_object")
-    except ImportError as e:
-        raise ImportError(
-            "the Flower integration needs flwr: pip install 'greentrack[flower]'"
-        ) from e
-    return app, strategy, inflatable
-
-
-app, strategy, inflatable = _import_flwr()
+FEATURE = "the Flower integration"
+app: Any = require("flwr.app", feature=FEATURE)
+strategy: Any = require("flwr.serverapp.strategy", feature=FEATURE)
+inflatable: Any = require("flwr.supercore.inflatable.inflatable_object", feature=FEATURE)

@@ -11,13 +11,13 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from greentrack import metadata
-from greentrack.account import Figure
+from greentrack.account import Figure, LiveAccount
 from greentrack.account.federated import SIMULATION_GRIDS, live_round_kwh
 from greentrack.analysis.attribution import Window, attribute
 from greentrack.analysis.budget import Budget
@@ -210,8 +210,9 @@ class RoundRecorder:
         self._round_rows: list[dict[str, Any]] = []
         self._per_round_j: list[float] = []  # each round's total by the account's rules
         self._grid = ""
-        self._total_kwh = 0.0  # the rounds' total so far, by the account's rules
+        self._total_kwh = Figure.exact(0.0)  # the rounds' total so far, by the account's rules
         self.last = Progress({})
+        self._server_live: LiveAccount | None = None
         self._warned_record = False
         self._pending: list[dict[str, Any]] = []
         self._windows: list[Window] = []
@@ -278,12 +279,21 @@ class RoundRecorder:
         self.round = server_round
         self._round_span = self.tracker.begin_span("round", parent=None, round=server_round)
 
+    def _server_kwh(self, energy_j: Mapping[str, float]) -> Figure:
+        """The server's energy in a span, kWh with its channels' range (the account's rule)."""
+        if self.tracker is None:
+            return Figure.exact(0.0)
+        if self._server_live is None:
+            self._server_live = LiveAccount(None, self.tracker.channels)
+        measured, estimated = self._server_live.split_kwh(energy_j)
+        return measured + estimated
+
     def close_round(self) -> None:
         tracker, span = self.tracker, self._round_span
         if tracker is not None and span is not None and span.record is None:
             record = tracker.end_span(span)
             kwh = live_round_kwh(
-                record.total_energy_j,
+                self._server_kwh(record.energy_j),
                 self._round_rows,
                 host=_HOST,
                 pid=os.getpid(),
@@ -291,13 +301,13 @@ class RoundRecorder:
                 upload=self.upload_network,
                 download=self.download_network,
             )
-            self._per_round_j.append(j_from_kwh(kwh))
-            self._total_kwh += kwh
+            self._per_round_j.append(j_from_kwh(kwh.value))
+            self._total_kwh = self._total_kwh + kwh
             # the rounds' energy is not split by provenance here (the account splits it
             # when the run is read)
             self.last = self.figures.progress(
-                total=Figure.exact(self._total_kwh),
-                unit=Figure.exact(kwh),
+                total=self._total_kwh,
+                unit=kwh,
                 unit_name="round",
                 units_j=self._per_round_j,
                 remaining=max(0, self.num_rounds - self.round),

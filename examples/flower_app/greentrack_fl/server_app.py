@@ -20,7 +20,8 @@ def main(grid: Grid, context: Context) -> None:
         FedAvg(fraction_train=1.0, fraction_evaluate=1.0),
         str(config["run-dir"]),
         name="flower app",
-        carbon=greentrack.CarbonSettings.resolve(str(config["region"]), pue=float(config["pue"])),
+        region=str(config["region"]),
+        pue=float(config["pue"]),
     )
     strategy.start(
         grid,
