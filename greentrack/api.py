@@ -175,7 +175,7 @@ def track(
         carbon=carbon,
     )
     run_dir, tracker_options, extra = place(
-        run_dir, TrackerOptions.from_kwargs(**options), rank, segment
+        run_dir, TrackerOptions.from_kwargs(_TRACK_ARGUMENTS, **options), rank, segment
     )
     return Tracker(
         run_dir,
@@ -192,6 +192,28 @@ def track(
         provider_region=provider_region,
         extra_meta=extra,
     )
+
+
+_TRACK_ARGUMENTS = (
+    "run_dir",
+    "project",
+    "name",
+    "config",
+    "meters",
+    "sync",
+    "clock",
+    "background",
+    "region",
+    "pue",
+    "intensity",
+    "intensity_source",
+    "intensity_provider",
+    "provider_region",
+    "carbon",
+    "rank",
+    "segment",
+)
+"""track()'s own arguments, named beside the tracker options when a keyword is unknown."""
 
 
 def place(

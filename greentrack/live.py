@@ -22,9 +22,11 @@ Metric names, one set with one meaning in every integration (``prefix`` defaults
 ``{prefix}total_co2e_g``           its CO2e (x PUE x intensity), ``_low``, ``_high``
 ``{prefix}epoch_kwh``              the last epoch's (or round's: ``round_kwh``) IT energy,
                                    ``_low``, ``_high``; ``epoch_co2e_g``; ``epoch_avg_power_w``
-``{prefix}forecast_kwh``           the whole run's energy forecast from the units so far
-                                   (``_low``, ``_high``), and ``forecast_co2e_g`` (``_low``,
-                                   ``_high``); only while units remain
+``{prefix}forecast_kwh``           the whole run's energy: the total so far plus the units to
+                                   go at the recent units' energy (``_low``, ``_high``: their
+                                   spread and trend, and the sources' accuracy), and
+                                   ``forecast_co2e_g`` (``_low``, ``_high``); only while units
+                                   remain
 =================================  ==============================================================
 """
 
@@ -40,7 +42,7 @@ from typing import Any
 
 from greentrack.account import Figure, LiveAccount
 from greentrack.analysis.budget import Budget
-from greentrack.analysis.predict import forecast
+from greentrack.analysis.predict import Forecast, forecast
 from greentrack.api import Tracker, place
 from greentrack.carbon.settings import CarbonSettings, carbon_arguments
 from greentrack.errors import RunExistsError
@@ -157,7 +159,7 @@ class LiveFigures:
             and remaining > 0
         ):
             f = forecast(list(units_j), remaining)
-            forecast_kwh = Figure(kwh_from_j(f.point), kwh_from_j(f.low), kwh_from_j(f.high))
+            forecast_kwh = _whole_run(total, f)
             metrics.update(_named(f"{p}forecast_kwh", forecast_kwh))
             forecast_co2e = self.co2e_g(forecast_kwh)
             if forecast_co2e is not None:
@@ -167,7 +169,12 @@ class LiveFigures:
                     {
                         "event": "forecast",
                         unit_name: len(units_j) - 1 if index is None else index,
-                        **f.to_dict("j"),
+                        "units_done": f.units_done,
+                        "units_remaining": f.units_remaining,
+                        "done_j": j_from_kwh(total.value),
+                        "forecast_j": j_from_kwh(forecast_kwh.value),
+                        "forecast_j_low": j_from_kwh(forecast_kwh.low),
+                        "forecast_j_high": j_from_kwh(forecast_kwh.high),
                         "forecast_co2e_g": forecast_co2e.value if forecast_co2e else None,
                     }
                 )
@@ -213,6 +220,18 @@ class LiveFigures:
         if event is not None:
             event({"event": "budget", "message": message})
         return Progress(metrics, over, stop)
+
+
+def _whole_run(total: Figure, f: Forecast) -> Figure:
+    """The whole run's energy (kWh): what it used so far (``total``, with its range) plus the
+    units to go as :func:`greentrack.analysis.predict.forecast` sees them from the units done
+    (its interval: their spread and trend), widened by the accuracy of the sources that
+    measured the units so far (the same relative bounds as ``total``'s). Never below
+    ``total``."""
+    lo = total.low / total.value if total.value > 0 else 1.0
+    hi = total.high / total.value if total.value > 0 else 1.0
+    rest = [max(0.0, kwh_from_j(x - f.done)) for x in (f.point, f.low, f.high)]
+    return total + Figure(rest[0], min(rest[1] * lo, rest[0]), max(rest[2] * hi, rest[0]))
 
 
 def _named(name: str, figure: Figure) -> dict[str, float]:

@@ -130,15 +130,23 @@ class TrackerOptions:
     discovery: DiscoveryOptions = field(default_factory=DiscoveryOptions)
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> TrackerOptions:
+    def from_kwargs(cls, _others: Sequence[str] = (), **kwargs: Any) -> TrackerOptions:
         """Split flat keyword options between sampling and discovery; unknown names raise
-        ``TypeError`` naming them and the valid ones."""
+        ``TypeError`` naming them, the closest valid name and the valid ones (``_others``: the
+        caller's own arguments, which are valid there too)."""
         sampling_names = {f.name for f in fields(SamplingConfig)}
         discovery_names = {f.name for f in fields(DiscoveryOptions)}
         unknown = set(kwargs) - sampling_names - discovery_names
         if unknown:
-            valid = ", ".join(sorted(sampling_names | discovery_names))
-            raise TypeError(f"unknown tracker option(s) {sorted(unknown)}; valid options: {valid}")
+            import difflib
+
+            names = sorted(sampling_names | discovery_names | set(_others))
+            hints = [
+                f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
+                for u in sorted(unknown)
+                for close in [difflib.get_close_matches(u, names, n=1, cutoff=0.6)]
+            ]
+            raise TypeError(f"unknown argument {', '.join(hints)}; valid: {', '.join(names)}")
         return cls(
             SamplingConfig(**{k: v for k, v in kwargs.items() if k in sampling_names}),
             DiscoveryOptions(**{k: v for k, v in kwargs.items() if k in discovery_names}),

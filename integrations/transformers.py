@@ -9,10 +9,11 @@ over :class:`greentrack.live.LiveRun`.
 What it records: spans ``train`` > ``train_epoch`` (tag ``epoch``), and ``inference`` for each
 run of the Trainer's prediction loop (inside the epoch when evaluation runs during training).
 ``train()``, and each ``evaluate()`` or ``predict()`` called on its own (as most Hugging Face
-scripts do after training), is a stage: a segment of the same run directory, closed when the
-stage ends. Under ``torchrun`` or ``accelerate launch`` every rank writes its part of one run
-directory; rank and job come from the launcher, never from ``TrainingArguments`` (which calls
-every CPU process rank 0 when it does not initialise a process group).
+scripts do after training), is a stage (``train``; ``inference``: the Trainer's prediction
+loop): a segment of the same run directory, closed when the stage ends. Under ``torchrun`` or
+``accelerate launch`` every rank writes its part of one run directory; rank and job come from
+the launcher, never from ``TrainingArguments`` (which calls every CPU process rank 0 when it
+does not initialise a process group).
 
 Logged (added to the Trainer's logs after each epoch, so every ``report_to`` that comes after
 this callback receives them, and appended to ``trainer.state.log_history``; energies summed over
@@ -192,9 +193,9 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
     def on_prediction_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         live = self.live
         if live.tracker is None:  # evaluate() or predict() on its own: a stage of its own
-            self._start(args, "evaluate")
+            self._start(args, "inference")
         parent = "epoch" if live.has("epoch") else ("train" if live.has("train") else None)
-        live.begin("eval", "inference", parent=parent, epoch=state.epoch)
+        live.begin("eval", "inference", parent=parent, epoch=_epoch_index(state))
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.live.end("eval")
@@ -202,7 +203,7 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
             values = scalar_metrics(kwargs["metrics"])
             if values:
                 self.live.event(
-                    {"event": "metrics", "epoch": int(state.epoch or 0), "metrics": values}
+                    {"event": "metrics", "epoch": _epoch_index(state), "metrics": values}
                 )
         self._end_stage_alone(state)
 
@@ -234,6 +235,16 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
         self._pending = dict(metrics)
         control.should_log = True  # the Trainer logs at this step: on_log adds the figures
         state.log_history.append({**metrics, "epoch": state.epoch, "step": state.global_step})
+
+
+def _epoch_index(state: Any) -> int:
+    """The index of the epoch an evaluation belongs to (0 for the first), as the epoch spans
+    and rows are numbered. The Trainer's ``state.epoch`` counts epochs done as a float: 1.0
+    when it evaluates at the end of the first, 0.5 half-way through it."""
+    done = float(getattr(state, "epoch", 0.0) or 0.0)
+    if not math.isfinite(done) or done <= 0:
+        return 0
+    return max(0, math.ceil(done) - 1) if done == int(done) else int(done)
 
 
 def _group_size() -> int:

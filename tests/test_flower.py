@@ -192,16 +192,28 @@ def test_strategy_wrapper_records_rounds(tmp_path):
     assert [(f["round"], f["units_remaining"]) for f in forecasts] == [(1, 1)]
     # each round's total by the account's rule: the clients ran in the server's process, so
     # what they measured is inside the server's own reading and is counted once
-    expected = 0.0
+    per_round = []
     for k in (1, 2):
         client_j = sum(r["client_measured_j"] for r in rows if r["round"] == k)
         span_j = float(spans[spans["tags"] == {"round": k}]["energy_j"].iloc[0])
-        expected += client_j + max(0.0, span_j - client_j)
-    live = STRATEGIES[-1].last_metrics
-    assert live["energy/total_kwh"] == pytest.approx(expected / 3.6e6, rel=1e-9)
-    assert live["energy/round_kwh"] > 0 and live["energy/total_co2e_g"] > 0
-    # with the range the account gives each part (not an exact figure charged at the
-    # intensity's range only)
+        per_round.append(client_j + max(0.0, span_j - client_j))
+    # the forecast after round 1 starts from the run's total so far (round 1 and the server
+    # before it) and never falls below it
+    assert forecasts[-1]["done_j"] >= per_round[0] * (1 - 1e-9)
+    assert forecasts[-1]["forecast_j_low"] >= forecasts[-1]["done_j"] * 0.9
+    recorder = STRATEGIES[-1].recorder
+    live = recorder.last.metrics
+    assert live["energy/round_kwh"] == pytest.approx(per_round[1] / 3.6e6, rel=1e-9)
+    # the running total is the run's so far (the server outside the rounds too), with the
+    # range the account gives each part: what the account of the run directory gives for that
+    # moment, value and range
+    from greentrack.account import account_run
+
+    then = account_run(run, live_energy_j=recorder.reading).it_kwh
+    for bound in ("value", "low", "high"):
+        suffix = "" if bound == "value" else f"_{bound}"
+        assert live[f"energy/total_kwh{suffix}"] == pytest.approx(getattr(then, bound), rel=1e-9)
+    assert live["energy/total_kwh"] >= sum(per_round) / 3.6e6 * (1 - 1e-9)
     assert live["energy/total_kwh_low"] < live["energy/total_kwh"] < live["energy/total_kwh_high"]
     co2e = (live["energy/total_co2e_g_high"] / live["energy/total_co2e_g"]) / (
         live["energy/total_kwh_high"] / live["energy/total_kwh"]

@@ -107,3 +107,16 @@ def test_two_concurrent_torchrun_jobs_get_a_directory_each(tmp_path: Path) -> No
         assert [p.path.name for p in run.parts] == ["seg0-rank1"]
         assert run.meta["part"]["job_id"] == run.parts[0].meta["part"]["job_id"]
         assert greentrack.summarize(run).status == "finished"
+
+
+def test_a_misspelled_argument_names_the_closest_one() -> None:
+    import inspect
+
+    from greentrack.api import _TRACK_ARGUMENTS
+
+    own = [p for p in inspect.signature(greentrack.track).parameters if p != "options"]
+    assert sorted(own) == sorted(_TRACK_ARGUMENTS)  # the list the message names is track()'s
+    with pytest.raises(TypeError, match=r"unknown argument 'regoin' \(did you mean 'region'\?\)"):
+        greentrack.track(regoin="DE")
+    with pytest.raises(TypeError, match=r"'power_hzz' \(did you mean 'power_hz'\?\).*valid: "):
+        greentrack.track(power_hzz=5)

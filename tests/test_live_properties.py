@@ -73,8 +73,16 @@ def test_live_figures_at_a_stages_end_are_the_accounts(
             live.begin("epoch", "train_epoch", epoch=k)
             run_for(live.tracker, clock, unit_s, step=0.5)
             progress = live.step(live.end("epoch"), remaining=units - k - 1)
-            # forecasts only while units remain
-            assert ("energy/forecast_kwh" in progress.metrics) == (k < units - 1)
+            m = progress.metrics
+            # forecasts only while units remain, of the whole run: never below what it used,
+            # with a range that holds the sources' accuracy as the total's does
+            assert ("energy/forecast_kwh" in m) == (k < units - 1)
+            if "energy/forecast_kwh" in m:
+                assert m["energy/forecast_kwh"] >= m["energy/total_kwh"]
+                assert m["energy/forecast_kwh_low"] >= m["energy/total_kwh_low"] * (1 - 1e-12)
+                assert m["energy/forecast_kwh_high"] >= m["energy/total_kwh_high"]
+                assert m["energy/forecast_kwh_low"] < m["energy/forecast_kwh"]
+                assert m["energy/forecast_kwh"] < m["energy/forecast_kwh_high"]
         end = live.step(None).metrics  # the figures a callback logs at the stage's end
         live.close()
         account = account_run(greentrack.load_run(root))

@@ -117,7 +117,14 @@ def test_epochs_are_logged_and_the_total_is_the_accounts(tmp_path: Path) -> None
         assert end[f"energy/total_co2e_g_{bound}"] / end["energy/total_co2e_g"] == pytest.approx(
             getattr(acct.co2e_g, bound) / acct.co2e_g.value, rel=1e-9
         )
-    assert any(e["event"] == "metrics" for e in run.events)  # eval metrics, for to-target
+    # eval metrics, for emissions-to-target: numbered as the epochs they close (the Trainer's
+    # state.epoch is 1.0 when it evaluates at the end of epoch 0)
+    assert [e["epoch"] for e in run.events if e["event"] == "metrics"] == [0, 1]
+    from greentrack.report.model import ReportOptions, build_report
+
+    report = build_report([tmp_path / "run"], ReportOptions(metric="eval_loss")).to_dict()
+    reached = report["runs"][0]["metric"]
+    assert reached["energy_kwh_to_reach"] is not None and reached["co2e_g_to_reach"] is not None
 
 
 def test_train_then_evaluate_is_one_finished_run(tmp_path: Path) -> None:
@@ -132,13 +139,16 @@ def test_train_then_evaluate_is_one_finished_run(tmp_path: Path) -> None:
     assert [p.path.name for p in run.parts] == ["seg1-rank0", "seg2-rank0"]
     assert [p.meta["part"]["stage"] for p in (run, *run.parts)] == [
         "train",
-        "evaluate",
-        "evaluate",
+        "inference",
+        "inference",
     ]
     assert run.complete and all(p.complete for p in run.parts)
     summary = greentrack.summarize(run)
     assert summary.status == "finished"
     assert not any("exited without stop" in n for n in summary.notes)
+    # a later stage is named as one, not as a resume
+    assert any("segment 1 (inference) started" in n for n in summary.notes)
+    assert not any("resumed" in n for n in summary.notes)
     assert cb.last_metrics["energy/total_kwh"] <= summary.account.it_kwh.value
     assert cb.last_metrics["energy/total_kwh"] > summary.account.components[0].energy_kwh.value
 

@@ -759,8 +759,27 @@ def _duration(run: Run, runs: list[Run]) -> tuple[float, list[str]]:
         )
     for a, b in itertools.pairwise(sorted(bounds)):
         gap = bounds[b][0] - bounds[a][1]
-        notes.append(f"segment {b} resumed {gap:.1f} s after segment {a} ended (not counted)")
+        stage_a, stage_b = _stage(leaders.get(a)), _stage(leaders.get(b))
+        if stage_b and (stage_b != stage_a or stage_b not in TRAINING_STAGES):
+            # another stage of the job (test after fit), not a training that resumed
+            notes.append(
+                f"segment {b} ({stage_b}) started {gap:.1f} s after segment {a}"
+                f"{f' ({stage_a})' if stage_a else ''} ended (the time between is not counted)"
+            )
+        else:
+            notes.append(f"segment {b} resumed {gap:.1f} s after segment {a} ended (not counted)")
     return sum(union_s(v) for v in spans.values()), notes
+
+
+TRAINING_STAGES = ("fit", "train")
+"""Stages whose later segments are resumes of the same training."""
+
+
+def _stage(r: Run | None) -> str:
+    """The stage a segment ran (``fit``, ``test``; ``train``, ``evaluate``), or ``""``."""
+    part = r.meta.get("part") if r is not None else None
+    stage = part.get("stage") if isinstance(part, dict) else None
+    return stage if isinstance(stage, str) else ""
 
 
 def _span_rows(r: Run) -> list[dict[str, Any]]:

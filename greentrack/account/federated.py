@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.accuracy import energy_accuracy, widest
@@ -122,6 +123,131 @@ def _client_components(row: dict[str, Any]) -> dict[str, list[float]]:
     return {"client": [measured, estimated]}
 
 
+@dataclass
+class FederatedTally:
+    """The running sums of a federated run's client replies by the rules of the total (see the
+    module docstring): what :func:`federated_parts` computes from ``fl.jsonl`` and the Flower
+    recorder computes live, reply by reply, so the live total is the account's.
+
+    Args:
+        host, pid: the server's host name and process id (co-located and in-process replies).
+        simulation: whether every party ran on the server's host (Flower's simulation grid).
+    """
+
+    host: str | None
+    pid: int | None
+    simulation: bool
+    client_split: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    client_low_j: float = 0.0  # the clients' range, J (as the sum of their components')
+    client_high_j: float = 0.0
+    overlap_measured: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    overlap_estimated: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    bytes_real: dict[str, int] = field(default_factory=lambda: {"upload": 0, "download": 0})
+    bytes_apart: dict[str, int] = field(default_factory=lambda: {"upload": 0, "download": 0})
+    co_located: int = 0
+    in_process: int = 0
+    unmeasured: int = 0
+    modeled: int = 0
+    shared: int = 0
+
+    def add(self, r: dict[str, Any]) -> None:
+        """Count one ``fl.jsonl`` row (a reply, a failed or a missing one)."""
+        same_host = _local(r, self.simulation, self.host)
+        same_process = same_host and _in_server_process(r, self.pid)
+        target = self.bytes_apart if same_host else self.bytes_real
+        target["upload"] += int(r.get("upload_bytes") or 0)
+        target["download"] += int(r.get("download_bytes") or 0)
+        if r.get("error"):
+            return
+        if r.get("client_measured_j") is None:
+            self.unmeasured += 1
+            return
+        basis = str(r.get("client_basis") or "measured")
+        self.modeled += basis == "modeled"
+        self.shared += bool(r.get("attribution"))
+        self.co_located += same_host
+        self.in_process += same_process
+        e_prov = "modeled" if basis == "modeled" else "estimated"
+        methods = str(r.get("client_methods") or "")
+        for component, (m_j, e_j) in _client_components(r).items():
+            self.client_split["measured"] += m_j
+            self.client_split[e_prov] += e_j
+            for joules, provenance in ((m_j, "measured"), (e_j, e_prov)):
+                low, high = _method_bounds(methods, component, provenance)
+                a, b = joules * low, joules * high
+                self.client_low_j += min(a, b)
+                self.client_high_j += max(a, b)
+            if same_host:
+                self.overlap_measured[component] += m_j
+            if same_process:
+                self.overlap_estimated[component] += e_j
+
+    def client(self) -> Figure:
+        """Client compute, kWh with its range."""
+        return Figure(
+            kwh_from_j(sum(self.client_split.values())),
+            kwh_from_j(self.client_low_j),
+            kwh_from_j(self.client_high_j),
+        )
+
+    def server(
+        self, server_channels: Sequence[tuple[str, str, str, float]]
+    ) -> tuple[dict[str, float], Figure, float]:
+        """The server's part from its channels ``(component, provenance, method, joules)``,
+        less what co-located clients already account for: ``(J per provenance, kWh figure,
+        J taken out)``."""
+        server_split: dict[str, float] = defaultdict(float)
+        server_range = Figure.exact(0.0)
+        by_component: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+        for component, provenance, method, joules in server_channels:
+            by_component[(component, provenance)].append((method, joules))
+        pools = {"measured": dict(self.overlap_measured), "other": dict(self.overlap_estimated)}
+        taken_j = 0.0
+        for (component, provenance), channels in by_component.items():
+            have = sum(j for _, j in channels)
+            pool = pools["measured" if provenance == "measured" else "other"]
+            take = min(have, pool.get(component, 0.0) + pool.get("client", 0.0) * (have > 0))
+            if "client" in pool and take:
+                pool["client"] = max(0.0, pool["client"] - take)
+            taken_j += take
+            net = have - take
+            server_split[provenance] += net
+            for method, joules in channels:
+                share = joules / have if have > 0 else 0.0
+                acc = energy_accuracy(method, provenance)
+                server_range = server_range + Figure.relative(
+                    kwh_from_j(net * share), acc.low, acc.high
+                )
+        value = kwh_from_j(sum(server_split.values()))
+        return dict(server_split), Figure(value, server_range.low, server_range.high), taken_j
+
+    def network(
+        self, upload: NetworkCoefficient, download: NetworkCoefficient
+    ) -> tuple[Figure, Figure, Figure | None]:
+        """Upload, download (traffic that crossed a network) and the energy of traffic that
+        crossed none (``None`` without any), kWh with the bundled coefficients' spread."""
+        apart = None
+        if self.bytes_apart["upload"] or self.bytes_apart["download"]:
+            apart = _network_figure(self.bytes_apart["upload"], upload) + _network_figure(
+                self.bytes_apart["download"], download
+            )
+        return (
+            _network_figure(self.bytes_real["upload"], upload),
+            _network_figure(self.bytes_real["download"], download),
+            apart,
+        )
+
+    def total_kwh(
+        self,
+        server_channels: Sequence[tuple[str, str, str, float]],
+        upload: NetworkCoefficient,
+        download: NetworkCoefficient,
+    ) -> Figure:
+        """The run's IT energy so far: clients + server + network (the account's total)."""
+        up, down, _ = self.network(upload, download)
+        return self.client() + self.server(server_channels)[1] + up + down
+
+
 def federated_parts(
     run: Run,
     server_channels: Sequence[tuple[str, str, str, float]],
@@ -136,66 +262,14 @@ def federated_parts(
     grid = str((run.meta.get("fl") or {}).get("grid") or "")
     simulation = grid in SIMULATION_GRIDS
     notes: list[str] = []
-
-    # --- clients ---------------------------------------------------------------------------
-    client_split: dict[str, float] = defaultdict(float)  # provenance -> J
-    client_range = Figure.exact(0.0)
-    overlap_measured: dict[str, float] = defaultdict(float)  # component -> J to take out
-    overlap_estimated: dict[str, float] = defaultdict(float)
-    bytes_real = {"upload": 0, "download": 0}
-    bytes_apart = {"upload": 0, "download": 0}
-    co_located = in_process = unmeasured = modeled = shared = 0
+    tally = FederatedTally(host, pid, simulation)
     for r in rows:
-        same_host = _local(r, simulation, host)
-        same_process = same_host and _in_server_process(r, pid)
-        target = bytes_apart if same_host else bytes_real
-        target["upload"] += int(r.get("upload_bytes") or 0)
-        target["download"] += int(r.get("download_bytes") or 0)
-        if r.get("error"):
-            continue
-        if r.get("client_measured_j") is None:
-            unmeasured += 1
-            continue
-        basis = str(r.get("client_basis") or "measured")
-        modeled += basis == "modeled"
-        shared += bool(r.get("attribution"))
-        co_located += same_host
-        in_process += same_process
-        for component, (m_j, e_j) in _client_components(r).items():
-            e_prov = "modeled" if basis == "modeled" else "estimated"
-            client_split["measured"] += m_j
-            client_split[e_prov] += e_j
-            low, high = _bounds(r, component, "measured")
-            client_range = client_range + Figure.relative(kwh_from_j(m_j), low, high)
-            low, high = _bounds(r, component, e_prov)
-            client_range = client_range + Figure.relative(kwh_from_j(e_j), low, high)
-            if same_host:
-                overlap_measured[component] += m_j
-            if same_process:
-                overlap_estimated[component] += e_j
-
-    # --- the server, less what co-located clients already account for ------------------------
-    server_split: dict[str, float] = defaultdict(float)
-    server_range = Figure.exact(0.0)
-    by_component: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
-    for component, provenance, method, joules in server_channels:
-        by_component[(component, provenance)].append((method, joules))
-    taken_j = 0.0
-    for (component, provenance), channels in by_component.items():
-        have = sum(j for _, j in channels)
-        pool = overlap_measured if provenance == "measured" else overlap_estimated
-        take = min(have, pool.get(component, 0.0) + pool.get("client", 0.0) * (have > 0))
-        if "client" in pool and take:
-            pool["client"] = max(0.0, pool["client"] - take)
-        taken_j += take
-        net = have - take
-        server_split[provenance] += net
-        for method, joules in channels:
-            share = joules / have if have > 0 else 0.0
-            acc = energy_accuracy(method, provenance)
-            server_range = server_range + Figure.relative(
-                kwh_from_j(net * share), acc.low, acc.high
-            )
+        tally.add(r)
+    co_located, in_process = tally.co_located, tally.in_process
+    unmeasured, modeled, shared = tally.unmeasured, tally.modeled, tally.shared
+    client_split = tally.client_split
+    bytes_real, bytes_apart = tally.bytes_real, tally.bytes_apart
+    server_split, server_figure, taken_j = tally.server(server_channels)
     if co_located and taken_j > 0:
         notes.append(
             f"{co_located} client replies ran on the server's host: the host's energy is "
@@ -215,13 +289,8 @@ def federated_parts(
         )
 
     # --- network -----------------------------------------------------------------------------
-    upload = _network_figure(bytes_real["upload"], up_coeff)
-    download = _network_figure(bytes_real["download"], down_coeff)
-    apart = None
-    if bytes_apart["upload"] or bytes_apart["download"]:
-        apart = _network_figure(bytes_apart["upload"], up_coeff) + _network_figure(
-            bytes_apart["download"], down_coeff
-        )
+    upload, download, apart = tally.network(up_coeff, down_coeff)
+    if apart is not None:
         notes.append(
             "traffic between parties on one host crossed no network: its energy "
             f"({_kwh_text(apart.value)} at the coefficient) is modeled for a real deployment "
@@ -242,14 +311,10 @@ def federated_parts(
             "simulation, is still in the server's CPU estimate)"
         )
     parts = {
-        "client_compute": Figure(
-            kwh_from_j(sum(client_split.values())), client_range.low, client_range.high
-        ),
+        "client_compute": tally.client(),
         "upload": upload,
         "download": download,
-        "server": Figure(
-            kwh_from_j(sum(server_split.values())), server_range.low, server_range.high
-        ),
+        "server": server_figure,
     }
     split = {
         "client_compute": {k: kwh_from_j(v) for k, v in client_split.items() if v},
@@ -303,8 +368,15 @@ def _bounds(row: dict[str, Any], component: str, provenance: str) -> tuple[float
     accuracy (``client_methods`` is ``component:method;...``); a component of several methods,
     or a record of totals only (component ``client``), takes the widest of its methods of that
     kind (measured or estimated)."""
+    return _method_bounds(str(row.get("client_methods") or ""), component, provenance)
+
+
+@lru_cache(maxsize=1024)
+def _method_bounds(methods_text: str, component: str, provenance: str) -> tuple[float, float]:
+    """:func:`_bounds` of a ``client_methods`` text (the same few texts recur over thousands of
+    replies: read once each)."""
     methods: list[tuple[str, str]] = []
-    for item in str(row.get("client_methods") or "").split(";"):
+    for item in methods_text.split(";"):
         comp, _, method = item.partition(":")
         if method:
             methods.append((comp.strip(), method.strip()))
@@ -404,50 +476,3 @@ def binned_rounds(per_round: Sequence[dict[str, Any]], max_rows: int) -> list[di
             row[key] = sum(r[key] for r in chunk)
         out.append(row)
     return out
-
-
-def live_round_kwh(
-    server: Figure,
-    rows: Sequence[dict[str, Any]],
-    *,
-    host: str | None,
-    pid: int | None,
-    simulation: bool,
-    upload: NetworkCoefficient,
-    download: NetworkCoefficient,
-) -> Figure:
-    """One round's total while the run goes on (live figures, forecasts, budgets), by the
-    rules of :func:`federated_parts`: clients (each component within its own method's bounds)
-    + the server's span (``server``, kWh with its channels' range) less what co-located clients
-    measured + the network of traffic that crossed one (ranging over the bundled
-    coefficients). kWh of IT energy."""
-    client = Figure.exact(0.0)
-    taken_j = 0.0
-    up_bytes = down_bytes = 0
-    for r in rows:
-        local = _local(r, simulation, host)
-        if not local:
-            up_bytes += int(r.get("upload_bytes") or 0)
-            down_bytes += int(r.get("download_bytes") or 0)
-        if r.get("error") or r.get("client_measured_j") is None:
-            continue
-        measured = float(r.get("client_measured_j") or 0.0)
-        estimated = float(r.get("client_estimated_j") or 0.0)
-        e_prov = "modeled" if str(r.get("client_basis") or "") == "modeled" else "estimated"
-        for component, (m_j, e_j) in _client_components(r).items():
-            low, high = _bounds(r, component, "measured")
-            client = client + Figure.relative(kwh_from_j(m_j), low, high)
-            low, high = _bounds(r, component, e_prov)
-            client = client + Figure.relative(kwh_from_j(e_j), low, high)
-        if local:
-            taken_j += measured
-            if _in_server_process(r, pid):
-                taken_j += estimated
-    net_kwh = max(0.0, server.value - kwh_from_j(taken_j))
-    server_net = server.scaled(net_kwh / server.value) if server.value > 0 else server
-    return (
-        client
-        + server_net
-        + _network_figure(up_bytes, upload)
-        + _network_figure(down_bytes, download)
-    )

@@ -128,7 +128,8 @@ def carbon_arguments(
     ]
     if given:
         raise ValueError(
-            f"pass carbon=CarbonSettings(...) or {', '.join(n + '=' for n in given)}, not both "
+            f"pass carbon=CarbonSettings.resolve(...) or {', '.join(n + '=' for n in given)}, "
+            "not both "
             "(carbon= already holds the region, intensity and PUE)"
         )
     if isinstance(carbon, dict):  # restored from a checkpoint or a meta.json

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack import metadata
-from greentrack.account import Figure, LiveAccount
-from greentrack.account.federated import SIMULATION_GRIDS, live_round_kwh
+from greentrack.account.federated import SIMULATION_GRIDS, FederatedTally
 from greentrack.analysis.attribution import Window, attribute
 from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
@@ -207,12 +206,13 @@ class RoundRecorder:
         self._fl_flushed = 0.0  # monotonic time of the last flush of fl.jsonl
         self._fl_lock = threading.Lock()
         self._fl_timer: threading.Timer | None = None
-        self._round_rows: list[dict[str, Any]] = []
         self._per_round_j: list[float] = []  # each round's total by the account's rules
         self._grid = ""
-        self._total_kwh = Figure.exact(0.0)  # the rounds' total so far, by the account's rules
         self.last = Progress({})
-        self._server_live: LiveAccount | None = None
+        # every fl.jsonl row so far, and this round's, summed by the account's rules
+        self._tally = self._tally_new()
+        self._round_tally = self._tally_new()
+        self.reading: dict[str, float] = {}  # the server's J per channel behind ``last``
         self._warned_record = False
         self._pending: list[dict[str, Any]] = []
         self._windows: list[Window] = []
@@ -249,6 +249,7 @@ class RoundRecorder:
         )
         self.num_rounds = num_rounds
         self.tracker.start()
+        self._tally, self._round_tally = self._tally_new(), self._tally_new()
         self._fl = (self.run_dir / FL).open("a", encoding="utf-8", buffering=1 << 16)
         self._fl_flushed = time.monotonic()
 
@@ -279,34 +280,36 @@ class RoundRecorder:
         self.round = server_round
         self._round_span = self.tracker.begin_span("round", parent=None, round=server_round)
 
-    def _server_kwh(self, energy_j: Mapping[str, float]) -> Figure:
-        """The server's energy in a span, kWh with its channels' range (the account's rule)."""
-        if self.tracker is None:
-            return Figure.exact(0.0)
-        if self._server_live is None:
-            self._server_live = LiveAccount(None, self.tracker.channels)
-        measured, estimated = self._server_live.split_kwh(energy_j)
-        return measured + estimated
+    def _tally_new(self) -> FederatedTally:
+        return FederatedTally(_HOST, os.getpid(), self._grid in SIMULATION_GRIDS)
+
+    def _server_channels(
+        self, tracker: Tracker, energy_j: Mapping[str, float]
+    ) -> list[tuple[str, str, str, float]]:
+        """The server's channels as the account reads them: (component, provenance, method,
+        joules)."""
+        return [
+            (str(c.component), str(c.source), c.method, float(energy_j.get(c.id, 0.0)))
+            for c in tracker.channels
+        ]
 
     def close_round(self) -> None:
+        """End the round's span; the live figures of the round and of the run so far, both by
+        the account's rules (:class:`FederatedTally`): the round's replies with the server's
+        round span, and every reply so far with the server's whole run (what the account of
+        the run directory gives at this moment, value and range); forecast and budget."""
         tracker, span = self.tracker, self._round_span
         if tracker is not None and span is not None and span.record is None:
             record = tracker.end_span(span)
-            kwh = live_round_kwh(
-                self._server_kwh(record.energy_j),
-                self._round_rows,
-                host=_HOST,
-                pid=os.getpid(),
-                simulation=self._grid in SIMULATION_GRIDS,
-                upload=self.upload_network,
-                download=self.download_network,
+            up, down = self.upload_network, self.download_network
+            kwh = self._round_tally.total_kwh(
+                self._server_channels(tracker, record.energy_j), up, down
             )
+            self.reading = tracker.energy_j()
+            run_kwh = self._tally.total_kwh(self._server_channels(tracker, self.reading), up, down)
             self._per_round_j.append(j_from_kwh(kwh.value))
-            self._total_kwh = self._total_kwh + kwh
-            # the rounds' energy is not split by provenance here (the account splits it
-            # when the run is read)
             self.last = self.figures.progress(
-                total=self._total_kwh,
+                total=run_kwh,
                 unit=kwh,
                 unit_name="round",
                 units_j=self._per_round_j,
@@ -318,7 +321,7 @@ class RoundRecorder:
             if self.last.stop:
                 self.stopped = True
         self._round_span = None
-        self._round_rows = []
+        self._round_tally = self._tally_new()
         self.flush_fl()
 
     @contextlib.contextmanager
@@ -400,7 +403,6 @@ class RoundRecorder:
         except Exception as e:  # the clients keep their own readings; the round goes on
             warnings.warn(f"greentrack: shared-GPU attribution failed: {e!r}", stacklevel=2)
         for row in rows:
-            self._round_rows.append(row)
             self._write_fl(row)
         for (p, node), nbytes in list(self._downloads.items()):
             if p == phase:  # sent, but no reply came back
@@ -418,6 +420,9 @@ class RoundRecorder:
         self.flush_fl(every_s=FL_FLUSH_S)
 
     def _write_fl(self, row: dict[str, Any]) -> None:
+        # the live figures count what fl.jsonl holds, row by row
+        self._tally.add(row)
+        self._round_tally.add(row)
         with self._fl_lock:
             if self._fl is not None:
                 self._fl.write(_ENCODE(row) + "\n")
