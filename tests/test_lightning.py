@@ -426,6 +426,16 @@ def test_fit_then_test_and_predict_from_the_best_checkpoint(tmp_path):
     assert names.count("test") == 2 and names.count("predict") == 1 and "fit" in names
     report = build_report([tmp_path / "run"]).to_dict()["runs"][0]
     assert report["hardware"]["processes"] == 1 and report["status"] == "finished"
+    # the forecast made during fit is compared with fit's energy, not with the test and
+    # predict stages after it
+    assert set(acct.kwh_by_stage) == {"fit", "test", "predict"}
+    assert acct.training_kwh == pytest.approx(acct.kwh_by_stage["fit"])
+    assert acct.training_kwh < acct.it_kwh.value
+    assert report["forecast"]["final_kwh"] == pytest.approx(acct.kwh_by_stage["fit"])
+    assert "training stages" in report["forecast"]["scope"]
+    # later stages are named as stages, not as resumes
+    assert any("segment 1 (test) started" in n for n in acct.notes)
+    assert not any("resumed" in n for n in acct.notes)
 
 
 DDP_STAGES_SCRIPT = textwrap.dedent(

@@ -193,6 +193,17 @@ class RunAccount:
     gpu_s: float = 0.0  # GPU device-seconds: each GPU's time within the processes measuring it
     gpu_devices: int = 0  # distinct GPUs the processes measured
     series: IntensitySeries | None = field(default=None, repr=False, compare=False)
+    kwh_by_stage: Mapping[str, float] = field(default_factory=dict)  # "" without stages
+
+    @property
+    def training_kwh(self) -> float:
+        """IT energy of the training stages (``fit``, ``train``: what an in-run forecast
+        forecasts), or the whole IT energy when the run records no stages or is federated."""
+        trained = sum(v for k, v in self.kwh_by_stage.items() if k in TRAINING_STAGES)
+        stages = [k for k in self.kwh_by_stage if k]
+        if self.federated is not None or not stages or not trained:
+            return self.it_kwh.value
+        return trained
 
     @property
     def measured_kwh(self) -> float:
@@ -234,6 +245,7 @@ class RunAccount:
             "duration_s": self.duration_s,
             "gpu_hours": self.gpu_hours,
             "processes": self.processes,
+            "kwh_by_stage": dict(self.kwh_by_stage),
             "energy": {
                 "it_kwh": self.it_kwh.to_dict(),
                 "measured_kwh": self.measured_kwh,
@@ -291,6 +303,7 @@ def account_run(
 
     # --- energy per channel of every process ---------------------------------------------
     components: list[EnergyItem] = []
+    by_stage: dict[str, float] = defaultdict(float)  # kWh of each stage's channels
     server_channels: list[tuple[str, str, str, float]] = []
     shares = acc.device_shares(runs)  # one GPU measured by several ranks: split
     for r in runs:
@@ -323,6 +336,7 @@ def account_run(
             )
             notes += ce.notes
             joules = ce.joules
+            by_stage[_stage(r)] += kwh_from_j(joules)
             components.append(
                 EnergyItem(
                     key=prefix + ch["id"],
@@ -445,6 +459,7 @@ def account_run(
         curve=curve,
         series=opts.series,
         gpu_s=gpu_s,
+        kwh_by_stage=dict(by_stage),
         gpu_devices=gpu_devices,
     )
     damage = [

@@ -76,9 +76,12 @@ def forecast_outcome(runs: list[Run], account: RunAccount) -> dict[str, Any] | N
         return None
     forecasts.sort(key=lambda f: f.get("units_done", 0))
     federated = account.federated is not None
-    final_kwh = account.it_kwh.value
+    # what was forecast: the training (fit, train), not the stages after it (test, predict)
+    final_kwh = account.training_kwh
     if federated:
         unit, scope = "round", "the federated total: clients, server and network"
+    elif final_kwh < account.it_kwh.value:
+        unit, scope = "epoch", "the training stages' measured and estimated energy"
     else:
         unit, scope = "epoch", "all measured and estimated energy"
     comparable = account.status == "finished"
