@@ -175,7 +175,7 @@ def track(
         carbon=carbon,
     )
     run_dir, tracker_options, extra = place(
-        run_dir, TrackerOptions.from_kwargs(_TRACK_ARGUMENTS, **options), rank, segment
+        run_dir, TrackerOptions.parse(options, _TRACK_ARGUMENTS), rank, segment
     )
     return Tracker(
         run_dir,

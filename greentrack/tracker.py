@@ -130,17 +130,22 @@ class TrackerOptions:
     discovery: DiscoveryOptions = field(default_factory=DiscoveryOptions)
 
     @classmethod
-    def from_kwargs(cls, _others: Sequence[str] = (), **kwargs: Any) -> TrackerOptions:
+    def from_kwargs(cls, **kwargs: Any) -> TrackerOptions:
         """Split flat keyword options between sampling and discovery; unknown names raise
-        ``TypeError`` naming them, the closest valid name and the valid ones (``_others``: the
-        caller's own arguments, which are valid there too)."""
+        ``TypeError`` naming them, the closest valid name and the valid ones."""
+        return cls.parse(kwargs)
+
+    @classmethod
+    def parse(cls, kwargs: Mapping[str, Any], others: Sequence[str] = ()) -> TrackerOptions:
+        """:meth:`from_kwargs` of a mapping; ``others``: the caller's own arguments, named
+        beside the options when one is unknown."""
         sampling_names = {f.name for f in fields(SamplingConfig)}
         discovery_names = {f.name for f in fields(DiscoveryOptions)}
         unknown = set(kwargs) - sampling_names - discovery_names
         if unknown:
             import difflib
 
-            names = sorted(sampling_names | discovery_names | set(_others))
+            names = sorted(sampling_names | discovery_names | set(others))
             hints = [
                 f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
                 for u in sorted(unknown)
