@@ -274,16 +274,16 @@ def _rank_dir(
 
 def _check_same_job(root: Path, info: RankInfo) -> None:
     """A part joins the directory of its own job only: never an unrelated job's run."""
-    import json
-
     from greentrack.errors import RunExistsError
     from greentrack.rundir.format import META
+    from greentrack.rundir.reader import loads
 
     try:
-        meta = json.loads((root / META).read_text(encoding="utf-8"))
+        meta = loads((root / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return  # rank 0 has not claimed it yet (or it is not readable): nothing to compare
-    theirs = (meta.get("part") or {}).get("job_id") if isinstance(meta, dict) else None
+    part = meta.get("part") if isinstance(meta, dict) else None
+    theirs = part.get("job_id") if isinstance(part, dict) else None
     if theirs is not None and theirs != info.job_id:
         raise RunExistsError(
             f"{root} holds the run of job {theirs}; this is job {info.job_id}: "

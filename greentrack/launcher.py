@@ -205,8 +205,17 @@ def fresh_job_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
+STORE_WAIT_S = 5.0
+"""How long a rank waits at most for the launcher's store to agree a job id (it answers in
+milliseconds when it is there; a misconfigured environment costs this once per process)."""
+
+_AGREED: dict[tuple[str, str], str | None] = {}
+"""What each store (``MASTER_ADDR``, ``MASTER_PORT``) answered in this process, failures too:
+one attempt per process."""
+
+
 def agree_job_id(
-    info: RankInfo, environ: Mapping[str, str] | None = None, *, timeout_s: float = 10.0
+    info: RankInfo, environ: Mapping[str, str] | None = None, *, timeout_s: float = STORE_WAIT_S
 ) -> RankInfo:
     """``info`` with a job id every rank of this job shares, where the launcher gave none.
 
@@ -215,7 +224,8 @@ def agree_job_id(
     ask sets a fresh id there and every other rank reads the same (an atomic compare-and-set;
     no rank waits for another). A job whose ranks have already joined a process group agree
     through it (rank 0's id, broadcast). Otherwise ``info`` comes back unchanged (the caller
-    then asks for a run directory). The store answers within ``timeout_s``.
+    then asks for a run directory). The store is asked once per process, on a thread given at
+    most ``timeout_s`` (a peer that accepts and never answers cannot hold training).
     """
     if info.job_id is not None or not info.distributed:
         return info
@@ -236,6 +246,24 @@ def _agree_in_store(env: Mapping[str, str], timeout_s: float) -> str | None:
     host, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT")
     if not host or not (port or "").isdigit():
         return None
+    key = (host, port or "")
+    if key not in _AGREED:
+        import threading
+
+        answer: list[str | None] = []
+        asking = threading.Thread(
+            target=lambda: answer.append(_ask_store(host, int(port or 0), timeout_s)),
+            name="greentrack-job-id",
+            daemon=True,
+        )
+        asking.start()
+        asking.join(timeout_s)
+        _AGREED[key] = answer[0] if answer else None
+    return _AGREED[key]
+
+
+def _ask_store(host: str, port: int, timeout_s: float) -> str | None:
+    """Compare-and-set the job id in the store at ``host:port`` (``None`` on any failure)."""
     try:
         import importlib
         from datetime import timedelta
@@ -243,7 +271,7 @@ def _agree_in_store(env: Mapping[str, str], timeout_s: float) -> str | None:
         store_class = importlib.import_module("torch.distributed").TCPStore
         store = store_class(
             host,
-            int(port or 0),
+            port,
             None,
             False,
             timeout=timedelta(seconds=timeout_s),

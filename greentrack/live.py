@@ -32,7 +32,7 @@ Metric names, one set with one meaning in every integration (``prefix`` defaults
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -397,12 +397,22 @@ class LiveRun:
         first = self.segment < 0
         segment = max(self.segment + 1, info.restart)
         root_meta = _read_meta(self.run_dir / META)
-        theirs = str(root_meta.get("run_id")) if root_meta else None
+        run_id = root_meta.get("run_id") if root_meta else None
+        theirs = run_id if isinstance(run_id, str) and run_id else None
         if first and root_meta is not None and not self._same_job(info, root_meta):
+            held = f"run {theirs}" if theirs else f"a run whose {META} cannot be read"
             return (
-                f"{self.run_dir} already holds run {theirs} ({META} exists), not this job's: "
-                "pass a new run directory, or resume=True to add this training to that run "
-                "(a checkpoint of that run resumes it by itself)"
+                f"{self.run_dir} already holds {held}, not this job's: pass a new run "
+                "directory, or resume=True to add this training to that run (a checkpoint of "
+                "that run resumes it by itself)"
+            )
+        if first and root_meta is not None and theirs is None and info.rank == 0:
+            warnings.warn(
+                f"resuming into {self.run_dir}, whose {META} cannot be read: this segment is "
+                "written to its parts/, but reports of the directory need its first segment "
+                "(greentrack summary names what is damaged)",
+                RuntimeWarning,
+                stacklevel=4,
             )
         while _segment_dir(self.run_dir, segment, info.rank).joinpath(META).exists():
             segment += 1
@@ -510,14 +520,38 @@ class LiveRun:
             "units_j": list(self.units_j),
         }
 
-    def restore(self, state: Mapping[str, Any]) -> None:
+    def restore(self, state: Any) -> None:
         """Continue the run of a checkpoint's :meth:`state` (its run id makes the next
-        :meth:`open` a resume of that run, not a new job)."""
-        run_id = state.get("run_id")
-        self.run_id = str(run_id) if run_id else None
-        self.segment = max(self.segment, int(state.get("segments", 0)) - 1)
+        :meth:`open` a resume of that run, not a new job). A damaged state is set aside with a
+        warning: training goes on as a new run."""
+        if not isinstance(state, Mapping):
+            warnings.warn(
+                f"greentrack: the checkpoint's callback state is {type(state).__name__}, not a "
+                "mapping: it is ignored (this training is a new run)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        run_id, segments = state.get("run_id"), state.get("segments", 0)
         units = state.get("units_j", state.get("epoch_j", []))
-        self.units_j = [float(x) for x in units] if isinstance(units, list) else []
+        if not (
+            (run_id is None or isinstance(run_id, str))
+            and isinstance(segments, int)
+            and not isinstance(segments, bool)
+            and 0 <= segments < 1 << 20
+            and isinstance(units, list)
+            and all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in units)
+        ):
+            warnings.warn(
+                "greentrack: the checkpoint's callback state is damaged (run_id, segments, "
+                "units_j): it is ignored (this training is a new run)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        self.run_id = run_id or None
+        self.segment = max(self.segment, segments - 1)
+        self.units_j = [float(x) for x in units]
         saved = state.get("run_dir")
         if saved is not None and Path(str(saved)) != self.run_dir:
             warnings.warn(
@@ -532,12 +566,18 @@ def _segment_dir(root: Path, segment: int, rank: int) -> Path:
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:
+    """A directory's ``meta.json`` (``None``: there is none; ``{}``: it is there but cannot be
+    read, which still marks a used directory). Never raises."""
+    from greentrack.rundir.reader import loads
+
+    if not path.exists() and not path.parent.is_dir():
+        return None  # nothing there yet (or a path the tracker will refuse, in one line)
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # a damaged meta.json still marks a used directory
+        return {}
     return meta if isinstance(meta, dict) else {}
 
 

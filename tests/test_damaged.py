@@ -241,3 +241,35 @@ def test_hostile_names_are_escaped_in_markdown(
     assert not raw_html.search(report)
     command_line = next(ln for ln in report.splitlines() if "command `" in ln)
     assert command_line.count("`") == 2  # the command stays one code span, on one line
+
+
+@pytest.mark.parametrize("bad", [-1e9, 1e400, "lots", None])
+def test_a_summary_with_impossible_energy_is_damage_and_the_timeline_counts(
+    tmp_path: Path, bad: object
+) -> None:
+    """summary.json's energy read back: negative, non-finite or not a number is damage named
+    in the run's notes; the totals come from the timeline (never a negative or infinite
+    total)."""
+    import json
+    import math
+
+    from greentrack.meters.fake import FakeChannelSpec, FakeMeter, ManualClock, PowerTrace
+    from tests.helpers import run_for
+
+    clock = ManualClock(1_700_000_000.0)
+    meters = [FakeMeter([FakeChannelSpec("gpu0", trace=PowerTrace.constant(100.0))], clock)]
+    with greentrack.track(tmp_path / "r", meters=meters, clock=clock, background=False) as t:
+        run_for(t, clock, 10.0, step=0.5)
+    path = tmp_path / "r" / "summary.json"
+    summary = json.loads(path.read_text())
+    good = summary["energy_j"]["gpu0"]
+    summary["energy_j"]["gpu0"] = bad
+    path.write_text(json.dumps(summary).replace("Infinity", "1e400"))
+    run = greentrack.load_run(tmp_path / "r")
+    account = greentrack.summarize(run).account
+    assert math.isfinite(account.it_kwh.high) and account.it_kwh.low >= 0
+    if bad is None:  # the format's "no reading": counted as 0, and said
+        assert account.it_kwh.value == 0 and any("no reading" in n for n in account.notes)
+        return
+    assert account.it_kwh.value * 3.6e6 == pytest.approx(good, rel=0.06)
+    assert any("summary.json" in n for n in account.notes)

@@ -184,3 +184,35 @@ def test_damaged_trouble_records_never_break_the_account() -> None:
     for summary in ({"counter_trouble": ["gpu0"]}, {"counter_trouble": None}, [], None):
         e = channel_energy(ch, 10.0, "measured", summary=summary)  # type: ignore[arg-type]
         assert e.energy_kwh.low <= e.energy_kwh.value <= e.energy_kwh.high
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"how": "bridged", "bridged_j": -1e6, "seconds": 3.0, "method": "x"},
+        {"how": "bridged", "bridged_j": 1e308, "seconds": 3.0, "method": "x"},
+        {"how": "bridged", "bridged_j": 50.0, "seconds": 3.0, "method": "x"},  # > the total
+        {"how": "power-gaps", "uncovered_s": 1e306},
+        {"how": "missing", "seconds": 10**400},
+        {"how": "missing", "seconds": -5.0},
+        {"how": "power-gaps", "uncovered_s": 3.0, "gaps": "x"},
+    ],
+)
+@pytest.mark.parametrize("limit_w", [700.0, 1e308, -1.0, float("nan")])
+def test_a_damaged_gap_record_gives_a_finite_range_around_what_was_read(
+    bad: dict[str, object], limit_w: float
+) -> None:
+    """A counter_trouble entry read back from a damaged summary.json never makes a range
+    negative, infinite or beside the value: gaps are bounded by the run's duration, bridged
+    energy by the channel's total and a device's power by greentrack's bound."""
+    ch = {
+        "id": "gpu0",
+        "method": "nvml-total-energy-counter",
+        "details": {"power_limit_w": limit_w},
+    }
+    e = channel_energy(ch, 10.0, "measured", summary=_summary(bad), duration_s=20.0)
+    low, value, high = e.energy_kwh.low, e.energy_kwh.value, e.energy_kwh.high
+    assert all(math.isfinite(x) for x in (low, value, high))
+    assert 0 <= low <= value <= high
+    assert value == pytest.approx(10.0 / J_PER_KWH)
+    assert high <= (10.0 * 1.1 + 10_000.0 * 20.0) / J_PER_KWH  # the device's bound x the run

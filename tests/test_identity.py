@@ -120,3 +120,31 @@ def test_a_misspelled_argument_names_the_closest_one() -> None:
         greentrack.track(regoin="DE")
     with pytest.raises(TypeError, match=r"'power_hzz' \(did you mean 'power_hz'\?\).*valid: "):
         greentrack.track(power_hzz=5)
+
+
+def test_a_store_that_never_answers_costs_one_bounded_wait() -> None:
+    """A peer at MASTER_PORT that accepts and never answers (a misconfigured environment)
+    must not hold training: one attempt per process, bounded."""
+    import socket
+    import time
+
+    pytest.importorskip("torch.distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    env = {
+        **TORCHRUN,
+        "TORCHELASTIC_RUN_ID": "none",
+        "TORCHELASTIC_USE_AGENT_STORE": "True",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(server.getsockname()[1]),
+    }
+    try:
+        started = time.monotonic()
+        assert agree_job_id(detect(env), env, timeout_s=1.0).job_id is None
+        assert time.monotonic() - started < 5.0
+        started = time.monotonic()
+        assert agree_job_id(detect(env), env, timeout_s=1.0).job_id is None  # asked once
+        assert time.monotonic() - started < 0.5
+    finally:
+        server.close()

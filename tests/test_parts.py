@@ -308,3 +308,22 @@ def test_the_launcher_table_names_the_variables_greentrack_reads() -> None:
     assert documented - read == set(), "documented but not read by greentrack/launcher.py"
     assert read - documented == set(), "read by greentrack/launcher.py but not in the table"
     assert all(len(row) == len(rows[0]) for row in rows)
+
+
+def test_a_run_of_one_process_takes_no_rank_of_another_job(
+    job: dict[str, Path], tmp_path: Path
+) -> None:
+    """A run tracked by one process (no part block) has no rank 1 and no job: a rank of job j
+    copied into its parts/ is not added to it (it doubled the total, with no note)."""
+    clock = ManualClock(1_700_000_000.0)
+    meters = [FakeMeter([FakeChannelSpec("gpu0", trace=PowerTrace.constant(100.0))], clock)]
+    with greentrack.track(
+        tmp_path / "one", meters=meters, clock=clock, background=False, rank=None
+    ) as t:
+        run_for(t, clock, 2.0)
+    alone = _kwh(tmp_path / "one")
+    _foreign(job, tmp_path / "one", _set_part(), "seg0-rank1")
+    run = greentrack.load_run(tmp_path / "one")
+    assert run.parts == [] and _kwh(tmp_path / "one") == pytest.approx(alone)
+    assert any("seg0-rank1 skipped" in d and "had 1" in d for d in run.damage)
+    assert main(["merge", str(tmp_path / "one"), str(tmp_path / "merged")]) == 2

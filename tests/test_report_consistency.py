@@ -88,7 +88,8 @@ def lightning_run(root: Path) -> Path:
     carbon = resolve_settings("GB", pue=1.2)
     path = root / "run"
     start = 1_678_795_200.0
-    _process(path, shape, start, part=None, carbon=carbon, federated=False)
+    root = {"segment": 0, "rank": 0, "stage": "fit", "world_size": 4}
+    _process(path, shape, start, part=root, carbon=carbon, federated=False)
     dirs: list[tuple[Path, int]] = [(path, 0)]
     for seg, stage, ranks in ((0, "fit", (1, 2, 3)), (1, "test", (0, 2)), (2, "predict", (0, 2))):
         for rank in ranks:

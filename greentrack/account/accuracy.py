@@ -7,6 +7,7 @@ published accuracies and which are greentrack's stated assumptions.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -160,6 +161,10 @@ DECLARED = Accuracy(
 
 # --- gaps and shared devices: what one channel of one process counts ---------------------------
 
+DEVICE_MAX_W = 10_000.0
+"""The most one device (a GPU board, a CPU package) is taken to draw: a recorded power limit or
+an average above it is damage, bounded here so that a gap's range stays finite."""
+
 GAP_ASSUMED_PEAK = 2.0
 """Without a power limit in the channel's details, the most a device is taken to draw in a gap:
 this many times its average power over the time that was read (greentrack's assumption)."""
@@ -217,15 +222,19 @@ def channel_energy(
     t = t if isinstance(t, Mapping) else None
     if t is not None:
         how = t.get("how")
-        seconds = _float(t.get("seconds"))
-        bridged_j = _float(t.get("bridged_j")) if how == "bridged" else 0.0
-        uncovered = _float(t.get("uncovered_s", seconds if how == "missing" else 0.0))
+        # a record of what was missing, read back: never more than the run or the channel held
+        longest = duration_s if duration_s > 0 else math.inf
+        seconds = min(_float(t.get("seconds")), longest)
+        bridged_j = min(_float(t.get("bridged_j")), joules) if how == "bridged" else 0.0
+        uncovered = min(
+            _float(t.get("uncovered_s", seconds if how == "missing" else 0.0)), seconds or longest
+        )
         if how == "bridged":
             b = energy_accuracy(str(t.get("method") or ""), provenance)
             counted = Figure.relative(joules - bridged_j, a.low, a.high) + Figure.relative(
                 bridged_j, b.low, b.high
             )
-            bridged_s = _float(t.get("bridged_s", max(seconds - uncovered, 0.0)))
+            bridged_s = min(_float(t.get("bridged_s", max(seconds - uncovered, 0.0))), seconds)
             notes.append(
                 f"{cid}: the energy counter failed for the last {seconds:.1f} s; "
                 f"{kwh_from_j(bridged_j) * 1000:.4g} Wh of that time are bridged from power "
@@ -269,11 +278,12 @@ def channel_energy(
 
 
 def _float(value: Any) -> float:
+    """A quantity read back from a run directory: a finite number >= 0, else 0."""
     try:
         out = float(value or 0.0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0.0
-    return out if out == out and out not in (float("inf"), float("-inf")) else 0.0
+    return out if math.isfinite(out) and out > 0 else 0.0
 
 
 def _peak_w(channel: Mapping[str, Any], joules: float, read_s: float) -> tuple[float, str]:
@@ -281,10 +291,12 @@ def _peak_w(channel: Mapping[str, Any], joules: float, read_s: float) -> tuple[f
     average power over the time that was read."""
     details = channel.get("details") or {}
     limit = _float(details.get("power_limit_w")) if isinstance(details, Mapping) else 0.0
-    if limit > 0:
+    if 0 < limit <= DEVICE_MAX_W:
         return limit, "its power limit"
     average = joules / read_s if read_s > 0 else 0.0
-    return GAP_ASSUMED_PEAK * average, f"assumed: {GAP_ASSUMED_PEAK:g}x its average power"
+    if average > 0 and GAP_ASSUMED_PEAK * average <= DEVICE_MAX_W:
+        return GAP_ASSUMED_PEAK * average, f"assumed: {GAP_ASSUMED_PEAK:g}x its average power"
+    return DEVICE_MAX_W, f"assumed: {DEVICE_MAX_W:g} W, greentrack's bound for one device"
 
 
 def device_shares(runs: Sequence[Run]) -> dict[tuple[str, str], int]:
@@ -296,9 +308,10 @@ def device_shares(runs: Sequence[Run]) -> dict[tuple[str, str], int]:
     """
     groups: dict[tuple[int, str, str], list[tuple[Run, str]]] = defaultdict(list)
     for r in runs:
+        host_block, part = r.meta.get("host"), r.meta.get("part")
         host = str(
-            (r.meta.get("host") or {}).get("hostname")
-            or (r.meta.get("part") or {}).get("host")
+            (host_block.get("hostname") if isinstance(host_block, Mapping) else None)
+            or (part.get("host") if isinstance(part, Mapping) else None)
             or ""
         )
         for ch in r.channels:
@@ -310,7 +323,7 @@ def device_shares(runs: Sequence[Run]) -> dict[tuple[str, str], int]:
     for members in groups.values():
         if len(members) < 2:
             continue
-        windows = [(r.meta["start_unix_s"], r.end_unix_s) for r, _ in members]
+        windows = [(float(r.meta["start_unix_s"]), r.end_unix_s) for r, _ in members]
         for i, ((r, cid), (start, end)) in enumerate(zip(members, windows, strict=True)):
             n = 1 + sum(1 for j, (s, e) in enumerate(windows) if j != i and s < end and start < e)
             if n > 1:

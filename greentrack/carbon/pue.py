@@ -49,8 +49,8 @@ def validate_pue(value: float) -> float:
         raise TypeError(f"pue must be a number >= 1.0 or a preset name, got {value!r}")
     if not 1.0 <= value <= 5.0:
         raise ValueError(
-            f"pue={value} is not a PUE: it is facility energy / IT energy, so >= 1.0 (1.0: no "
-            "overhead; hyperscale clouds ~1.1, industry average ~1.56). Presets: "
+            f"pue={value} is not a PUE: it is facility energy / IT energy, from 1.0 (no "
+            "overhead) to 5.0 (hyperscale clouds ~1.1, industry average ~1.56). Presets: "
             + ", ".join(presets())
         )
     return float(value)

@@ -3,11 +3,17 @@ and recorded with their sources (the CO2e itself is computed by :mod:`greentrack
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-from greentrack.carbon.intensity import GridIntensity, explicit_intensity, resolve_region
-from greentrack.carbon.pue import Pue, resolve_pue
+from greentrack.carbon.intensity import (
+    MAX_GCO2E_PER_KWH,
+    GridIntensity,
+    explicit_intensity,
+    resolve_region,
+)
+from greentrack.carbon.pue import Pue, resolve_pue, validate_pue
 
 REGION_ENV = "GREENTRACK_REGION"
 
@@ -133,12 +139,25 @@ def carbon_arguments(
             "(carbon= already holds the region, intensity and PUE)"
         )
     if isinstance(carbon, dict):  # restored from a checkpoint or a meta.json
-        return settings_from_meta({"carbon": carbon})
+        try:
+            carbon = _settings_from_block(carbon)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(
+                f"carbon={{...}} is not the carbon block greentrack records ({type(e).__name__}: "
+                f"{e}); pass CarbonSettings.resolve('DE', pue=1.1) or region=/pue= instead"
+            ) from None
     if not isinstance(carbon, CarbonSettings):
         raise TypeError(
             "carbon takes greentrack.CarbonSettings (CarbonSettings.resolve('DE', pue=1.1)), or "
             f"pass region='DE', pue=1.1 instead; got {type(carbon).__name__}"
         )
+    value = carbon.intensity.gco2e_per_kwh
+    if not (math.isfinite(value) and 0 <= value <= MAX_GCO2E_PER_KWH):
+        raise ValueError(
+            f"carbon= holds an intensity of {value!r} gCO2e/kWh, not a number from 0 to "
+            f"{MAX_GCO2E_PER_KWH:g}: build it with CarbonSettings.resolve(...)"
+        )
+    validate_pue(carbon.pue.value)
     return carbon
 
 

@@ -48,7 +48,7 @@ def job_of(meta: Mapping[str, Any]) -> Job:
     one process)."""
     part = meta.get("part")
     if not isinstance(part, Mapping):
-        return Job()
+        return Job(world_size=1)  # a run of one process: its segment 0 has no other rank
     job = part.get("job_id")
     world = _int(part.get("world_size"))
     return Job(
@@ -126,4 +126,6 @@ def part_problem(meta: Mapping[str, Any], name: str | None, job: Job | None) -> 
             return f"it has no job id; this job is {job.job_id}"
         if str(theirs) != job.job_id:
             return f"it belongs to job {theirs}, not to this job ({job.job_id})"
+    elif job is not None and theirs is not None:
+        return f"it belongs to job {theirs}; this run has no job id (it is no rank of it)"
     return None

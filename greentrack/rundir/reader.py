@@ -12,6 +12,7 @@ used, with CO2e and ranges, is computed once by :mod:`greentrack.account`.
 from __future__ import annotations
 
 import json
+import math
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,14 +60,24 @@ def _complete_lines(path: Path) -> list[str]:
     return [ln for ln in lines[:-1] if ln.strip()]  # lines[-1] is "" or a torn fragment
 
 
+def loads(text: str) -> Any:
+    """``json.loads`` for text read back from a run directory: JSON nested past Python's
+    recursion limit is a ``ValueError`` (damage, named where it is read), never a
+    ``RecursionError`` into the caller."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deep to be a greentrack record") from None
+
+
 def _jsonl(path: Path, damage: list[str] | None = None) -> list[dict[str, Any]]:
     """JSON objects, one per line; torn or damaged lines are skipped (and counted)."""
     out = []
     bad = 0
     for line in _complete_lines(path):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
+            record = loads(line)
+        except ValueError:
             bad += 1  # a line torn by a crash mid-write, or damaged
             continue
         if isinstance(record, dict):
@@ -109,12 +120,22 @@ def _check_meta(path: Path, meta: Any) -> None:
             )
 
 
+def _number(value: Any) -> bool:
+    """A finite number (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _joules(value: Any) -> bool:
+    """A channel total a run can hold: a finite number of joules, not negative."""
+    return _number(value) and value >= 0
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """A run's ``meta.json``, checked (:class:`RunFormatError`: one line naming the file, the
     problem and the fix)."""
     try:
-        meta = json.loads(_read_text(path))
-    except json.JSONDecodeError as e:
+        meta = loads(_read_text(path))
+    except ValueError as e:
         raise RunFormatError(f"{path} is not valid JSON ({e}): {FIX}") from e
     _check_meta(path, meta)
     return dict(meta)
@@ -227,21 +248,22 @@ class Run:
         if not path.exists():
             return None
         try:
-            final = json.loads(_read_text(path))
-        except (json.JSONDecodeError, RunFormatError) as e:
+            final = loads(_read_text(path))
+        except (ValueError, RunFormatError) as e:
             self.damage.append(f"{SUMMARY} is damaged ({e}); totals come from the timeline")
             return None
         energy = final.get("energy_j") if isinstance(final, dict) else None
         ok = (
             isinstance(energy, dict)
-            and all(isinstance(v, int | float) or v is None for v in energy.values())
-            and isinstance(final.get("end_unix_s"), int | float)
-            and isinstance(final.get("duration_s"), int | float)
+            and all(v is None or _joules(v) for v in energy.values())
+            and _number(final.get("end_unix_s"))
+            and _number(final.get("duration_s"))
+            and final["duration_s"] >= 0
         )
         if not ok:
             self.damage.append(
-                f"{SUMMARY} lacks its totals (energy_j, end_unix_s, duration_s); totals come "
-                "from the timeline"
+                f"{SUMMARY} lacks its totals (energy_j, end_unix_s, duration_s: finite numbers, "
+                "energy and duration not negative); totals come from the timeline"
             )
             return None
         return dict(final)
@@ -526,9 +548,12 @@ class Run:
 
     def totals_j(self) -> dict[str, float]:
         """Energy per channel in joules since the start: the final reading of a clean stop,
-        else the last timeline row (a run that was killed)."""
+        else the last timeline row (a run that was killed). A channel without a reading is
+        NaN (the account counts it as 0, with a note)."""
         if self.final is not None:
-            return {k: float(v) for k, v in self.final["energy_j"].items()}
+            return {
+                k: math.nan if v is None else float(v) for k, v in self.final["energy_j"].items()
+            }
         return self._last_energy_j()
 
     @property
