@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from greentrack.analysis.predict import forecast
 from greentrack.meters.fake import (
@@ -98,3 +99,29 @@ def _settings(region: str):  # type: ignore[no-untyped-def]
     from greentrack.carbon.settings import resolve_settings
 
     return resolve_settings(region, pue=1.1)
+
+
+def whatif(path: Path, **overrides: Any) -> dict[str, Any]:
+    """``greentrack whatif PATH`` as its command line would call it (regions FR), with
+    ``overrides`` of its options (``region=``, ``pue=``, ``intensity_csv=``...)."""
+    import argparse
+
+    from greentrack.cli.carbon import whatif as run_whatif
+
+    args = argparse.Namespace(
+        run_dir=path,
+        regions="FR",
+        intensity_csv=None,
+        tz=None,
+        kind="average",
+        flexible_start=None,
+        pause_resume=None,
+        fill_gaps="error",
+        region=None,
+        pue=None,
+        intensity_provider=None,
+        provider_region=None,
+    )
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return run_whatif(args)

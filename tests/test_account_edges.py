@@ -9,7 +9,6 @@ phase durations are wall time and the cumulative energy never falls below the ep
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from greentrack.rundir.writer import write_json_atomic
 from greentrack.tracker import Tracker
 from greentrack.units import J_PER_KWH
 from tests.helpers import run_for
+from tests.report_helpers import whatif
 
 GB_START = 1_678_795_200.0  # 2023-03-14T12:00Z, on a half hour
 
@@ -115,28 +115,6 @@ def tracked(
         else:
             run_for(tracker, clock, seconds, step=step)
     return clock.time()
-
-
-def whatif(path: Path, **kw: Any) -> dict[str, Any]:
-    from greentrack.cli.carbon import whatif as run_whatif
-
-    args = argparse.Namespace(
-        run_dir=path,
-        regions="FR",
-        intensity_csv=None,
-        tz=None,
-        kind="average",
-        flexible_start=None,
-        pause_resume=None,
-        fill_gaps="error",
-        region=None,
-        pue=None,
-        intensity_provider=None,
-        provider_region=None,
-    )
-    for k, v in kw.items():
-        setattr(args, k, v)
-    return run_whatif(args)
 
 
 def report_run(path: Path, **kw: Any) -> dict[str, Any]:

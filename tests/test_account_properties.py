@@ -12,7 +12,6 @@ cumulative figure's final values, the model card) and in ``greentrack whatif``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import tempfile
@@ -37,6 +36,7 @@ from greentrack.report.render import render  # noqa: E402
 from greentrack.tracker import Tracker  # noqa: E402
 from greentrack.views.summary import format_range  # noqa: E402
 from tests.helpers import run_for  # noqa: E402
+from tests.report_helpers import whatif  # noqa: E402
 
 GB_START = 1_678_795_200.0  # 2023-03-14T12:00Z, inside the bundled GB series
 SERIES_CSV = (
@@ -203,25 +203,8 @@ def _close(a: float | None, b: float | None) -> bool:
 
 
 def _whatif(path: Path, shape: Shape, **override: object) -> dict[str, object]:
-    from greentrack.cli.carbon import whatif
-
-    args = argparse.Namespace(
-        run_dir=path,
-        regions="FR,PL",
-        intensity_csv=SERIES_CSV if shape.carbon == "series" else None,
-        tz=None,
-        kind="average",
-        flexible_start=None,
-        pause_resume=None,
-        fill_gaps="error",
-        region=None,
-        pue=None,
-        intensity_provider=None,
-        provider_region=None,
-    )
-    for key, value in override.items():
-        setattr(args, key, value)
-    return whatif(args)
+    csv = SERIES_CSV if shape.carbon == "series" else None
+    return whatif(path, **{"regions": "FR,PL", "intensity_csv": csv, **override})
 
 
 @settings(
