@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,6 +315,7 @@ class LiveRun:
         self._prior = (Figure.exact(0.0), Figure.exact(0.0))  # earlier segments, kWh
         self.last = Progress({})
         self.reading: dict[str, float] = {}  # this rank's J per channel behind ``last``
+        self._shares: dict[str, int] | None = None  # this segment's shared GPUs
 
     # --- identity and segments ---------------------------------------------------------------
 
@@ -358,6 +361,7 @@ class LiveRun:
         if run_id:
             self.run_id = run_id
         self._prior = (Figure(*prior[0:3]), Figure(*prior[3:6]))
+        self._shares = None  # counted again at this segment's first figures
         run_dir, tracker_options, extra = place(
             self.run_dir, options or self.options, info, segment
         )
@@ -482,11 +486,13 @@ class LiveRun:
         plus the earlier segments'. A completed unit joins the forecast's history."""
         if self.tracker is None or self._live is None:
             return self.last
+        if self._shares is None:
+            self._shares = self._shared_devices(reduce)
         self.reading = self.tracker.energy_j()
-        m_now, e_now = self._live.split_kwh(self.reading)
+        m_now, e_now = self._live.split_kwh(self._own(self.reading))
         figures = [m_now, e_now]
         if unit is not None:
-            figures += list(self._live.split_kwh(unit.energy_j))
+            figures += list(self._live.split_kwh(self._own(unit.energy_j)))
         values = (reduce or _same)(_pack(*figures))
         m_now, e_now, *rest = _unpack(values)
         measured, estimated = self._prior[0] + m_now, self._prior[1] + e_now
@@ -508,6 +514,39 @@ class LiveRun:
             index=index,
         )
         return self.last
+
+    def _shared_devices(self, reduce: Reduce | None) -> dict[str, int]:
+        """How many ranks of this segment measure each of this rank's GPUs (same UUID, same
+        host), as the account splits them (:func:`greentrack.account.accuracy.device_shares`):
+        the ranks tell each other their devices once per segment, through the process group
+        of a job that has one (every rank computes its figures at the same moment, so this
+        collective is aligned). ``{channel id: ranks}`` for the shared ones."""
+        if reduce is None or self.tracker is None:
+            return {}
+        dist = sys.modules.get("torch.distributed")
+        try:
+            if dist is None or not (dist.is_available() and dist.is_initialized()):
+                return {}
+            if dist.get_world_size() <= 1:
+                return {}
+            host = self.info.node if self.info is not None else ""
+            mine = {
+                c.id: (host, str(c.details.get("uuid")))
+                for c in self.tracker.channels
+                if c.component == "gpu" and c.details.get("uuid")
+            }
+            everyone: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(everyone, sorted(set(mine.values())))
+        except Exception:  # never fail the training over a count: no split, as before
+            return {}
+        seen = Counter(d for devices in everyone for d in (devices or ()) if isinstance(d, tuple))
+        return {cid: seen[device] for cid, device in mine.items() if seen[device] > 1}
+
+    def _own(self, energy_j: Mapping[str, float]) -> dict[str, float]:
+        """``energy_j`` with each shared GPU's reading split equally among the ranks that
+        measure it (the account's rule: the device is counted once)."""
+        shares = self._shares or {}
+        return {cid: j / shares.get(cid, 1) for cid, j in energy_j.items()}
 
     # --- state across processes (checkpoints) ---------------------------------------------------
 

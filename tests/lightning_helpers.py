@@ -62,6 +62,17 @@ def fake_meters(trainer):
     return meters
 
 
+def one_gpu_meters(trainer):
+    """Every rank measures the same GPU (one UUID: torchrun with more processes than GPUs),
+    CPU only on local rank 0."""
+    nvml = FakeNvml([FakeGpu(trace=PowerTrace.constant(GPU_W))], time.monotonic)
+    meters = [NvmlMeter(nvml, environ={})]
+    if trainer.local_rank == 0:
+        spec = FakeChannelSpec("cpu0", "cpu", PowerTrace.constant(CPU_W), has_power=False)
+        meters.append(FakeMeter([spec], time.monotonic))
+    return meters
+
+
 class TinyPredictor(TinyModel):
     """TinyModel with test and predict steps (Lightning's autoencoder example's flow)."""
 

@@ -284,6 +284,31 @@ def test_ddp_two_processes_sum_over_ranks(tmp_path):
     assert summary.measured_energy_j == pytest.approx(sum(channels.values()))
 
 
+def test_ddp_ranks_sharing_one_gpu_log_it_once(tmp_path):
+    """Two ranks on one GPU (one UUID): the account splits the device between them, and so do
+    the live figures (the ranks tell each other their devices): the total logged at the end
+    of fit is the account's, not the GPU counted twice."""
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(DDP_SCRIPT.format(root=str(ROOT)).replace("fake_meters", "one_gpu_meters"))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "logs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    account = greentrack.summarize(tmp_path / "run").account
+    gpus = [c for c in account.components if c.component == "gpu"]
+    assert len(gpus) == 2 and all("shared by 2 ranks" in c.method for c in gpus)
+    m = pd.read_csv(tmp_path / "logs" / "version_0" / "metrics.csv")
+    end = m.dropna(subset=["energy/total_kwh"]).iloc[-1]["energy/total_kwh"]
+    raw = sum(c.energy_kwh.value for c in gpus) * 2  # each rank's whole reading
+    assert end <= account.it_kwh.value * (1 + 1e-9)
+    assert end >= account.it_kwh.value * 0.9
+    assert end < account.it_kwh.value - sum(c.energy_kwh.value for c in gpus) + raw * 0.75
+
+
 PL_ONLY = textwrap.dedent(
     """
     import sys
