@@ -41,13 +41,17 @@ _PARSERS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from greentrack.cli.values import Parser
+
+    parser = Parser(
         prog="greentrack",
         description="Measured energy and CO2e of ML training and federated learning, and the "
         "energy appendix of your paper.",
     )
     parser.add_argument("--version", action="version", version=f"greentrack {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
     for name in _PARSERS:
         import_module(name).add_parser(sub)
     return parser

@@ -9,17 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-def parse_duration_s(text: str) -> float:
-    """``'24h'``, ``'90m'``, ``'1d'``, ``'3600s'`` or ``'3600'`` to seconds.
-
-    >>> parse_duration_s("1.5h")
-    5400.0
-    """
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 24h, 90m, 1d or 3600s")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+from greentrack.cli.values import duration_s, integer
 
 
 def parse_stretch(text: str) -> float:
@@ -40,7 +30,9 @@ def add_parser(sub: Any) -> None:
     reg.add_argument(
         "query", nargs="?", default="", help="part of a key or name (e.g. 'aws:', 'DE', 'ontario')"
     )
-    reg.add_argument("--limit", type=int, default=None, help="show at most this many")
+    reg.add_argument(
+        "--limit", type=integer("", 1, 100_000), default=None, help="show at most this many (>= 1)"
+    )
     reg.add_argument("--json", action="store_true", help="print JSON")
 
     wi = sub.add_parser(
@@ -89,11 +81,11 @@ def add_series_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--flexible-start",
-        type=parse_duration_s,
+        type=duration_s,
         default=None,
         metavar="WINDOW",
-        help="Flexible Start window, e.g. 24h (needs a series: --intensity-csv or "
-        "--intensity-provider)",
+        help="Flexible Start window with its unit, e.g. 24h, 90m, 1d (needs a series: "
+        "--intensity-csv or --intensity-provider)",
     )
     p.add_argument(
         "--pause-resume",

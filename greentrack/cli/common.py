@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from greentrack.cli.values import number
+
 
 def add_measure_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--power-hz", type=float, default=10.0, help="power sampling rate (Hz)")
+    p.add_argument(
+        "--power-hz",
+        type=number("Hz", 0, 1000, low_open=True),
+        default=10.0,
+        help="power sampling rate, Hz (above 0 up to 1000; default 10)",
+    )
     p.add_argument(
         "--gpu-indices",
         default=None,
@@ -14,15 +21,17 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cpu-tdp-w",
-        type=float,
+        type=number("W", 0, 1000, low_open=True),
         default=None,
-        help="CPU TDP per package (W) for the estimate when RAPL is unreadable",
+        help="CPU TDP per package, W (above 0 up to 1000), for the estimate when RAPL is "
+        "unreadable",
     )
     p.add_argument(
         "--dram-w-per-gb",
-        type=float,
+        type=number("W/GB", 0, 2, low_open=True),
         default=None,
-        help="estimate DRAM at this many W per GB installed when RAPL has no DRAM zone",
+        help="estimate DRAM at this many W per GB installed (above 0 up to 2; DDR4 about "
+        "0.375) when RAPL has no DRAM zone",
     )
     p.add_argument(
         "--require",

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from greentrack.cli.values import integer, number
+
 KEYS = (
     "count",
     "power_w",
@@ -30,16 +32,34 @@ def add_parser(sub: Any) -> None:
         "intensity. Flags override --config (YAML or JSON with the same names).",
     )
     p.add_argument("--config", type=Path, default=None, help="YAML/JSON file with these keys")
-    p.add_argument("--count", type=int, default=None, help="number of processors (GPUs/TPUs)")
-    p.add_argument("--power-w", type=float, default=None, help="average power per processor (W)")
-    p.add_argument("--processor", default=None, help="bundled processor, e.g. a100-sxm4-40gb")
-    p.add_argument("--hours", type=float, default=None, help="wall-clock hours of training")
     p.add_argument(
-        "--flops", type=float, default=None, help="total training FLOPs (instead of --hours)"
+        "--count",
+        type=integer("", 1, 1_000_000),
+        default=None,
+        help="number of processors (GPUs/TPUs), 1 to 1,000,000",
+    )
+    p.add_argument(
+        "--power-w",
+        type=number("W", 0, 5000, low_open=True),
+        default=None,
+        help="average power per processor, W (above 0 up to 5,000)",
+    )
+    p.add_argument("--processor", default=None, help="bundled processor, e.g. a100-sxm4-40gb")
+    p.add_argument(
+        "--hours",
+        type=number("hours", 0, 1e6, low_open=True),
+        default=None,
+        help="wall-clock hours of training (above 0)",
+    )
+    p.add_argument(
+        "--flops",
+        type=number("FLOPs", 0, 1e32, low_open=True),
+        default=None,
+        help="total training FLOPs (instead of --hours)",
     )
     p.add_argument(
         "--utilization",
-        type=float,
+        type=number("of peak", 0, 1, low_open=True),
         default=None,
         help="fraction of peak FLOP/s achieved, with --flops",
     )
@@ -47,7 +67,12 @@ def add_parser(sub: Any) -> None:
         "--pue", default=None, help="PUE (>= 1.0) or a preset: google, aws, uptime-2024, ..."
     )
     p.add_argument("--region", default=None, help="grid region: DE, US-CA, aws:eu-west-1 ...")
-    p.add_argument("--intensity", type=float, default=None, help="gCO2e/kWh (instead of --region)")
+    p.add_argument(
+        "--intensity",
+        type=number("gCO2e/kWh", 0, 3000),
+        default=None,
+        help="gCO2e/kWh, 0 to 3,000 (instead of --region)",
+    )
     p.add_argument("--intensity-source", default=None, help="where --intensity comes from")
     p.add_argument(
         "--sensitivity", action="store_true", help="also show the levers: region, PUE, accelerator"

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from greentrack.cli.values import integer, number
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -18,15 +20,29 @@ def add_parser(sub: Any) -> None:
         "RUN_DIR (a short run of the same task recorded by EmissionsStrategy) or from "
         "--client-power-w, --seconds-per-epoch and --model-bytes.",
     )
-    p.add_argument("--rounds", type=int, required=True, help="server rounds of the planned run")
     p.add_argument(
-        "--clients-per-round", type=int, required=True, help="clients sampled in each round"
+        "--rounds",
+        type=integer("rounds", 1, 10_000_000),
+        required=True,
+        help="server rounds of the planned run (>= 1)",
     )
     p.add_argument(
-        "--local-epochs", type=float, required=True, help="local epochs each client trains"
+        "--clients-per-round",
+        type=integer("clients", 1, 10_000_000),
+        required=True,
+        help="clients sampled in each round (>= 1)",
     )
     p.add_argument(
-        "--samples-per-client", type=float, required=True, help="training samples per client"
+        "--local-epochs",
+        type=number("epochs", 0, 10_000, low_open=True),
+        required=True,
+        help="local epochs each client trains (above 0)",
+    )
+    p.add_argument(
+        "--samples-per-client",
+        type=number("samples", 0, 1e12, low_open=True),
+        required=True,
+        help="training samples per client (above 0)",
     )
     p.add_argument("--no-evaluate", action="store_true", help="clients do not evaluate")
     p.add_argument(
@@ -39,26 +55,42 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--calibration-local-epochs",
-        type=float,
+        type=number("epochs", 0, 10_000, low_open=True),
         default=None,
         help="local epochs of the calibration run (default: --local-epochs)",
     )
     p.add_argument(
-        "--client-power-w", type=float, default=None, help="a client's power while training (W)"
+        "--client-power-w",
+        type=number("W", 0, 5000, low_open=True),
+        default=None,
+        help="a client's power while training, W (above 0 up to 5,000)",
     )
     p.add_argument(
         "--device-profile",
         default=None,
         help="client power from a bundled device profile (e.g. phone-oneplus7pro)",
     )
-    p.add_argument("--seconds-per-epoch", type=float, default=None, help="per client")
-    p.add_argument("--eval-seconds", type=float, default=0.0, help="per client evaluation")
     p.add_argument(
-        "--model-bytes", type=float, default=None, help="bytes of the model sent each way"
+        "--seconds-per-epoch",
+        type=number("s", 0, 1e7, low_open=True),
+        default=None,
+        help="seconds per local epoch, per client (above 0)",
+    )
+    p.add_argument(
+        "--eval-seconds",
+        type=number("s", 0, 1e7),
+        default=0.0,
+        help="seconds of evaluation per client and round (>= 0)",
+    )
+    p.add_argument(
+        "--model-bytes",
+        type=number("bytes", 0, 1e13, low_open=True),
+        default=None,
+        help="bytes of the model sent each way (above 0)",
     )
     p.add_argument(
         "--server-j-per-client-round",
-        type=float,
+        type=number("J", 0, 1e9),
         default=0.0,
         help="server energy per client and round (J)",
     )
@@ -66,7 +98,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--upload-network", default=None, help="kWh/GB key or number for uploads")
     p.add_argument("--download-network", default=None, help="kWh/GB key or number for downloads")
     p.add_argument("--region", default=None, help="the server's grid (and the clients')")
-    p.add_argument("--pue", type=float, default=1.0, help="the server's PUE")
+    p.add_argument(
+        "--pue", type=number("", 1, 5), default=1.0, help="the server's PUE, 1 to 5 (default 1)"
+    )
     p.add_argument(
         "--client-regions",
         default=None,

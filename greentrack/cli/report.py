@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from greentrack.cli.values import number
+
 
 def add_parser(sub: Any) -> None:
     from greentrack.cli.carbon import add_series_options
@@ -65,7 +67,12 @@ def add_parser(sub: Any) -> None:
     )
     add_series_options(rep)
     rep.add_argument("--metric", default=None, help="model metric for emissions-to-target")
-    rep.add_argument("--target", type=float, default=None, help="value of --metric to reach")
+    rep.add_argument(
+        "--target",
+        type=number("", -1e300, 1e300),
+        default=None,
+        help="value of --metric to reach (a finite number)",
+    )
     rep.add_argument(
         "--template-dir",
         type=Path,
@@ -122,7 +129,7 @@ def add_parser(sub: Any) -> None:
     )
     rep.add_argument(
         "--device-lifetime-years",
-        type=float,
+        type=number("years", 0.1, 30),
         default=None,
         metavar="YEARS",
         help="with --embodied: the years the GPUs serve (default 4)",

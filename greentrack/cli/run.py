@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack.cli.common import add_measure_options, measure_options
+from greentrack.cli.values import number
 
 
 def add_parser(sub: Any) -> None:
@@ -33,7 +34,7 @@ def add_parser(sub: Any) -> None:
     )
     run.add_argument(
         "--intensity",
-        type=float,
+        type=number("gCO2e/kWh", 0, 3000),
         default=None,
         help="explicit carbon intensity in gCO2e/kWh (with --intensity-source)",
     )

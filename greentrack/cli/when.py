@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
 from typing import Any
@@ -18,6 +17,7 @@ from greentrack.analysis.when import (
     clock_text,
     hours_text,
 )
+from greentrack.cli.values import duration_s
 from greentrack.errors import GreentrackError
 
 
@@ -92,15 +92,16 @@ def cmd_when(args: argparse.Namespace) -> int:
 
 
 def duration_s_of(text: str) -> float:
-    """``'24h'``, ``'90m'``, ``'1d'``, ``'3600s'`` or ``'3600'`` to seconds.
+    """``'24h'``, ``'90m'``, ``'1d'``, ``'3600s'`` to seconds (the command line's one reading of
+    durations, :func:`greentrack.cli.values.duration_s`).
 
     >>> duration_s_of("1.5h")
     5400.0
     """
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
-    if not m:
-        raise WhenError(f"--within: {text!r} is not a duration like 24h, 90m, 1d or 3600s")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    try:
+        return duration_s(text)
+    except argparse.ArgumentTypeError as e:
+        raise WhenError(f"--within: {e}") from None
 
 
 def _number(text: str | None, option: str) -> float | None:
