@@ -13,6 +13,7 @@ from greentrack.cli import main
 FL = ["estimate-fl", "--rounds", "2", "--clients-per-round", "3", "--local-epochs", "1"]
 FL += ["--samples-per-client", "100"]
 ESTIMATE = ["estimate", "--count", "1", "--power-w", "300", "--hours", "1"]
+WHEN = ["when", "--provider", "ukci", "--region", "GB", "--hours", "1"]
 
 # (argv before the option, option, values it refuses, argv after it)
 DOORS = [
@@ -34,6 +35,10 @@ DOORS = [
     (FL, "--eval-seconds", ["-1", "nan"], []),
     (FL, "--model-bytes", ["0", "nan"], []),
     (["report", "RUN"], "--target", ["nan", "inf"], []),
+    (WHEN, "--pue", ["1e6", "nan", "0.9"], []),
+    (WHEN, "--energy-kwh", ["1e308", "nan", "0", "-1"], []),
+    (WHEN, "--power-w", ["inf", "0"], []),
+    (["when", "--provider", "ukci", "--region", "GB"], "--hours", ["nan", "0", "-2"], []),
     (["report", "RUN"], "--device-lifetime-years", ["1e-300", "0", "-1", "nan", "100"], []),
 ]
 CASES = [

@@ -732,12 +732,12 @@ def test_cli_when_json(api, capsys):
     [
         (["--provider", "nope"], "greentrack: unknown intensity provider 'nope'; valid ids"),
         (["--provider", "electricitymaps"], "greentrack: Electricity Maps (electricitymaps): no"),
-        (["--provider", "ukci", "--hours", "-1"], "greentrack: --hours must be a positive"),
         (["--provider", "ukci", "--within", "soon"], "greentrack: --within: 'soon' is not"),
         (["--provider", "ukci", "--hours", "30"], "greentrack: UK Carbon Intensity API (ukci): "),
     ],
 )
 def test_cli_when_errors_are_one_line(api, capsys, monkeypatch, argv, message):
+    """(Numbers are refused at the door, by the parser: tests/test_cli_values.py.)"""
     monkeypatch.delenv("ELECTRICITYMAPS_API_KEY")
     api.app = scripted((500, {"error": {"code": "500", "message": "boom"}}, {}))
     base = ["--region", "GB", "--hours", "1", "--now", "2024-03-14T00:10Z"]

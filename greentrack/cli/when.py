@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from typing import Any
@@ -17,7 +16,7 @@ from greentrack.analysis.when import (
     clock_text,
     hours_text,
 )
-from greentrack.cli.values import duration_s
+from greentrack.cli.values import duration_s, number
 from greentrack.errors import GreentrackError
 
 
@@ -45,7 +44,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "a region like CAISO_NORTH (watttime)",
     )
     p.add_argument(
-        "--hours", required=True, metavar="H", help="how long the job runs, in hours (e.g. 3)"
+        "--hours",
+        required=True,
+        metavar="H",
+        type=number("hours", 0, 8784, low_open=True),
+        help="how long the job runs, in hours (e.g. 3; above 0, at most a year)",
     )
     p.add_argument(
         "--within",
@@ -55,12 +58,26 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     energy = p.add_mutually_exclusive_group()
     energy.add_argument(
-        "--power-w", default=None, metavar="W", help="the job's average IT power in watts"
+        "--power-w",
+        default=None,
+        metavar="W",
+        type=number("W", 0, 1e8, low_open=True),
+        help="the job's average IT power in watts (above 0)",
     )
     energy.add_argument(
-        "--energy-kwh", default=None, metavar="E", help="the job's total IT energy in kWh"
+        "--energy-kwh",
+        default=None,
+        metavar="E",
+        type=number("kWh", 0, 1e9, low_open=True),
+        help="the job's total IT energy in kWh (above 0)",
     )
-    p.add_argument("--pue", default="1.0", metavar="P", help="PUE to apply (>= 1.0, default 1)")
+    p.add_argument(
+        "--pue",
+        default=1.0,
+        metavar="P",
+        type=number("", 1, 5),
+        help="PUE to apply (1 to 5, default 1)",
+    )
     p.add_argument(
         "--now",
         default=None,
@@ -104,27 +121,13 @@ def duration_s_of(text: str) -> float:
         raise WhenError(f"--within: {e}") from None
 
 
-def _number(text: str | None, option: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise WhenError(f"{option} must be a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise WhenError(f"{option} must be finite, got {text!r}")
-    return value
-
-
 def _when(args: argparse.Namespace) -> dict[str, Any]:
     from greentrack.carbon.providers import get_provider
     from greentrack.carbon.providers.base import parse_utc
 
-    hours = _number(args.hours, "--hours")
-    if hours is None or hours <= 0:
-        raise WhenError(f"--hours must be a positive number of hours, got {args.hours!r}")
+    hours = float(args.hours)
     within_s = duration_s_of(args.within)
-    pue = _number(args.pue, "--pue")
+    pue = float(args.pue)
     now = parse_utc("--now", args.now) if args.now else time.time()
     provider = get_provider(args.provider)
     duration_s = hours * 3600.0
@@ -134,9 +137,9 @@ def _when(args: argparse.Namespace) -> dict[str, Any]:
         duration_s=duration_s,
         within_s=within_s,
         now_unix_s=now,
-        power_w=_number(args.power_w, "--power-w"),
-        energy_kwh=_number(args.energy_kwh, "--energy-kwh"),
-        pue=1.0 if pue is None else pue,
+        power_w=args.power_w,
+        energy_kwh=args.energy_kwh,
+        pue=pue,
     )
     return {
         "command": "when",
