@@ -108,7 +108,7 @@ def test_cli_regions():
     ok = subprocess.run([*GT, "regions", "ontario"], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and ok.stdout.startswith("CA-ON")
     bad = subprocess.run([*GT, "regions", "germny"], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and "closest: DE" in bad.stderr
+    assert bad.returncode == 2 and "closest: DE" in bad.stderr
 
 
 def test_cli_whatif_on_the_gb_series(tmp_path):

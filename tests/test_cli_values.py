@@ -91,3 +91,38 @@ def test_good_numbers_pass_the_door() -> None:
     assert (args.count, args.power_w, args.hours, args.utilization) == (1, 300.0, 1.0, 0.4)
     args = build_parser().parse_args(["whatif", "RUN", "--flexible-start", "1.5h"])
     assert args.flexible_start == 5400.0
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("US=0.5,IN=0.3", "add up to 0.8, not 1"),
+        ("US=0.5,US=0.5", "each region once"),
+        ("US=nan,IN=1", "share above 0"),
+        ("US=-1,IN=2", "share above 0"),
+        ("US", "REGION=SHARE"),
+    ],
+)
+def test_client_region_shares_add_up_to_one(
+    value: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*FL, "--client-power-w", "5", "--seconds-per-epoch", "2", "--model-bytes", "1e6"]
+    assert main([*argv, "--region", "DE", "--client-regions", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and why in err and "--client-regions" in err
+
+
+def test_client_regions_are_echoed_as_words(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*FL, "--client-power-w", "5", "--seconds-per-epoch", "2", "--model-bytes", "1e6"]
+    assert main([*argv, "--region", "DE", "--client-regions", "US=0.5,IN=0.3,DE=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "clients' grids: US 50%, IN 30%, DE 20% of the clients" in out and "{" not in out
+
+
+@pytest.mark.parametrize("value", ["a,b", "-1", "0,0", "1024", ""])
+def test_gpu_indices_at_the_door(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["devices", "--gpu-indices", value])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--gpu-indices" in err

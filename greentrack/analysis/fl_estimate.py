@@ -295,7 +295,8 @@ def estimate_fl(
         f"spans x{lo:.2f} to x{hi:.2f} of it",
     ]
     if client_regions:
-        assumptions.append(f"clients' grid: {dict(client_regions)} (shares of clients)")
+        mix = ", ".join(f"{region} {share:.0%}" for region, share in client_regions.items())
+        assumptions.append(f"clients' grids: {mix} of the clients")
     settings = {
         "network": network,
         "upload_network": upload_network,

@@ -118,7 +118,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
     found = search_regions(args.query, args.limit)
     if not found:
         print(f"greentrack: {UnknownRegionError(_unknown_message(args.query))}", file=sys.stderr)
-        return 1
+        return 2
     if args.json:
         print(json.dumps([g.to_dict() for g in found], indent=2))
         return 0

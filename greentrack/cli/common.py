@@ -17,7 +17,8 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--gpu-indices",
         default=None,
-        help="comma-separated indices of visible GPUs to measure (default: all)",
+        type=gpu_indices,
+        help="comma-separated indices of visible GPUs to measure, e.g. 0,1 (default: all)",
     )
     p.add_argument(
         "--cpu-tdp-w",
@@ -49,10 +50,18 @@ def measure_options(args: argparse.Namespace) -> dict[str, object]:
         "require": tuple(x for x in args.require.split(",") if x),
     }
     if args.gpu_indices:
-        try:
-            opts["gpu_indices"] = [int(x) for x in args.gpu_indices.split(",")]
-        except ValueError:
-            raise SystemExit(
-                f"greentrack: --gpu-indices takes integers like 0,1; got {args.gpu_indices!r}"
-            ) from None
+        opts["gpu_indices"] = args.gpu_indices
     return opts
+
+
+def gpu_indices(text: str) -> list[int]:
+    """``'0,1'`` to ``[0, 1]``: distinct visible-GPU indices from 0 to 1023."""
+    try:
+        out = [int(x) for x in text.split(",")]
+    except ValueError:
+        out = []
+    if not out or any(not 0 <= i < 1024 for i in out) or len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(
+            f"takes distinct GPU indices from 0 to 1023, comma-separated like 0,1; got {text!r}"
+        )
+    return out

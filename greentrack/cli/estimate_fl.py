@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,17 +123,28 @@ def _number_or_key(value: str | None) -> str | float | None:
 
 
 def _shares(text: str | None) -> dict[str, float] | None:
+    """``US=0.5,IN=0.3,DE=0.2``: regions and the share of the clients in each, shares above 0
+    that add up to 1."""
     if not text:
         return None
-    out = {}
+    out: dict[str, float] = {}
     for part in text.split(","):
         key, _, share = part.partition("=")
         try:
-            out[key.strip()] = float(share)
+            value = float(share)
         except ValueError:
+            value = math.nan
+        if not key.strip() or not (math.isfinite(value) and 0 < value <= 1) or key in out:
             raise ValueError(
-                f"--client-regions takes REGION=SHARE pairs like US=0.5,IN=0.5; got {part!r}"
-            ) from None
+                "--client-regions takes REGION=SHARE pairs, each region once with a share above "
+                f"0 up to 1, like US=0.5,IN=0.5; got {part!r}"
+            )
+        out[key.strip()] = value
+    if abs(sum(out.values()) - 1.0) > 1e-6:
+        raise ValueError(
+            f"--client-regions: the shares add up to {sum(out.values()):g}, not 1 (every "
+            f"client is in one region); got {text!r}"
+        )
     return out
 
 
