@@ -136,3 +136,30 @@ def test_pue():
     assert resolve_pue(None, resolve_region("gcp:europe-west1")).value == 1.08
     none = resolve_pue(None, resolve_region("DE"))
     assert none.value == 1.0 and none.source == "not applied"
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("Germany", "DE"),
+        ("deutschland", "DE"),
+        ("UK", "GB"),
+        ("Österreich", "AT"),
+        ("United States", "US"),
+        ("  france ", "FR"),
+    ],
+)
+def test_country_names_and_common_aliases_resolve(name: str, key: str) -> None:
+    """`--region Deutschland` suggested "NL, TH, FO-SI": a country's table name or its own
+    name resolves like its key."""
+    from greentrack.carbon.intensity import resolve_region
+
+    assert resolve_region(name).region == key
+
+
+def test_an_unknown_region_names_no_option_the_command_lacks() -> None:
+    from greentrack.carbon.intensity import UnknownRegionError, resolve_region
+
+    with pytest.raises(UnknownRegionError, match="closest: DE") as e:
+        resolve_region("germny")
+    assert "where the command takes one" in str(e.value)

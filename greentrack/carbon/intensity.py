@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -188,7 +189,74 @@ def resolve_region(region: str) -> GridIntensity:
             return _cloud(cloud)
     elif upper in default:
         return _grid(default[upper], default[upper]["key"])
+    named = _by_name(key)
+    if named is not None and named in default:
+        return _grid(default[named], default[named]["key"])
     raise UnknownRegionError(_unknown_message(key))
+
+
+ALIASES = {
+    # common English names that are not a table's name, and countries' own names
+    "UK": "GB",
+    "UNITED KINGDOM": "GB",
+    "GREAT BRITAIN": "GB",
+    "BRITAIN": "GB",
+    "ENGLAND": "GB",
+    "USA": "US",
+    "UNITED STATES OF AMERICA": "US",
+    "AMERICA": "US",
+    "DEUTSCHLAND": "DE",
+    "FRANCE METROPOLITAINE": "FR",
+    "ESPANA": "ES",
+    "ITALIA": "IT",
+    "NEDERLAND": "NL",
+    "HOLLAND": "NL",
+    "SCHWEIZ": "CH",
+    "SUISSE": "CH",
+    "SVIZZERA": "CH",
+    "OSTERREICH": "AT",
+    "SVERIGE": "SE",
+    "NORGE": "NO",
+    "SUOMI": "FI",
+    "DANMARK": "DK",
+    "POLSKA": "PL",
+    "CESKO": "CZ",
+    "CZECHIA": "CZ",
+    "BELGIQUE": "BE",
+    "BELGIE": "BE",
+    "EIRE": "IE",
+    "TURKIYE": "TR",
+    "BRASIL": "BR",
+    "NIPPON": "JP",
+    "NIHON": "JP",
+    "ZHONGGUO": "CN",
+    "BHARAT": "IN",
+    "SOUTH KOREA": "KR",
+    "KOREA": "KR",
+}
+"""Other names of a country, without accents, upper case: resolved like its key."""
+
+
+def _plain(text: str) -> str:
+    """Upper case without accents or punctuation ("Österreich" -> "OSTERREICH")."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return " ".join(re.sub(r"[^A-Za-z ]", " ", folded).upper().split())
+
+
+def _by_name(text: str) -> str | None:
+    """The key of a country or grid called ``text``: a table's own name ("Germany") or one of
+    :data:`ALIASES` ("Deutschland", "UK"), accents and case aside."""
+    plain = _plain(text)
+    if not plain:
+        return None
+    if plain in ALIASES:
+        return ALIASES[plain]
+    for row in _grid_tables()[0].values():
+        if _plain(row["name"]) == plain:
+            return str(row["key"]).upper()
+    return None
 
 
 def _cloud(row: dict[str, str]) -> GridIntensity:
@@ -267,8 +335,9 @@ def _unknown_message(key: str) -> str:
     return (
         f"unknown region {key!r}{hint}. Use an ISO country code ('DE'), a sub-national grid "
         "('US-CA', 'CA-ON'), 'em:<zone>', or a cloud region ('aws:eu-west-1'); list them with "
-        "`greentrack regions QUERY`, or give the intensity itself (gCO2e/kWh) with its source "
-        "(--intensity N --intensity-source TEXT; intensity=, intensity_source= in Python)"
+        "`greentrack regions QUERY`; or, where the command takes one, give the intensity "
+        "itself with its source (greentrack run and estimate: --intensity GCO2E_PER_KWH "
+        "--intensity-source TEXT; Python: intensity=, intensity_source=)"
     )
 
 

@@ -17,7 +17,13 @@ def add_parser(sub: Any) -> None:
         "federated parts of a Flower server run, CO2e, spans. Every format shows the same "
         "figures (those of `greentrack report`).",
     )
-    p.add_argument("run_dir", type=Path, help="the run directory (given as run_dir / --run-dir)")
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        metavar="RUN_DIR",
+        help="the run directory: the folder a run wrote (track(run_dir=...), greentrack run "
+        "--run-dir, a callback's run_dir; default runs/<UTC time>-<id>)",
+    )
     p.add_argument(
         "--format",
         choices=("text", "json", "md"),

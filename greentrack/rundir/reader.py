@@ -196,7 +196,8 @@ class Run:
                 hint = " (it does not exist)" if not self.path.exists() else ""
                 raise RunFormatError(
                     f"{self.path} is not a greentrack run directory{hint}: {META} is missing. "
-                    "Pass the directory given as run_dir / --run-dir."
+                    "Pass the folder the run wrote (run_dir= in Python, --run-dir of "
+                    "greentrack run)."
                 )
             self._dir, meta = lead
         elif not self.path.is_dir():
@@ -237,7 +238,8 @@ class Run:
             raise RunFormatError(
                 f"{self.path}: {META} is missing and no part can stand for the job ("
                 + "; ".join(refused)
-                + "). Pass the directory given as run_dir / --run-dir, or load a part itself"
+                + "). Pass the folder the run wrote (run_dir= in Python, --run-dir of "
+                "greentrack run), or load a part itself"
             )
         return None
 
