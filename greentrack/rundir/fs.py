@@ -5,7 +5,10 @@ tests pass one that fails on the Nth call (tests/faults.py), the way SQLite test
 Temporary files are unique (``mkstemp``: created with ``O_EXCL``, so a symlink planted where a
 temporary file will be is never followed), and a run is claimed by linking its ``meta.json``
 into place (``link`` fails if the name exists): of two trackers racing for one directory,
-exactly one wins.
+exactly one wins. ``mkstemp`` creates its file 0600: before the rename it takes the mode of the
+file it replaces (a README a model card is merged into stays 0644), else the mode the umask
+gives a new file, so colleagues on a shared file system read runs and reports as they read
+any file of the user's.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ class FileSystem:
     def _temp_with(self, path: Path, text: str) -> str:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
+            with contextlib.suppress(OSError):  # a file system without modes keeps mkstemp's
+                os.fchmod(fd, _mode_for(path))
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 self.write(f, text)
                 self.flush(f)
@@ -79,3 +84,27 @@ class FileSystem:
 
 
 REAL = FileSystem()
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits ``path`` should have once written: its own if it exists (never
+    following a link), else a new file's under the process's umask."""
+    try:
+        return os.lstat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux ``/proc``); elsewhere set and
+    restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,61 @@
+"""Files honour the umask: a run's files and a report are readable by the group and others as
+any new file of the user's is (they were 0600 whatever the umask), and a file a report replaces
+(a README a model card is merged into) keeps its own mode."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import greentrack
+from greentrack.cli import main
+from greentrack.meters.fake import FakeChannelSpec, FakeMeter, PowerTrace
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_run_files_and_reports_follow_the_umask(tmp_path: Path) -> None:
+    meters = [FakeMeter([FakeChannelSpec("gpu0", trace=PowerTrace.constant(50.0))], time.monotonic)]
+    with greentrack.track(tmp_path / "run", meters=meters, region="DE"):
+        time.sleep(0.05)
+    for name in ("meta.json", "summary.json", "timeline.csv", "spans.jsonl", "events.jsonl"):
+        assert _mode(tmp_path / "run" / name) == 0o644, name
+    out = tmp_path / "energy.md"
+    assert main(["report", str(tmp_path / "run"), "-f", "md", "-o", str(out), "--no-plots"]) == 0
+    assert _mode(out) == 0o644
+    readme = tmp_path / "README.md"
+    readme.write_text("# model\n")
+    readme.chmod(0o640)
+    args = ["report", str(tmp_path / "run"), "-f", "model-card", "-o", str(readme), "--no-plots"]
+    assert main(args) == 0
+    assert "co2_eq_emissions" in readme.read_text() and _mode(readme) == 0o640
+
+
+def test_a_tight_umask_is_honoured_too(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        meters = [
+            FakeMeter([FakeChannelSpec("gpu0", trace=PowerTrace.constant(50.0))], time.monotonic)
+        ]
+        with greentrack.track(tmp_path / "run", meters=meters):
+            time.sleep(0.05)
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "run" / "meta.json") == 0o600
