@@ -59,3 +59,21 @@ def test_a_tight_umask_is_honoured_too(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert _mode(tmp_path / "run" / "meta.json") == 0o600
+
+
+def test_escape_sequences_in_a_run_name_do_not_reach_the_terminal(tmp_path: Path) -> None:
+    """A run named with terminal escapes (clear the screen, retitle the window, a bell) prints
+    them as visible text in the summary."""
+    import subprocess
+    import sys
+
+    name = "evil\x1b[2J\x1b]0;owned\x07\rname"
+    meters = [FakeMeter([FakeChannelSpec("gpu0", trace=PowerTrace.constant(5.0))], time.monotonic)]
+    with greentrack.track(tmp_path / "run", meters=meters, name=name):
+        time.sleep(0.02)
+    text = str(greentrack.summarize(tmp_path / "run"))
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07\\x0dname" in text
+    cli = [sys.executable, "-m", "greentrack", "summary", str(tmp_path / "run")]
+    out = subprocess.run(cli, capture_output=True, text=True, timeout=120).stdout
+    assert "\x1b" not in out and "\\x1b[2J" in out

@@ -1,7 +1,9 @@
-r"""Escaping user text (run names, devices, commands) for Markdown.
+r"""Escaping user text (run names, devices, commands) for Markdown and for a terminal.
 
 >>> md_escape("a|b *c* <img src=x>\nnext")
 'a\\|b \\*c\\* \\<img src=x\\> next'
+>>> terminal_safe("run \x1b[2J\x07 ok\nnext")
+'run \\x1b[2J\\x07 ok\nnext'
 """
 
 from __future__ import annotations
@@ -14,3 +16,17 @@ def md_escape(text: object) -> str:
     for ch in "|*_`[]<>#!":
         out = out.replace(ch, "\\" + ch)
     return " ".join(out.replace("\r", " ").split("\n"))
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character but the line break (ESC sequences that clear the
+    screen or retitle the window, bells, carriage returns, bidirectional overrides) shown as
+    a visible escape (``\\x1b``), so a run's name cannot drive the terminal it is printed to."""
+    import unicodedata
+
+    return "".join(
+        ch
+        if ch == "\n" or unicodedata.category(ch) not in ("Cc", "Cf")
+        else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        for ch in text
+    )

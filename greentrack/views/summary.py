@@ -15,6 +15,7 @@ from typing import Any
 
 from greentrack.account import EnergyItem, Figure, RunAccount
 from greentrack.units import G_PER_KG, G_PER_T, j_from_kwh
+from greentrack.views.escape import terminal_safe
 
 MAX_SPAN_LINES = 40
 
@@ -236,4 +237,5 @@ def format_summary(a: RunAccount) -> str:
             )
     lines += [f"  note: {n}" for n in a.notes]
     lines += [f"  note: {n}" for n in (a.federated or {}).get("notes") or ()]
-    return "\n".join(lines)
+    # names, tags and notes come from the run directory: none may drive the terminal
+    return terminal_safe("\n".join(lines))
