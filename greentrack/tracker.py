@@ -323,15 +323,16 @@ class Tracker:
                 on_trouble=self._on_io_trouble,
                 clock=self._clock.time,
             )
-        except (RunExistsError, NotADirectoryError):
-            raise
+        except RunExistsError:
+            raise  # a refusal, before anything ran: the user chose a used directory
         except OSError as e:
-            # the run directory cannot be created (a full disk, a read-only file system):
-            # measure on, in memory, and let the training run
+            # the run directory cannot be created (a full disk, a read-only file system, a
+            # path under a regular file): measure on, in memory, and let the training run
             self.unwritten = f"{type(e).__name__}: {e}"
             safe_warn(
                 f"greentrack cannot write its run directory {self.run_dir} ({self.unwritten}); "
-                "training continues, energy is measured but this run will not be saved",
+                "training continues, energy is measured but this run will not be saved (pass "
+                "a run_dir in a folder you can write to)",
                 RuntimeWarning,
             )
             self.writer = NullWriter(self.run_dir)

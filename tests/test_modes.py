@@ -77,3 +77,28 @@ def test_escape_sequences_in_a_run_name_do_not_reach_the_terminal(tmp_path: Path
     cli = [sys.executable, "-m", "greentrack", "summary", str(tmp_path / "run")]
     out = subprocess.run(cli, capture_output=True, text=True, timeout=120).stdout
     assert "\x1b" not in out and "\\x1b[2J" in out
+
+
+def test_a_run_directory_under_a_regular_file_never_stops_training(tmp_path: Path) -> None:
+    """`run_dir` below a regular file raised NotADirectoryError into training (track, greentrack
+    run, the callbacks): the tracker measures on in memory with one warning, the command runs."""
+    import subprocess
+    import sys
+
+    (tmp_path / "afile").write_text("x")
+    meters = [FakeMeter([FakeChannelSpec("gpu0", trace=PowerTrace.constant(5.0))], time.monotonic)]
+    with (
+        pytest.warns(RuntimeWarning, match="cannot write its run directory"),
+        greentrack.track(tmp_path / "afile" / "run", meters=meters) as run,
+    ):
+        time.sleep(0.02)
+    assert run.unwritten and sum(run.energy_j().values()) >= 0
+    cli = [sys.executable, "-m", "greentrack", "run", "--run-dir", str(tmp_path / "afile" / "r")]
+    done = subprocess.run(
+        [*cli, "--", sys.executable, "-c", "print('trained')"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "trained" in done.stdout
+    assert "could not be saved" in done.stderr and "Traceback" not in done.stderr

@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             provider_region=args.provider_region,
         )
         returncode = run_command(tracker, command)
-    except (GreentrackError, ValueError, NotADirectoryError) as e:  # before the command ran
+    except (GreentrackError, ValueError) as e:  # before the command ran
         print(f"greentrack: {e}", file=sys.stderr)
         return 2
     if not args.quiet:
