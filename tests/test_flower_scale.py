@@ -363,10 +363,15 @@ def test_live_children_found_at_rescans_and_reused_pids_not_counted(monkeypatch)
     monkeypatch.setattr(estimate, "CHILDREN_RESCAN_S", 3600.0)
     estimate._CHILDREN.clear()
     before = estimate.process_busy_s()  # scans now: no child yet
-    spin = "import time\nt=time.time()\nwhile time.time()-t<0.5: pass\ntime.sleep(30)"
-    child = subprocess.Popen([sys.executable, "-c", spin])
+    # the child spins until it has had 0.5 s of CPU of its own (however loaded the machine),
+    # then says so and sleeps: the test waits for that, never for a wall-clock time
+    spin = (
+        "import sys, time\nwhile time.process_time() < 0.5: pass\n"
+        "print('ready', flush=True)\ntime.sleep(60)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.6)
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
         unseen = estimate.process_busy_s()  # the known children only: not this one yet
         assert unseen - before < 0.2
         monkeypatch.setattr(estimate, "CHILDREN_RESCAN_S", 0.0)
