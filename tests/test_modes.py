@@ -102,3 +102,18 @@ def test_a_run_directory_under_a_regular_file_never_stops_training(tmp_path: Pat
     )
     assert done.returncode == 0 and "trained" in done.stdout
     assert "could not be saved" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_report_outputs_are_checked_before_anything_is_written(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--bib nodir/refs.bib` printed a raw errno with a temporary file's name, after -o had
+    been checked or written: both folders are checked first, in one line, nothing written."""
+    meters = [FakeMeter([FakeChannelSpec("gpu0", trace=PowerTrace.constant(5.0))], time.monotonic)]
+    with greentrack.track(tmp_path / "run", meters=meters, region="DE"):
+        time.sleep(0.02)
+    out = tmp_path / "paper"
+    out.mkdir()
+    args = ["report", str(tmp_path / "run"), "-f", "latex", "-o", str(out / "energy.tex")]
+    assert main([*args, "--bib", str(tmp_path / "nodir" / "refs.bib")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nodir does not exist; create it first" in err
+    assert ".tmp" not in err and list(out.iterdir()) == []

@@ -203,19 +203,25 @@ def report_text(args: argparse.Namespace) -> str:
         device_lifetime_years=args.device_lifetime_years,
         anonymize=args.anonymize,
     )
+    # every file this command writes is checked before any is written
+    base = args.output.parent if args.output else Path.cwd()
+    if args.output is not None and not base.is_dir():
+        raise ValueError(f"-o {args.output}: the folder {base} does not exist; create it first")
+    if args.bib is not None:
+        if args.bib.suffix != ".bib":
+            raise ValueError(f"--bib {args.bib}: name the BibTeX file with a .bib suffix")
+        if not args.bib.parent.is_dir():
+            raise ValueError(
+                f"--bib {args.bib}: the folder {args.bib.parent} does not exist; create it first"
+            )
     report = build_report(args.run_dirs, options)
     if args.bib is not None:
         from greentrack.report.references import bibtex, cited
         from greentrack.rundir.writer import write_text_atomic
 
-        if args.bib.suffix != ".bib":
-            raise ValueError(f"--bib {args.bib}: name the BibTeX file with a .bib suffix")
         write_text_atomic(args.bib, bibtex(cited(report.to_dict())))
         print(f"greentrack: wrote {args.bib}", file=sys.stderr)
     figures = None
-    base = args.output.parent if args.output else Path.cwd()
-    if args.output is not None and not base.is_dir():
-        raise ValueError(f"-o {args.output}: the folder {base} does not exist; create it first")
     wants_plots = args.format not in ("json",) and not args.no_plots and not args.brief
     if args.output is not None and args.output.suffix == "":
         args.output = args.output.with_suffix(EXTENSIONS[args.format])
