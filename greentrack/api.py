@@ -250,7 +250,7 @@ def _rank_dir(
     run_dir: str | Path | None, info: RankInfo, segment: int | None
 ) -> tuple[Path, dict[str, Any]]:
     """Where this rank writes (the job's directory, or its part in it) and its ``part``."""
-    from greentrack.rundir.format import PARTS, part_name
+    from greentrack.rundir.format import segment_dir
 
     if run_dir is None:
         if info.job_id is None:
@@ -266,7 +266,7 @@ def _rank_dir(
     if seg < 0:
         raise ValueError(f"segment must be >= 0, got {seg}")
     part = info.part(seg)
-    path = root if (info.rank == 0 and seg == 0) else root / PARTS / part_name(seg, info.rank)
+    path = segment_dir(root, seg, info.rank)
     if path != root and info.job_id is not None:
         _check_same_job(root, info)
     return path, {"part": part}
@@ -276,14 +276,11 @@ def _check_same_job(root: Path, info: RankInfo) -> None:
     """A part joins the directory of its own job only: never an unrelated job's run."""
     from greentrack.errors import RunExistsError
     from greentrack.rundir.format import META
-    from greentrack.rundir.reader import loads
+    from greentrack.rundir.parts import job_of
+    from greentrack.rundir.reader import peek_meta
 
-    try:
-        meta = loads((root / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # rank 0 has not claimed it yet (or it is not readable): nothing to compare
-    part = meta.get("part") if isinstance(meta, dict) else None
-    theirs = part.get("job_id") if isinstance(part, dict) else None
+    # rank 0 has not claimed it yet (or it is not readable): nothing to compare
+    theirs = job_of(peek_meta(root / META) or {}).job_id
     if theirs is not None and theirs != info.job_id:
         raise RunExistsError(
             f"{root} holds the run of job {theirs}; this is job {info.job_id}: "

@@ -50,7 +50,9 @@ from greentrack.carbon.settings import CarbonSettings, carbon_arguments
 from greentrack.errors import RunExistsError
 from greentrack.launcher import RankInfo, agree_job_id, decide
 from greentrack.meters.base import Meter
-from greentrack.rundir.format import META, PARTS, part_name
+from greentrack.rundir.format import META, segment_dir
+from greentrack.rundir.parts import job_of
+from greentrack.rundir.reader import peek_meta
 from greentrack.tracker import Span, SpanRecord, TrackerOptions, default_run_dir
 from greentrack.units import j_from_kwh, kwh_from_j
 
@@ -400,7 +402,7 @@ class LiveRun:
         the directory is refused."""
         first = self.segment < 0
         segment = max(self.segment + 1, info.restart)
-        root_meta = _read_meta(self.run_dir / META)
+        root_meta = peek_meta(self.run_dir / META)
         run_id = root_meta.get("run_id") if root_meta else None
         theirs = run_id if isinstance(run_id, str) and run_id else None
         if first and root_meta is not None and not self._same_job(info, root_meta):
@@ -418,7 +420,7 @@ class LiveRun:
                 RuntimeWarning,
                 stacklevel=4,
             )
-        while _segment_dir(self.run_dir, segment, info.rank).joinpath(META).exists():
+        while segment_dir(self.run_dir, segment, info.rank).joinpath(META).exists():
             segment += 1
         prior = [0.0] * 6
         if segment > 0 and info.rank == 0 and root_meta is not None:
@@ -428,8 +430,7 @@ class LiveRun:
     def _same_job(self, info: RankInfo, root_meta: Mapping[str, Any]) -> bool:
         if self.resume or (self.run_id is not None and self.run_id == root_meta.get("run_id")):
             return True
-        part = root_meta.get("part")
-        job = part.get("job_id") if isinstance(part, dict) else None
+        job = job_of(root_meta).job_id
         # the same launcher job: another rank, or an elastic restart (torchrun, SLURM requeue)
         return job is not None and job == info.job_id
 
@@ -600,26 +601,6 @@ class LiveRun:
             )
 
 
-def _segment_dir(root: Path, segment: int, rank: int) -> Path:
-    return root if (segment == 0 and rank == 0) else root / PARTS / part_name(segment, rank)
-
-
-def _read_meta(path: Path) -> dict[str, Any] | None:
-    """A directory's ``meta.json`` (``None``: there is none; ``{}``: it is there but cannot be
-    read, which still marks a used directory). Never raises."""
-    from greentrack.rundir.reader import loads
-
-    if not path.exists() and not path.parent.is_dir():
-        return None  # nothing there yet (or a path the tracker will refuse, in one line)
-    try:
-        meta = loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
 def _energy_so_far(root: Path) -> tuple[Figure, Figure]:
     """The measured and estimated IT energy (kWh) the account gives the run directory's
     earlier segments: a resumed segment's live total starts from them."""
@@ -630,9 +611,7 @@ def _energy_so_far(root: Path) -> tuple[Figure, Figure]:
         account = account_run(load_run(root))
     except Exception:  # a damaged earlier segment: the live total starts from this one
         return Figure.exact(0.0), Figure.exact(0.0)
-    by = account.kwh_by_provenance
-    measured = by.get("measured", 0.0)
-    estimated = sum(v for k, v in by.items() if k != "measured")
+    measured, estimated = account.measured_kwh, account.estimated_kwh
     share = account.it_kwh
     whole = measured + estimated
     if whole <= 0:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack.errors import PartError, RunFormatError
-from greentrack.rundir.format import META, PARTS, part_name
+from greentrack.rundir.format import META, PARTS, segment_dir
 from greentrack.rundir.parts import Job, job_of, name_order, part_problem, place_of
 from greentrack.rundir.reader import read_meta
 
@@ -159,7 +159,7 @@ def merge(dest: Path, sources: list[Path], notes: list[str] | None = None) -> tu
             problems.append(f"{f.path} refused: {problem}; {REFUSED}")
             continue
         segment, rank = place_of(f.meta) or (0, 0)
-        target = dest if (segment, rank) == (0, 0) else dest / PARTS / part_name(segment, rank)
+        target = segment_dir(dest, segment, rank)
         other = plan.get(target)
         if other is not None:
             if other.meta.get("run_id") == f.meta.get("run_id"):

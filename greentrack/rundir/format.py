@@ -7,6 +7,7 @@ import these names; no other module spells a file name of a run directory.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -24,6 +25,16 @@ FL = "fl.jsonl"
 """Flower server runs: one line per client reply (bytes, client energy)."""
 PARTS = "parts"
 """Folder of the runs measured by other processes of the same job (ranks, segments)."""
+
+
+def segment_dir(root: Path, segment: int, rank: int) -> Path:
+    """Where ``rank`` of ``segment`` of the job in ``root`` writes: ``root`` itself for rank 0
+    of segment 0, else its part folder.
+
+    >>> segment_dir(Path("run"), 0, 1).as_posix()
+    'run/parts/seg0-rank1'
+    """
+    return root if (segment, rank) == (0, 0) else root / PARTS / part_name(segment, rank)
 
 
 def part_name(segment: int, rank: int) -> str:

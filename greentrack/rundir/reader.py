@@ -130,6 +130,21 @@ def _joules(value: Any) -> bool:
     return _number(value) and value >= 0
 
 
+def peek_meta(path: Path) -> dict[str, Any] | None:
+    """A ``meta.json`` glanced at before a run claims its directory: ``None`` when there is
+    none, ``{}`` when it is there but cannot be read (it still marks a used directory), else
+    its mapping unchecked. Never raises (the writers' doors call it)."""
+    if not path.exists() and not path.parent.is_dir():
+        return None
+    try:
+        meta = loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """A run's ``meta.json``, checked (:class:`RunFormatError`: one line naming the file, the
     problem and the fix)."""
