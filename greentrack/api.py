@@ -52,13 +52,9 @@ class Tracker(_core.Tracker):
         **kwargs: Any,
     ) -> None:
         if intensity_provider is not None:
-            from greentrack.carbon.providers import PROVIDER_IDS
+            from greentrack.carbon.providers import check_provider_id
 
-            if intensity_provider not in PROVIDER_IDS:
-                raise ValueError(
-                    f"unknown intensity provider {intensity_provider!r}; valid ids: "
-                    f"{', '.join(PROVIDER_IDS)}"
-                )
+            check_provider_id(intensity_provider)
             carbon = kwargs.get("carbon")
             region = provider_region or (carbon.intensity.region if carbon else None)
             if not region or region == "explicit":

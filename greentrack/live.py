@@ -289,13 +289,9 @@ class LiveRun:
             carbon=carbon,
         )
         if intensity_provider is not None:
-            from greentrack.carbon.providers import PROVIDER_IDS
+            from greentrack.carbon.providers import check_provider_id
 
-            if intensity_provider not in PROVIDER_IDS:
-                raise ValueError(
-                    f"unknown intensity provider {intensity_provider!r}; valid ids: "
-                    f"{', '.join(PROVIDER_IDS)}"
-                )
+            check_provider_id(intensity_provider)
         self.figures = LiveFigures(self.carbon, budget or Budget(), prefix, forecast_after)
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.project, self.name, self.framework = project, name, framework

@@ -36,6 +36,18 @@ from greentrack.carbon.providers.http import HttpOptions, ProviderError
 PROVIDER_IDS: tuple[str, ...] = tuple(PROVIDER_MODULES)
 
 
+def check_provider_id(provider_id: str) -> str:
+    """``provider_id`` when it names a provider; a ValueError naming the valid ones otherwise
+    (checked where it enters, before any training starts)."""
+    if provider_id not in PROVIDER_IDS:
+        raise ValueError(_unknown(provider_id))
+    return provider_id
+
+
+def _unknown(provider_id: str) -> str:
+    return f"unknown intensity provider {provider_id!r}; valid ids: {', '.join(PROVIDER_IDS)}"
+
+
 def get_provider(provider_id: str, *, http: HttpOptions | None = None) -> Provider:
     """The provider called ``provider_id`` (``ukci``, ``electricitymaps``, ``watttime``).
 
@@ -54,9 +66,7 @@ def get_provider(provider_id: str, *, http: HttpOptions | None = None) -> Provid
         from greentrack.carbon.providers.watttime import WattTimeProvider
 
         return WattTimeProvider(http=http)
-    raise ValueError(
-        f"unknown intensity provider {provider_id!r}; valid ids: {', '.join(PROVIDER_IDS)}"
-    )
+    raise ValueError(_unknown(provider_id))
 
 
 __all__ = [
@@ -70,5 +80,6 @@ __all__ = [
     "ProviderQuery",
     "ProviderResult",
     "RequestRecord",
+    "check_provider_id",
     "get_provider",
 ]
