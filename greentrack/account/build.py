@@ -704,12 +704,8 @@ def _kind(run: Run) -> str:
 def _status(run: Run, runs: list[Run]) -> str:
     """The status of the last segment's first rank (a resumed run that finished is
     ``finished``, whatever its first segment ended with)."""
-    last = max(runs, key=lambda r: (_segment(r), -_rank(r)))
+    last = max(runs, key=lambda r: (r.segment, -_rank(r)))
     return last.status
-
-
-def _segment(r: Run) -> int:
-    return int((r.meta.get("part") or {}).get("segment", 0))
 
 
 def _rank(r: Run) -> int:
@@ -731,7 +727,7 @@ def _missing_ranks(runs: list[Run]) -> list[str]:
     present: dict[int, set[int]] = {}
     for r in runs:
         part = r.meta.get("part") or {}
-        seg = _segment(r)
+        seg = r.segment
         world = part.get("world_size")
         if isinstance(world, int) and world > 0:
             expected[seg] = max(expected.get(seg, 0), world)
@@ -756,19 +752,18 @@ def _duration(run: Run, runs: list[Run]) -> tuple[float, list[str]]:
     spans: dict[int, list[tuple[float, float]]] = defaultdict(list)
     bounds: dict[int, tuple[float, float]] = {}
     for r in runs:
-        seg = _segment(r)
+        seg = r.segment
         spans[seg].append((r.start_unix_s, r.start_unix_s + max(r.duration_s, 0.0)))
         start = float(r.meta["start_unix_s"])
         lo, hi = bounds.get(seg, (start, r.end_unix_s))
         bounds[seg] = (min(lo, start), max(hi, r.end_unix_s))
     notes = []
-    leaders = {_segment(r): r for r in sorted(runs, key=lambda r: -_rank(r))}
+    leaders = {r.segment: r for r in sorted(runs, key=lambda r: -_rank(r))}
     if len(leaders) > 1:  # the status of each segment, in order: the history of the job
         notes.append(
             "segments: "
             + "; ".join(
-                f"{seg} {(leaders[seg].meta.get('part') or {}).get('stage') or ''} "
-                f"{leaders[seg].status}".replace("  ", " ")
+                f"{seg} {_stage(leaders[seg])} {leaders[seg].status}".replace("  ", " ")
                 for seg in sorted(leaders)
             )
         )
@@ -791,7 +786,7 @@ TRAINING_STAGES = ("fit", "train")
 
 
 def _stage(r: Run | None) -> str:
-    """The stage a segment ran (``fit``, ``test``; ``train``, ``evaluate``), or ``""``."""
+    """The stage a segment ran (``fit``, ``test``; ``train``, ``inference``), or ``""``."""
     part = r.meta.get("part") if r is not None else None
     stage = part.get("stage") if isinstance(part, dict) else None
     return stage if isinstance(stage, str) else ""
@@ -822,7 +817,7 @@ def _spans(runs: list[Run]) -> list[dict[str, Any]]:
     and energy measured and estimated (kWh) of that rank; ids of later segments are prefixed
     with their part's name."""
     out = []
-    leaders = sorted((r for r in runs if _rank(r) == 0), key=_segment)
+    leaders = sorted((r for r in runs if _rank(r) == 0), key=lambda r: r.segment)
     for r in leaders:
         out += _run_spans(r, "" if r is runs[0] else f"{r.path.name}/")
     return out
@@ -840,7 +835,7 @@ def _run_spans(run: Run, prefix: str) -> list[dict[str, Any]]:
             {
                 "span_id": prefix + row["span_id"],
                 "parent_id": prefix + parent if parent else None,
-                "segment": _segment(run),
+                "segment": run.segment,
                 "name": row["name"],
                 "tags": dict(row["tags"]) if isinstance(row["tags"], dict) else {},
                 "depth": depth[row["span_id"]],
@@ -978,7 +973,7 @@ def _units(
         return {"unit": "round", "rows": rows}
     epochs: dict[tuple[int, int], dict[str, Any]] = {}
     for r in runs:
-        seg = _segment(r)
+        seg = r.segment
         for row in _span_rows(r):
             epoch = row["tags"].get("epoch") if isinstance(row["tags"], dict) else None
             if row["name"] != "train_epoch" or not isinstance(epoch, int):
