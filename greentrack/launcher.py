@@ -284,13 +284,23 @@ def _ask_store(host: str, port: int, timeout_s: float) -> str | None:
     return text or None
 
 
-def _agree_in_group() -> str | None:
+def process_group() -> Any:
+    """``torch.distributed`` when this process has joined a process group of several ranks,
+    else ``None``. Never imports torch: a job that has a group has imported it."""
     dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is None or not (dist.is_available() and dist.is_initialized()):
+            return None
+        return dist if dist.get_world_size() > 1 else None
+    except Exception:  # a half-torn-down group: none to use
+        return None
+
+
+def _agree_in_group() -> str | None:
+    dist = process_group()
     if dist is None:
         return None
     try:
-        if not (dist.is_available() and dist.is_initialized()):
-            return None
         box = [fresh_job_id()]
         dist.broadcast_object_list(box, src=0)
         return str(box[0])

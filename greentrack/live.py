@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -48,7 +47,7 @@ from greentrack.analysis.predict import Forecast, forecast
 from greentrack.api import Tracker, place
 from greentrack.carbon.settings import CarbonSettings, carbon_arguments
 from greentrack.errors import RunExistsError
-from greentrack.launcher import RankInfo, agree_job_id, decide
+from greentrack.launcher import RankInfo, agree_job_id, decide, process_group
 from greentrack.meters.base import Meter
 from greentrack.rundir.format import META, segment_dir
 from greentrack.rundir.parts import job_of
@@ -520,12 +519,10 @@ class LiveRun:
         collective is aligned). ``{channel id: ranks}`` for the shared ones."""
         if reduce is None or self.tracker is None:
             return {}
-        dist = sys.modules.get("torch.distributed")
+        dist = process_group()
+        if dist is None:
+            return {}
         try:
-            if dist is None or not (dist.is_available() and dist.is_initialized()):
-                return {}
-            if dist.get_world_size() <= 1:
-                return {}
             host = self.info.node if self.info is not None else ""
             mine = {
                 c.id: (host, str(c.details.get("uuid")))

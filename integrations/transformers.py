@@ -38,7 +38,7 @@ from greentrack.analysis.budget import Budget
 from greentrack.analysis.metrics import scalar_metrics
 from greentrack.carbon.settings import CarbonSettings
 from greentrack.integrations import require
-from greentrack.launcher import RankInfo
+from greentrack.launcher import RankInfo, process_group
 from greentrack.live import LiveRun
 from greentrack.tracker import TrackerOptions
 
@@ -160,7 +160,7 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
         self.live.open(
             stage,
             framework=framework,
-            broadcast=_broadcast if _group_size() > 1 else None,
+            broadcast=_broadcast if process_group() is not None else None,
             meters=list(self._meters_factory()) if self._meters_factory else None,
         )
 
@@ -247,16 +247,6 @@ def _epoch_index(state: Any) -> int:
     return max(0, math.ceil(done) - 1) if done == int(done) else int(done)
 
 
-def _group_size() -> int:
-    try:
-        import torch.distributed as dist
-    except ImportError:
-        return 1
-    if not (dist.is_available() and dist.is_initialized()):
-        return 1
-    return int(dist.get_world_size())
-
-
 def _broadcast(value: Any) -> Any:
     import torch.distributed as dist
 
@@ -267,7 +257,7 @@ def _broadcast(value: Any) -> Any:
 
 def _sum_over_ranks(values: list[float]) -> list[float]:
     """Sum over the ranks of a torch.distributed job (a no-op in one process)."""
-    if _group_size() <= 1:
+    if process_group() is None:
         return values
     import torch
     import torch.distributed as dist
