@@ -35,6 +35,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from tests.report_helpers import training_run  # noqa: E402
 from tests.test_account_properties import Shape, _process, build  # noqa: E402
+from tests.test_untracked import DECLARATION  # noqa: E402
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "report-schema.json").read_text())
 CLIENTS = (
@@ -43,23 +44,17 @@ CLIENTS = (
     ("none", "same-process", 1.0, 100),
     ("modeled", "same-process", 3.0, 5_000),
 )
-DECLARED = """\
-untracked:
-  - label: early exploration
-    processor: a100-sxm4-40gb
-    count: 8
-    hours: 40
-    region: DE
-  - label: failed jobs
-    watts: 300
-    count: 2
-    hours: 12
+# the declaration of tests/test_untracked.py, and a third item of yet another size
+DECLARED = (
+    DECLARATION
+    + """\
   - label: idle reservation
     watts: 150
     count: 4
     hours: 30
     region: US-CA
 """
+)
 ENERGY_KWH = {"MWh": 1000.0, "kWh": 1.0, "Wh": 1e-3, "mWh": 1e-6}
 MASS_G = {"t": 1e6, "kg": 1e3, "g": 1.0, "mg": 1e-3, "µg": 1e-6}
 
