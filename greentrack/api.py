@@ -21,6 +21,7 @@ from greentrack.tracker import SyncMode, TrackerOptions
 if TYPE_CHECKING:
     from greentrack.account import AccountOptions, RunAccount
     from greentrack.meters.base import Meter
+    from greentrack.prometheus import PrometheusExporter
     from greentrack.rundir.reader import Run
     from greentrack.views.summary import Summary
 
@@ -67,10 +68,21 @@ class Tracker(_core.Tracker):
             kwargs["extra_meta"] = extra
         super().__init__(*args, **kwargs)
         self.intensity_provider = intensity_provider
+        self.prometheus: PrometheusExporter | None = None  # live metrics (options.prometheus)
+
+    def start(self) -> Tracker:
+        super().start()
+        if self.options.prometheus.enabled:
+            from greentrack.prometheus import publish
+
+            self.prometheus = publish(self)
+        return self
 
     def stop(self, status: str = "finished") -> None:
         running = self.running
         super().stop(status)
+        if running and self.prometheus is not None:
+            self.prometheus.finish(self.energy_j())  # the final totals, as the account's
         if running and self.intensity_provider is not None and self.summary_written:
             self._fetch_intensity()
 
@@ -102,7 +114,7 @@ class Tracker(_core.Tracker):
         live = None
         if self._state == "running":
             self.writer.flush()
-            live = self.energy_j()
+            live = {**self.energy_j(), **self.node_energy_j()}  # the node's apart (tiers)
         return account_run(load_run(self.run_dir), live_energy_j=live)
 
     def summary(self) -> Summary:
@@ -110,6 +122,19 @@ class Tracker(_core.Tracker):
         from greentrack.views.summary import Summary
 
         return Summary(self.account())
+
+    def _repr_html_(self) -> str:
+        """The run in a notebook cell: its summary (the account so far while it runs)."""
+        from greentrack.views.escape import html_escape
+
+        if self._state == "new":
+            return f"<p>greentrack run {html_escape(self.run_dir)}: not started</p>"
+        if self.unwritten:
+            return (
+                f"<p>greentrack: the run could not be saved ({html_escape(self.unwritten)}); "
+                f"nothing was written to {html_escape(self.run_dir)}</p>"
+            )
+        return self.summary()._repr_html_()
 
 
 def summarize(run: str | Path | Run, options: AccountOptions | None = None) -> Summary:
@@ -149,8 +174,12 @@ def track(
     (gCO2e/kWh, with ``intensity_source``) and ``pue`` (a number >= 1 or a preset such as
     ``"google"``) turn energy into CO2e; they are checked here, before any training starts.
     Keyword ``options`` are :class:`TrackerOptions` fields (``power_hz``, ``gpu_indices``,
-    ``cpu_tdp_w``, ``require``...). ``intensity_provider`` (``"ukci"``, ``"electricitymaps"``,
-    ``"watttime"``) charges the run's own hours from a public provider (see :class:`Tracker`).
+    ``cpu_tdp_w``, ``require``...; ``prometheus_port=9100`` serves live metrics on
+    ``http://127.0.0.1:9100/metrics`` while the run is measured, docs/prometheus.md).
+    ``node_meter`` (a URL: ``"redfish+https://BMC/redfish/v1/Chassis/1"``, ``"ipmi://"``,
+    ``"slurm://"``) measures the whole node too, beside its devices (docs/node-meters.md).
+    ``intensity_provider`` (``"ukci"``, ``"electricitymaps"``, ``"watttime"``) charges the
+    run's own hours from a public provider (see :class:`Tracker`).
     ``carbon`` (a :class:`greentrack.CarbonSettings`) stands for ``region``/``intensity``/
     ``pue`` together; every entry point takes the same carbon arguments
     (:func:`greentrack.carbon.settings.carbon_arguments`).

@@ -256,6 +256,19 @@ class EnergyLedger:
                 cid: s.anchor_j + s.since_anchor_j - s.origin_j for cid, s in self._states.items()
             }
 
+    def counted_j(self) -> dict[str, float]:
+        """Energy per channel in joules since :meth:`zero` as of each channel's last counter
+        reading (a channel without a counter: its power integral); no meter is read. Unlike
+        :meth:`totals_j`, which adds the power integral since that reading and snaps back to
+        the counter at the next one, it never decreases: what a live counter publishes
+        (:mod:`greentrack.prometheus`)."""
+        with self._lock:
+            return {
+                cid: (s.anchor_j if s.channel.energy_method else s.anchor_j + s.since_anchor_j)
+                - s.origin_j
+                for cid, s in self._states.items()
+            }
+
     def power_integrals_j(self) -> dict[str, float]:
         """Integral of sampled power per channel in joules; counters' totals for channels
         without a power sensor."""

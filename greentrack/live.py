@@ -225,6 +225,13 @@ class LiveFigures:
         return Progress(metrics, over, stop)
 
 
+def with_prometheus(options: TrackerOptions | None, port: int | None) -> TrackerOptions:
+    """``options`` (default: the defaults) serving live metrics on ``port`` when one is given:
+    the integrations' ``prometheus_port`` argument."""
+    options = options or TrackerOptions()
+    return options if port is None else options.with_options({"prometheus_port": port})
+
+
 def _whole_run(total: Figure, f: Forecast) -> Figure:
     """The whole run's energy (kWh): what it used so far (``total``, with its range) plus the
     units to go as :func:`greentrack.analysis.predict.forecast` sees them from the units done
@@ -252,6 +259,10 @@ class LiveRun:
         intensity_provider, provider_region: charge the run's own hours from a provider.
         budget, prefix, forecast_after: see :class:`LiveFigures`.
         options: :class:`greentrack.TrackerOptions`.
+        prometheus_port: serve each segment's live metrics on this port (rank R of a job:
+            ``prometheus_port`` + its local rank), bound to 127.0.0.1 unless
+            ``options`` names another ``prometheus_address`` (docs/prometheus.md); the same as
+            ``options.prometheus.port``.
         resume: continue the run already in ``run_dir`` (otherwise a new job into a used
             directory is refused; a checkpoint's run id, restored with :meth:`restore`, also
             resumes).
@@ -276,6 +287,7 @@ class LiveRun:
         prefix: str = "energy/",
         forecast_after: int = 1,
         options: TrackerOptions | None = None,
+        prometheus_port: int | None = None,
         resume: bool = False,
         framework: str = "",
         clock: Any = None,
@@ -294,7 +306,7 @@ class LiveRun:
         self.figures = LiveFigures(self.carbon, budget or Budget(), prefix, forecast_after)
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.project, self.name, self.framework = project, name, framework
-        self.options = options or TrackerOptions()
+        self.options = with_prometheus(options, prometheus_port)
         self.intensity_provider, self.provider_region = intensity_provider, provider_region
         self.resume = resume
         self._clock = clock
@@ -596,14 +608,33 @@ class LiveRun:
 
 def _energy_so_far(root: Path) -> tuple[Figure, Figure]:
     """The measured and estimated IT energy (kWh) the account gives the run directory's
-    earlier segments: a resumed segment's live total starts from them."""
+    earlier segments: a resumed segment's live total starts from them. What cannot be read
+    (the whole directory, or a part of it: its energy is then not in the total) is said in
+    one warning naming it; training goes on."""
     from greentrack.account import account_run
+    from greentrack.rundir.format import PARTS
     from greentrack.rundir.reader import load_run
 
     try:
-        account = account_run(load_run(root))
-    except Exception:  # a damaged earlier segment: the live total starts from this one
+        run = load_run(root)
+        account = account_run(run)
+    except Exception as e:  # a damaged earlier segment: the live total starts from this one
+        warnings.warn(
+            f"greentrack: the earlier segments in {root} cannot be read ({e}): this segment's "
+            "live total starts from 0 (greentrack summary names what is damaged)",
+            RuntimeWarning,
+            stacklevel=5,
+        )
         return Figure.exact(0.0), Figure.exact(0.0)
+    lost = [d for d in run.damage if d.startswith(f"{PARTS}/") and "energy not counted" in d]
+    if lost:
+        names = ", ".join(d.split(" ", 1)[0] for d in lost)
+        warnings.warn(
+            f"greentrack: {root}: {names} cannot be read, so the live total leaves out their "
+            f"energy ({lost[0]})",
+            RuntimeWarning,
+            stacklevel=5,
+        )
     measured, estimated = account.measured_kwh, account.estimated_kwh
     share = account.it_kwh
     whole = measured + estimated

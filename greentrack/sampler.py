@@ -89,6 +89,12 @@ class Sampler:
             return min(1.0 / self.config.power_hz, self.config.row_interval_s)
         return self.config.row_interval_s
 
+    @property
+    def power_w(self) -> dict[str, float]:
+        """Average power per channel over the latest timeline row, W. Live exports read it on
+        their own schedule (the sampler only replaces the dict, never changes it)."""
+        return dict(self._prev_power)
+
     def tick(self) -> None:
         """One sampling step; writes a row when one is due. Never raises."""
         try:

@@ -24,16 +24,17 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from greentrack import metadata
-from greentrack.discovery import ComponentStatus, DiscoveryOptions, discover
+from greentrack.discovery import ComponentStatus, DiscoveryOptions, discover, discover_node
 from greentrack.errors import MeterError, RunExistsError, SpanError
 from greentrack.ledger import EnergyLedger
 from greentrack.meters.base import Channel, Meter
+from greentrack.meters.node import NodeMeter
 from greentrack.rundir.fs import REAL, FileSystem
 from greentrack.rundir.writer import IoTrouble, NullWriter, RunWriter, Writer
 from greentrack.sampler import Sampler, SamplingConfig
@@ -116,6 +117,69 @@ class Span:
     record: SpanRecord | None = None
 
 
+PROMETHEUS_ADDRESS = "127.0.0.1"
+"""Where live Prometheus metrics are served unless an address is given: this machine only."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusOptions:
+    """Live metrics for Prometheus while a run is measured (docs/prometheus.md). Validated on
+    construction; the flat names (``track(prometheus_port=...)``) carry a ``prometheus_``
+    prefix.
+
+    Attributes:
+        port: serve ``http://address:port/metrics`` (``None``: no server; ``0``: any free
+            port, read it from ``tracker.prometheus.port``). Each rank of a job serves
+            ``port + local rank``.
+        address: the address to bind (default ``127.0.0.1``: this machine only; ``0.0.0.0``
+            for every interface).
+        textfile: a ``*.prom`` file for node_exporter's textfile collector, rewritten
+            atomically every ``textfile_interval_s`` and once at the end (rank R > 0 of a job
+            writes ``<stem>-rank<R>.prom`` beside it).
+        textfile_interval_s: seconds between rewrites of ``textfile``.
+    """
+
+    port: int | None = None
+    address: str = PROMETHEUS_ADDRESS
+    textfile: Path | None = None
+    textfile_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        port = self.port
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+        ):
+            raise ValueError(
+                f"prometheus_port must be an integer from 0 to 65535 (0: any free port), "
+                f"got {port!r}"
+            )
+        if not isinstance(self.address, str) or not self.address.strip():
+            raise ValueError(
+                f"prometheus_address must name an address to bind, e.g. 127.0.0.1 or 0.0.0.0; "
+                f"got {self.address!r}"
+            )
+        if self.textfile is not None:
+            path = Path(self.textfile)
+            if path.suffix != ".prom":
+                raise ValueError(
+                    f"prometheus_textfile {str(path)!r} must end in .prom (node_exporter's "
+                    "textfile collector reads only *.prom files)"
+                )
+            object.__setattr__(self, "textfile", path)
+        interval = self.textfile_interval_s
+        if not isinstance(interval, int | float) or not 0.5 <= interval <= 3600:
+            raise ValueError(
+                f"prometheus_textfile_interval_s must be in [0.5, 3600] seconds, got {interval!r}"
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return self.port is not None or self.textfile is not None
+
+
+_PROMETHEUS_PREFIX = "prometheus_"
+
+
 @dataclass(frozen=True, slots=True)
 class TrackerOptions:
     """Everything about *how* to measure, with defaults that suit training runs.
@@ -123,39 +187,62 @@ class TrackerOptions:
     Sampling (see :class:`greentrack.sampler.SamplingConfig`): ``power_hz``,
     ``row_interval_s``, ``counter_interval_s``. Discovery (see
     :class:`greentrack.discovery.DiscoveryOptions`): ``gpu_indices``, ``cpu_tdp_w``,
-    ``dram_w_per_gb``, ``powercap_root``, ``nvml``, ``require``, ``gpu``, ``cpu``.
+    ``dram_w_per_gb``, ``powercap_root``, ``nvml``, ``require``, ``gpu``, ``cpu``. Live
+    Prometheus metrics (see :class:`PrometheusOptions`): ``prometheus_port``,
+    ``prometheus_address``, ``prometheus_textfile``, ``prometheus_textfile_interval_s``.
     """
 
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     discovery: DiscoveryOptions = field(default_factory=DiscoveryOptions)
+    prometheus: PrometheusOptions = field(default_factory=PrometheusOptions)
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> TrackerOptions:
-        """Split flat keyword options between sampling and discovery; unknown names raise
-        ``TypeError`` naming them, the closest valid name and the valid ones."""
+        """Split flat keyword options between sampling, discovery and Prometheus; unknown
+        names raise ``TypeError`` naming them, the closest valid name and the valid ones."""
         return cls.parse(kwargs)
 
     @classmethod
     def parse(cls, kwargs: Mapping[str, Any], others: Sequence[str] = ()) -> TrackerOptions:
         """:meth:`from_kwargs` of a mapping; ``others``: the caller's own arguments, named
         beside the options when one is unknown."""
-        sampling_names = {f.name for f in fields(SamplingConfig)}
-        discovery_names = {f.name for f in fields(DiscoveryOptions)}
-        unknown = set(kwargs) - sampling_names - discovery_names
-        if unknown:
-            import difflib
+        return cls().with_options(kwargs, others)
 
-            names = sorted(sampling_names | discovery_names | set(others))
-            hints = [
-                f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
-                for u in sorted(unknown)
-                for close in [difflib.get_close_matches(u, names, n=1, cutoff=0.6)]
-            ]
-            raise TypeError(f"unknown argument {', '.join(hints)}; valid: {', '.join(names)}")
-        return cls(
-            SamplingConfig(**{k: v for k, v in kwargs.items() if k in sampling_names}),
-            DiscoveryOptions(**{k: v for k, v in kwargs.items() if k in discovery_names}),
+    def with_options(self, kwargs: Mapping[str, Any], others: Sequence[str] = ()) -> TrackerOptions:
+        """A copy with the flat options of ``kwargs`` replaced (as :meth:`parse` names them),
+        e.g. ``options.with_options({"prometheus_port": 9100})``."""
+        groups = _split_options(kwargs, others)
+        return TrackerOptions(
+            replace(self.sampling, **groups[0]) if groups[0] else self.sampling,
+            replace(self.discovery, **groups[1]) if groups[1] else self.discovery,
+            replace(self.prometheus, **groups[2]) if groups[2] else self.prometheus,
         )
+
+
+def _split_options(
+    kwargs: Mapping[str, Any], others: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Flat options as (sampling, discovery, Prometheus) fields; an unknown name raises
+    ``TypeError`` naming it, the closest valid name and the valid ones."""
+    sampling_names = {f.name for f in fields(SamplingConfig)}
+    discovery_names = {f.name for f in fields(DiscoveryOptions)}
+    prometheus_names = {_PROMETHEUS_PREFIX + f.name for f in fields(PrometheusOptions)}
+    unknown = set(kwargs) - sampling_names - discovery_names - prometheus_names
+    if unknown:
+        import difflib
+
+        names = sorted(sampling_names | discovery_names | prometheus_names | set(others))
+        hints = [
+            f"{u!r} (did you mean {close[0]!r}?)" if close else repr(u)
+            for u in sorted(unknown)
+            for close in [difflib.get_close_matches(u, names, n=1, cutoff=0.6)]
+        ]
+        raise TypeError(f"unknown argument {', '.join(hints)}; valid: {', '.join(names)}")
+    return (
+        {k: v for k, v in kwargs.items() if k in sampling_names},
+        {k: v for k, v in kwargs.items() if k in discovery_names},
+        {k.removeprefix(_PROMETHEUS_PREFIX): v for k, v in kwargs.items() if k in prometheus_names},
+    )
 
 
 def default_run_dir(root: Path = Path("runs")) -> Path:
@@ -261,6 +348,8 @@ class Tracker:
         self.summary_written = False
         self._meta_thread: threading.Thread | None = None
         self._meta: dict[str, Any] = {}
+        self._node: NodeMeter | None = None  # the node meter, apart from the devices
+        self._final_node: dict[str, float] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -273,9 +362,14 @@ class Tracker:
         else:
             self._meters, self.statuses = discover(self.options.discovery)
         try:
+            self._node, node_status = discover_node(self.options.discovery, self._clock.monotonic)
+            if node_status is not None:
+                self.statuses.append(node_status)
+                if node_status.status == "not counted":
+                    safe_warn(f"greentrack: {node_status.detail}", RuntimeWarning)
             self._start_measuring()
         except BaseException:
-            for m in self._meters:
+            for m in [*self._meters, *([self._node] if self._node else [])]:
                 m.close()
             raise
         self._state = "running"
@@ -304,6 +398,8 @@ class Tracker:
             defer=True,
         )
         meta["channels"] = [c.to_dict() for c in channels]
+        if self._node is not None:  # the node contains the devices: its channel stands apart
+            meta["node_channels"] = [c.to_dict() for c in self._node.channels]
         meta["boundary"] = [s.to_dict() for s in self.statuses]
         if self.carbon is not None:
             meta["carbon"] = self.carbon.to_dict()
@@ -347,8 +443,14 @@ class Tracker:
             self.ledger, self.writer, self._clock.monotonic, self._clock.time, self.options.sampling
         )
         self.writer.write_event({"event": "run_start", "t_unix_s": self._t0_unix})
+        if self._node is not None:
+            self._node.on_reading = self._on_node_reading
+            node = self._node
+            self._node.on_error = lambda e: self._on_meter_error(node, "read_node", e)
         if self._background:
             self.sampler.start()
+            if self._node is not None:
+                self._node.start()
 
     def _complete_meta(self, meta: dict[str, Any]) -> None:
         """Gather what ``meta.json`` left pending, one field at a time, rewriting it after
@@ -372,6 +474,7 @@ class Tracker:
         for span in reversed(list(self._open.values())):
             self._finish(span, "unclosed")
         end_mono, totals = self.ledger.snapshot()
+        node = self._finish_node()
         self.sampler.write_row(at=end_mono)
         end_unix = self._unix_at(end_mono)
         self._final_totals = totals
@@ -395,9 +498,10 @@ class Tracker:
                 "duration_s": end_mono - self._t0_mono,
                 "energy_j": totals,
                 **({"counter_trouble": counter_trouble} if counter_trouble else {}),
+                **node,
             }
         )
-        for meter in self._meters:
+        for meter in [*self._meters, *([self._node] if self._node else [])]:
             try:
                 meter.close()
             except Exception as e:  # closing vendor handles must not mask the run's result
@@ -420,6 +524,43 @@ class Tracker:
                 self.writer.rewrite_meta(self._meta)
         except Exception as e:  # the run is complete without it
             log.warning("recording late imports in %s/meta.json failed: %r", self.run_dir, e)
+
+    def _finish_node(self) -> dict[str, Any]:
+        """The node meter's last reading (bounded) and total, for ``summary.json``:
+        ``node_energy_j`` per channel and ``node`` (how it was measured). Never raises."""
+        if self._node is None:
+            return {}
+        try:
+            total = self._node.finish()
+        except Exception as e:  # the run's result stands without the node
+            safe_warn(f"greentrack: the node meter failed at stop: {e}", RuntimeWarning)
+            return {}
+        cid = self._node.channels[0].id
+        self._final_node = {cid: total.energy_j}
+        return {"node_energy_j": dict(self._final_node), "node": {cid: total.to_dict()}}
+
+    def _on_node_reading(self, t_mono: float, energy_j: float, power_w: float | None) -> None:
+        """Each good node reading, as an event (the node's own timeline; a run killed before
+        its summary keeps the last one). Never raises."""
+        try:
+            self.writer.write_event(
+                {
+                    "event": "node_reading",
+                    "t_unix_s": self._unix_at(t_mono),
+                    "t_mono_s": t_mono - self._t0_mono,
+                    "energy_j": {self._node.channels[0].id: energy_j} if self._node else {},
+                    "power_w": power_w,
+                }
+            )
+        except Exception as e:
+            log.warning("recording a node reading failed: %r", e)
+
+    def node_energy_j(self) -> dict[str, float]:
+        """The node meter's energy so far per channel (final once stopped; ``{}`` without a
+        node meter on this process). Read from memory: the meter polls on its own thread."""
+        if self._final_node is not None:
+            return dict(self._final_node)
+        return self._node.read_energy_j() if self._node is not None else {}
 
     def _atexit(self) -> None:
         self.stop(status="exited without stop()")

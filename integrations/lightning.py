@@ -64,6 +64,9 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc]
         resume: add this training to the run already in ``run_dir``.
         meters_factory: ``f(trainer) -> meters`` replacing discovery (tests pass fakes).
         options: :class:`greentrack.TrackerOptions` (sampling and discovery).
+        prometheus_port: serve live metrics on ``http://127.0.0.1:PORT/metrics`` while each
+            stage runs (rank R: ``PORT`` + local rank; needs ``greentrack[prometheus]``;
+            docs/prometheus.md). Another address or a textfile: ``options``.
 
     Attributes (live, for your own code): ``last_metrics`` (the latest figures), ``total_kwh``,
     ``epoch_kwh``, ``run_dir``, ``live`` (the :class:`greentrack.live.LiveRun`).
@@ -88,6 +91,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc]
         resume: bool = False,
         meters_factory: MetersFactory | None = None,
         options: TrackerOptions | None = None,
+        prometheus_port: int | None = None,
     ) -> None:
         super().__init__()
         self.live = LiveRun(
@@ -105,6 +109,7 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc]
             prefix=prefix,
             forecast_after=forecast_after_epochs,
             options=options,
+            prometheus_port=prometheus_port,
             resume=resume,
             framework=pl.__name__,
         )

@@ -61,6 +61,9 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
         resume: add this training to the run already in ``run_dir``.
         meters_factory: ``f() -> meters`` replacing discovery (tests pass fakes).
         options: :class:`greentrack.TrackerOptions`.
+        prometheus_port: serve live metrics on ``http://127.0.0.1:PORT/metrics`` while each
+            stage runs (rank R: ``PORT`` + local rank; needs ``greentrack[prometheus]``;
+            docs/prometheus.md). Another address or a textfile: ``options``.
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
         resume: bool = False,
         meters_factory: Any = None,
         options: TrackerOptions | None = None,
+        prometheus_port: int | None = None,
     ) -> None:
         self.live = LiveRun(
             run_dir,
@@ -98,6 +102,7 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
             prefix=prefix,
             forecast_after=forecast_after_epochs,
             options=options,
+            prometheus_port=prometheus_port,
             resume=resume,
             framework="transformers",
         )
@@ -126,6 +131,7 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
                 "name": self.live.name,
                 "carbon": self.carbon.to_dict() if self.carbon else None,
                 "prefix": self.live.figures.prefix,
+                "prometheus_port": self.live.options.prometheus.port,
             },
             "attributes": self.live.state(),
         }

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack.cli.common import add_measure_options, measure_options
-from greentrack.cli.values import number
+from greentrack.cli.values import integer, number
 
 
 def add_parser(sub: Any) -> None:
@@ -54,7 +54,76 @@ def add_parser(sub: Any) -> None:
         help="the provider's name for the grid (default: --region)",
     )
     add_measure_options(run)
+    run.add_argument(
+        "--prometheus-port",
+        type=integer("port", 1, 65535),
+        default=None,
+        help="serve live metrics on http://ADDRESS:PORT/metrics while CMD runs (each rank of "
+        "a job: PORT + local rank; docs/prometheus.md); needs greentrack[prometheus]",
+    )
+    run.add_argument(
+        "--prometheus-address",
+        default=None,
+        help="address the metrics are served on (default 127.0.0.1: this machine only)",
+    )
+    run.add_argument(
+        "--prometheus-textfile",
+        type=textfile,
+        default=None,
+        help="also write the metrics to this *.prom file for node_exporter's textfile "
+        "collector, atomically, every --prometheus-textfile-interval-s and at the end",
+    )
+    run.add_argument(
+        "--prometheus-textfile-interval-s",
+        type=number("s", 0.5, 3600),
+        default=None,
+        help="seconds between rewrites of --prometheus-textfile (0.5 to 3600; default 10)",
+    )
+    run.add_argument(
+        "--node-meter",
+        default=None,
+        type=node_meter_url,
+        metavar="URL",
+        help="also measure the whole node: redfish+https://BMC/redfish/v1/Chassis/ID, ipmi:// "
+        "(in-band), ipmi://BMC, slurm:// ({host}: this host's short name; the BMC login from "
+        "GREENTRACK_REDFISH_USER/GREENTRACK_REDFISH_PASSWORD; docs/node-meters.md)",
+    )
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+
+
+def textfile(text: str) -> Path:
+    """A ``*.prom`` path: node_exporter's textfile collector reads no other."""
+    if not text.endswith(".prom"):
+        raise argparse.ArgumentTypeError(
+            f"takes a file ending in .prom (node_exporter reads only *.prom); got {text!r}"
+        )
+    return Path(text)
+
+
+def prometheus_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``--prometheus-*`` options given, as :class:`greentrack.TrackerOptions` names."""
+    given = {
+        "prometheus_port": args.prometheus_port,
+        "prometheus_address": args.prometheus_address,
+        "prometheus_textfile": args.prometheus_textfile,
+        "prometheus_textfile_interval_s": args.prometheus_textfile_interval_s,
+    }
+    for option, needs in (("address", "port"), ("textfile_interval_s", "textfile")):
+        if given[f"prometheus_{option}"] is not None and given[f"prometheus_{needs}"] is None:
+            flag = f"--prometheus-{option.replace('_', '-')}"
+            raise ValueError(f"{flag} needs --prometheus-{needs} (it sets how that one works)")
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def node_meter_url(text: str) -> str:
+    """``--node-meter``: a URL :func:`greentrack.meters.node.parse_node_meter` accepts."""
+    from greentrack.meters.node import parse_node_meter
+
+    try:
+        parse_node_meter(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--node-meter ")) from None
+    return text
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -86,7 +155,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         # under a launcher (srun greentrack run -- ...), each task is one rank of the job
         run_dir, options, extra = place(
-            args.run_dir, TrackerOptions.from_kwargs(**measure_options(args))
+            args.run_dir,
+            TrackerOptions.from_kwargs(
+                **measure_options(args),
+                **prometheus_options(args),
+                **({"node_meter": args.node_meter} if args.node_meter else {}),
+            ),
         )
         tracker = Tracker(
             run_dir,

@@ -1,4 +1,4 @@
-r"""Escaping user text (run names, devices, commands) for Markdown and for a terminal.
+r"""Escaping user text (run names, devices, commands) for Markdown, HTML and a terminal.
 
 >>> md_escape("a|b *c* <img src=x>\nnext")
 'a\\|b \\*c\\* \\<img src=x\\> next'
@@ -16,6 +16,19 @@ def md_escape(text: object) -> str:
     for ch in "|*_`[]<>#!":
         out = out.replace(ch, "\\" + ch)
     return " ".join(out.replace("\r", " ").split("\n"))
+
+
+def html_escape(text: object) -> str:
+    """Escape ``text`` for HTML text or a quoted attribute (a notebook cell): ``& < > " '``
+    become entities, and control characters (bidirectional overrides included) are shown as
+    visible escapes, as :func:`terminal_safe` shows them.
+
+    >>> html_escape('<b onclick="x">R&D</b>')
+    '&lt;b onclick=&quot;x&quot;&gt;R&amp;D&lt;/b&gt;'
+    """
+    import html
+
+    return html.escape(terminal_safe(str(text)), quote=True)
 
 
 def terminal_safe(text: str) -> str:

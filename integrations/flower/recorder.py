@@ -25,7 +25,7 @@ from greentrack.api import Tracker
 from greentrack.carbon.network import coefficient
 from greentrack.carbon.settings import CarbonSettings, carbon_arguments
 from greentrack.integrations.flower._flwr import app as flwr_app
-from greentrack.live import LiveFigures, Progress
+from greentrack.live import LiveFigures, Progress, with_prometheus
 from greentrack.meters.base import Meter
 from greentrack.rundir.format import FL
 from greentrack.tracker import Span, TrackerOptions, default_run_dir
@@ -175,6 +175,7 @@ class RoundRecorder:
         download_network: str | float | None = None,
         meters: Sequence[Meter] | None = None,
         options: TrackerOptions | None = None,
+        prometheus_port: int | None = None,
         api: str = "message",
     ) -> None:
         carbon = carbon_arguments(
@@ -193,7 +194,7 @@ class RoundRecorder:
         self.stopped = False
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
         self.carbon = carbon
-        self._options = options or TrackerOptions()
+        self._options = with_prometheus(options, prometheus_port)
         self._provider = (intensity_provider, provider_region)
         self._meters = meters
         self._project, self._name, self._api = project, name, api

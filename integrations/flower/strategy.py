@@ -34,6 +34,8 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
         prefix: prefix of the live figures' names (:mod:`greentrack.live`).
         meters: explicit server meters (tests); default: discovery.
         options: :class:`greentrack.TrackerOptions`.
+        prometheus_port: serve the server's live metrics on ``http://127.0.0.1:PORT/metrics``
+            while the rounds run (needs ``greentrack[prometheus]``; docs/prometheus.md).
         network: kWh/GB coefficient for the clients' traffic: a bundled key (see
             docs/methodology.md, e.g. ``"carbon-trust-2021-mobile"`` for cellular clients) or
             a number; ``upload_network`` / ``download_network`` set one direction.
@@ -61,6 +63,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
         download_network: str | float | None = None,
         meters: Sequence[Meter] | None = None,
         options: TrackerOptions | None = None,
+        prometheus_port: int | None = None,
     ) -> None:
         self.strategy = strategy
         self.recorder = RoundRecorder(
@@ -82,6 +85,7 @@ class EmissionsStrategy(flwr_strategy.Strategy):  # type: ignore[misc]
             download_network=download_network,
             meters=meters,
             options=options,
+            prometheus_port=prometheus_port,
         )
         self.run_dir = self.recorder.run_dir
 
