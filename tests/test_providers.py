@@ -602,6 +602,22 @@ def test_result_json_round_trip_offline(api):
         ProviderResult.from_json(edited)
 
 
+def test_every_wait_and_size_has_a_default_bound():
+    """Providers made without options use ``http.DEFAULTS``: each socket wait 10 s, each
+    request 30 s whole, each call 60 s with its retries, each answer 8 MiB (faults against a
+    real server: tests/test_provider_faults.py)."""
+    from greentrack.carbon.providers import http
+
+    d = HttpOptions()
+    assert (d.timeout_s, d.deadline_s, d.max_total_s, d.max_body_bytes) == (
+        10.0,
+        30.0,
+        60.0,
+        8 * 1024 * 1024,
+    )
+    assert all(get_provider(p).http is http.DEFAULTS for p in PROVIDER_IDS)
+
+
 def test_registry():
     assert {get_provider(p).id for p in PROVIDER_IDS} == set(PROVIDER_IDS)
     assert get_provider("watttime").kind == "marginal" and get_provider("ukci").kind == "average"
@@ -734,6 +750,8 @@ def test_cli_when_json(api, capsys):
         (["--provider", "electricitymaps"], "greentrack: Electricity Maps (electricitymaps): no"),
         (["--provider", "ukci", "--within", "soon"], "greentrack: --within: 'soon' is not"),
         (["--provider", "ukci", "--hours", "30"], "greentrack: UK Carbon Intensity API (ukci): "),
+        (["--provider", "ukci", "--now", "2024-03-14T00:10"], "greentrack: --now: '2024-03-14"),
+        (["--provider", "ukci", "--now", "1969-12-31T00:00Z"], "greentrack: --now: '1969-12-31"),
     ],
 )
 def test_cli_when_errors_are_one_line(api, capsys, monkeypatch, argv, message):

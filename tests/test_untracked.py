@@ -163,7 +163,7 @@ def test_not_utf8_and_invalid_yaml_are_one_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="save it as UTF-8"):
         load_declared(path)
     path.write_text("untracked: [\n")
-    with pytest.raises(ValueError, match=r"is not valid YAML \(line \d+\)") as e:
+    with pytest.raises(ValueError, match=r"is not valid YAML \(line \d+, column \d+: ") as e:
         load_declared(path)
     assert "\n" not in str(e.value)
 

@@ -25,7 +25,6 @@ entry's own region and PUE.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from greentrack.account.accuracy import DECLARED
 from greentrack.account.build import AccountOptions, carbon_basis, charge
 from greentrack.account.figures import Figure
 from greentrack.carbon.settings import resolve_settings
+from greentrack.safeload import shown
 
 KEYS = {"label", "processor", "watts", "count", "hours", "region", "pue"}
 MAX_COUNT = 1_000_000  # devices in one entry
@@ -85,25 +85,12 @@ class DeclaredWork:
 
 def load_declared(path: str | Path) -> list[DeclaredWork]:
     """The entries of a declaration file; errors are one line that names the file, the
-    entry and the fix."""
-    import yaml
+    entry and the fix. The file is read within :data:`greentrack.safeload.FILE_LIMITS` (1 MiB,
+    plain YAML or JSON, bounded nesting and aliases)."""
+    from greentrack.safeload import load_file
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 text ({e.reason}); save it as UTF-8") from e
-    except OSError as e:
-        raise ValueError(f"cannot read the declaration file {path}: {e.strerror or e}") from e
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except ValueError as e:
-        raise ValueError(f"{path} is not valid JSON: {e}") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ValueError(f"{path} is not valid YAML{where}: {problem}") from e
+    data = load_file(path, what="declaration file")
     entries = data.get("untracked") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ValueError(
@@ -119,9 +106,9 @@ def _number(where: str, key: str, value: Any, low: float, high: float) -> float:
         with contextlib.suppress(ValueError):
             value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where}: {key} must be a number, got {type(value).__name__} {value!r}")
+        raise ValueError(f"{where}: {key} must be a number, got {shown(value)}")
     if not math.isfinite(value) or not low < value <= high:
-        raise ValueError(f"{where}: {key} must be in ({low:g}, {high:g}], got {value!r}")
+        raise ValueError(f"{where}: {key} must be in ({low:g}, {high:g}], got {shown(value)}")
     return float(value)
 
 
@@ -146,7 +133,7 @@ def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
         raise ValueError(
             f"{where}: count must be a whole number of devices from 1 to {MAX_COUNT:,}, "
-            f"got {count!r}"
+            f"got {shown(count)}"
         )
     if "hours" not in e:
         raise ValueError(f"{where}: hours is missing (hours per device, e.g. hours: 40)")
@@ -161,7 +148,7 @@ def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
             proc = processor(str(e["processor"]))
         except ValueError:
             raise ValueError(
-                f"{where}: unknown processor {e['processor']!r}; `greentrack estimate "
+                f"{where}: unknown processor {shown(e['processor'])}; `greentrack estimate "
                 "--list-processors` lists the keys, or give watts: W per device instead"
             ) from None
         if proc.measured_avg_w is not None:
@@ -184,7 +171,7 @@ def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
             raise ValueError(f"{where}: region must be a region key such as DE or US-CA")
         try:
             settings = resolve_settings(region, pue=e.get("pue"))
-        except (ValueError, LookupError) as err:
+        except (ValueError, LookupError, TypeError) as err:
             if "pue" in str(err).lower() and e.get("pue") is not None:
                 raise ValueError(f"{where}: {err}") from None
             raise ValueError(

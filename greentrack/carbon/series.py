@@ -62,6 +62,13 @@ VALUE_COLUMNS = (
     "value",
 )
 GB_EXAMPLE = "gb_carbon_intensity_2023-03-14_to_19.csv"
+MIN_STEP_S = 60.0
+"""The finest series read: one value a minute (providers publish every 5 to 60 minutes)."""
+MAX_CSV_BYTES = 128 * 1024 * 1024
+"""The largest intensity CSV read."""
+MAX_SERIES_POINTS = 1_100_000
+"""The most intervals a series may hold: two years at one a minute (about 9 MB), so that two
+timestamps far apart cannot make a grid that fills the memory."""
 
 
 class IntensitySeriesError(GreentrackError, ValueError):
@@ -106,13 +113,19 @@ class IntensitySeries:
         notes: tuple[str, ...] = (),
     ) -> IntensitySeries:
         """Build from UTC timestamps and values; the step is the most common spacing and
-        missing timestamps become gaps."""
+        missing timestamps become gaps.
+
+        A timestamp given twice with the same value is kept once (a note says so); with
+        different values the series is refused (greentrack will not pick one). The step must
+        be at least :data:`MIN_STEP_S` and the grid at most :data:`MAX_SERIES_POINTS` long,
+        checked before the grid is made."""
         import pandas as pd
 
         if kind not in ("average", "marginal"):
             raise IntensitySeriesError(f"kind must be 'average' or 'marginal', got {kind!r}")
         frame = pd.DataFrame({"t": times, "v": pd.to_numeric(values, errors="coerce")})
-        frame = frame.dropna(subset=["t"]).sort_values("t").drop_duplicates("t", keep="last")
+        frame = frame.dropna(subset=["t"]).sort_values("t", kind="stable")
+        frame, notes = _merge_repeats(frame, notes)
         if len(frame) < 2:
             raise IntensitySeriesError("an intensity series needs at least two timestamps")
         secs = (frame["t"] - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
@@ -120,13 +133,24 @@ class IntensitySeries:
         step = float(diffs.mode().iloc[0])
         if step <= 0:
             raise IntensitySeriesError("timestamps must increase")
+        if step < MIN_STEP_S:
+            raise IntensitySeriesError(
+                f"the timestamps are {step:g} s apart; greentrack reads series with a step of "
+                f"{MIN_STEP_S:g} s or more (resample it)"
+            )
+        n = round(float(secs.iloc[-1] - secs.iloc[0]) / step) + 1
+        if n > MAX_SERIES_POINTS:
+            raise IntensitySeriesError(
+                f"the timestamps span {_iso(float(secs.iloc[0]))} to {_iso(float(secs.iloc[-1]))}"
+                f" at a {step:g} s step: {n:,} intervals, more than the {MAX_SERIES_POINTS:,} a "
+                "series may hold; give the hours that matter"
+            )
         offsets = (secs - secs.iloc[0]) / step
         if not (offsets - offsets.round()).abs().lt(1e-6).all():
             raise IntensitySeriesError(
                 f"irregular series: timestamps are not all multiples of the {step:g} s step; "
                 "resample it to a regular grid first"
             )
-        n = round(float(offsets.iloc[-1])) + 1
         grid = [math.nan] * n
         for k, v in zip(offsets.round().astype(int), frame["v"], strict=True):
             grid[k] = float(v) if v is not None and not pd.isna(v) else math.nan
@@ -147,6 +171,8 @@ class IntensitySeries:
     ) -> IntensitySeries:
         """Read a CSV (see the module docstring for the recognised layouts).
 
+        The file may hold at most :data:`MAX_CSV_BYTES`, its step must be at least
+        :data:`MIN_STEP_S` and its grid at most :data:`MAX_SERIES_POINTS` intervals long.
         Every row is checked: a value must be a finite number of gCO2e/kWh in
         ``[0, MAX_GCO2E_PER_KWH]`` (empty means a gap), a timestamp must parse, and no timestamp
         may appear twice; errors name the file, the CSV line and the fix. Rows out of time order
@@ -158,6 +184,11 @@ class IntensitySeries:
             raise IntensitySeriesError(f"intensity CSV {path} does not exist")
         if path.is_dir():
             raise IntensitySeriesError(f"intensity CSV {path} is a directory, not a CSV file")
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise IntensitySeriesError(
+                f"intensity CSV {path} is larger than {MAX_CSV_BYTES // 2**20} MiB (two years "
+                "at one row a minute take about 40 MiB); give the hours that matter"
+            )
         try:
             frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
         except UnicodeDecodeError as e:
@@ -223,6 +254,30 @@ class IntensitySeries:
                 value_column="gco2_per_kwh_actual",
                 source="NESO Carbon Intensity API, GB national, actual (CC BY 4.0)",
             )
+
+
+def _merge_repeats(
+    frame: pd.DataFrame, notes: tuple[str, ...]
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """``frame`` (sorted by ``t``) with each repeated timestamp kept once where its values
+    agree (and a note); an error naming the timestamp and the values where they differ."""
+    repeated = frame["t"].duplicated(keep=False)
+    if not repeated.any():
+        return frame, notes
+    groups = frame[repeated].groupby("t", sort=True)["v"]
+    differ = groups.nunique(dropna=False) > 1
+    if differ.any():
+        when = differ[differ].index[0]
+        values = frame.loc[frame["t"] == when, "v"].tolist()
+        shown = ", ".join("empty" if v != v else f"{v:g}" for v in values)
+        raise IntensitySeriesError(
+            f"timestamp {_iso(when.timestamp())} appears {len(values)} times with different "
+            f"values ({shown} gCO2e/kWh); greentrack will not pick one: give one value per "
+            "interval"
+        )
+    merged = int(repeated.sum()) - int(groups.ngroups)
+    note = f"{merged} repeated row(s) with the same timestamp and value were merged"
+    return frame.drop_duplicates("t"), (*notes, note)
 
 
 def _checked_values(column: pd.Series, path: Path, name: str) -> pd.Series:

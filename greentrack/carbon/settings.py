@@ -72,7 +72,15 @@ def resolve_settings(
     """Resolve what the user asked for; ``None`` when no region or intensity was given.
 
     ``region="auto"`` reads ``$GREENTRACK_REGION`` (explicit local configuration only: greentrack
-    never geolocates). Errors name the problem and the fix before any training starts.
+    never geolocates). A PUE without a region or an intensity is refused rather than dropped
+    (it would apply to nothing). Errors name the problem and the fix before any training
+    starts.
+
+    >>> resolve_settings(pue=1.2)
+    Traceback (most recent call last):
+    ...
+    ValueError: a PUE (1.2) was given without a region or an intensity, so there is no CO2e \
+for it to apply to: give the grid too (--region DE, or region='DE'), or leave the PUE out
     """
     import os
 
@@ -94,7 +102,12 @@ def resolve_settings(
         grid = resolve_region(region)
     else:
         if pue is not None:
-            resolve_pue(pue)  # still validate it
+            resolve_pue(pue)  # a bad PUE is named as such first
+            raise ValueError(
+                f"a PUE ({pue}) was given without a region or an intensity, so there is no "
+                "CO2e for it to apply to: give the grid too (--region DE, or region='DE'), "
+                "or leave the PUE out"
+            )
         return None
     return CarbonSettings(grid, resolve_pue(pue, grid), how)
 

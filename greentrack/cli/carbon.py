@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from greentrack.cli.values import duration_s, integer
+from greentrack.cli.values import duration_s, integer, number
 
 
 def parse_stretch(text: str) -> float:
@@ -18,6 +18,25 @@ def parse_stretch(text: str) -> float:
     if not m or float(m.group(1)) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a stretch >= 1 like 2x or 1.5x")
     return float(m.group(1))
+
+
+def pue_option(text: str) -> float | str:
+    """``--pue``: a number from 1 to 5, or the name of a preset.
+
+    >>> pue_option("1.2"), pue_option("Google")
+    (1.2, 'google')
+    """
+    from greentrack.carbon.pue import presets
+
+    if text.strip().lower() in presets():
+        return text.strip().lower()
+    try:
+        return number("", 1, 5)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"takes a PUE from 1 to 5 (facility energy / IT energy) or a preset "
+            f"({', '.join(presets())}); got {text!r}"
+        ) from None
 
 
 def add_parser(sub: Any) -> None:
@@ -56,7 +75,14 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="charge the run at this region (default: the run's; keeps the run's PUE)",
     )
-    wi.add_argument("--pue", default=None, help="PUE to apply (default: the run's)")
+    wi.add_argument(
+        "--pue",
+        default=None,
+        type=pue_option,
+        metavar="P",
+        help="PUE to apply, 1 to 5 or a preset (google, aws, ...); default: the run's (a run "
+        "that recorded no region needs --region too)",
+    )
     wi.add_argument(
         "--format", choices=("text", "json"), default="text", help="text (default) or json"
     )
@@ -103,7 +129,9 @@ def add_provider_options(p: argparse.ArgumentParser) -> None:
         default=None,
         choices=("ukci", "electricitymaps", "watttime"),
         help="charge the run's own hours with this provider's series (fetched once and kept "
-        "in the run directory; offline after that); see docs/carbon-providers.md",
+        "in the run directory; offline after that). Asked for explicitly, a failure (offline, "
+        "no key, a slow, huge or invalid answer) exits 2 with one line; see "
+        "docs/carbon-providers.md",
     )
     p.add_argument(
         "--provider-region",

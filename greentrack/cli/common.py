@@ -36,9 +36,13 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--require",
-        default="",
-        help="comma-separated components that must be counted (measured, or estimated where "
-        "only an estimate is possible; see `greentrack devices`), else exit 2: gpu,cpu,dram",
+        default=(),
+        type=requirements,
+        metavar="LIST",
+        help="comma-separated components that must be counted, else exit 2 before anything "
+        "runs: gpu, cpu, dram (measured, or estimated where only an estimate is possible; see "
+        "`greentrack devices`), node (a --node-meter); measured:gpu, measured:cpu, "
+        "measured:dram accept a measurement only (e.g. --require gpu,measured:cpu)",
     )
 
 
@@ -47,7 +51,7 @@ def measure_options(args: argparse.Namespace) -> dict[str, object]:
         "power_hz": args.power_hz,
         "cpu_tdp_w": args.cpu_tdp_w,
         "dram_w_per_gb": args.dram_w_per_gb,
-        "require": tuple(x for x in args.require.split(",") if x),
+        "require": tuple(args.require),
     }
     if args.gpu_indices:
         opts["gpu_indices"] = args.gpu_indices
@@ -65,3 +69,23 @@ def gpu_indices(text: str) -> list[int]:
             f"takes distinct GPU indices from 0 to 1023, comma-separated like 0,1; got {text!r}"
         )
     return out
+
+
+REQUIREMENTS = ("gpu", "cpu", "dram", "node", "measured:gpu", "measured:cpu", "measured:dram")
+
+
+def requirements(text: str) -> tuple[str, ...]:
+    """``--require``: ``'gpu,measured:cpu'`` to ``('gpu', 'measured:cpu')``; a component is
+    counted (measured or estimated), ``measured:`` accepts a measurement only.
+
+    >>> requirements("gpu, measured:CPU")
+    ('gpu', 'measured:cpu')
+    """
+    items = tuple(dict.fromkeys(x.strip().lower() for x in text.split(",") if x.strip()))
+    bad = [x for x in items if x not in REQUIREMENTS]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"takes components from {', '.join(REQUIREMENTS)}, comma-separated like "
+            f"gpu,measured:cpu; got {bad[0]!r}"
+        )
+    return items

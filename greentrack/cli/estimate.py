@@ -22,6 +22,15 @@ KEYS = (
     "intensity",
     "intensity_source",
 )
+NUMBERS = {
+    "count": integer("", 1, 1_000_000),
+    "power_w": number("W", 0, 5000, low_open=True),
+    "hours": number("hours", 0, 1e6, low_open=True),
+    "flops": number("FLOPs", 0, 1e32, low_open=True),
+    "utilization": number("of peak", 0, 1, low_open=True),
+    "intensity": number("gCO2e/kWh", 0, 3000),
+}
+"""The one check of each numeric value, whether a flag or a key of ``--config`` gives it."""
 
 
 def add_parser(sub: Any) -> None:
@@ -31,35 +40,42 @@ def add_parser(sub: Any) -> None:
         description="energy = hours x processors x average power x PUE; CO2e = energy x "
         "intensity. Flags override --config (YAML or JSON with the same names).",
     )
-    p.add_argument("--config", type=Path, default=None, help="YAML/JSON file with these keys")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML (or .json) file with these keys, e.g. 'count: 8', 'hours: 40', 'region: DE'; "
+        "its values are checked as the flags are (at most 1 MiB, plain YAML: no tags)",
+    )
     p.add_argument(
         "--count",
-        type=integer("", 1, 1_000_000),
+        type=NUMBERS["count"],
         default=None,
         help="number of processors (GPUs/TPUs), 1 to 1,000,000",
     )
     p.add_argument(
         "--power-w",
-        type=number("W", 0, 5000, low_open=True),
+        type=NUMBERS["power_w"],
         default=None,
         help="average power per processor, W (above 0 up to 5,000)",
     )
     p.add_argument("--processor", default=None, help="bundled processor, e.g. a100-sxm4-40gb")
     p.add_argument(
         "--hours",
-        type=number("hours", 0, 1e6, low_open=True),
+        type=NUMBERS["hours"],
         default=None,
         help="wall-clock hours of training (above 0)",
     )
     p.add_argument(
         "--flops",
-        type=number("FLOPs", 0, 1e32, low_open=True),
+        type=NUMBERS["flops"],
         default=None,
         help="total training FLOPs (instead of --hours)",
     )
     p.add_argument(
         "--utilization",
-        type=number("of peak", 0, 1, low_open=True),
+        type=NUMBERS["utilization"],
         default=None,
         help="fraction of peak FLOP/s achieved, with --flops",
     )
@@ -69,7 +85,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--region", default=None, help="grid region: DE, US-CA, aws:eu-west-1 ...")
     p.add_argument(
         "--intensity",
-        type=number("gCO2e/kWh", 0, 3000),
+        type=NUMBERS["intensity"],
         default=None,
         help="gCO2e/kWh, 0 to 3,000 (instead of --region)",
     )
@@ -86,21 +102,7 @@ def add_parser(sub: Any) -> None:
 def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if args.config is not None:
-        text = args.config.read_text(encoding="utf-8")
-        if args.config.suffix == ".json":
-            loaded = json.loads(text)
-        else:
-            import yaml
-
-            loaded = yaml.safe_load(text)
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{args.config} must hold a mapping of {', '.join(KEYS)}")
-        unknown = set(loaded) - set(KEYS)
-        if unknown:
-            raise ValueError(
-                f"{args.config}: unknown keys {sorted(unknown)}; known: {', '.join(KEYS)}"
-            )
-        values.update(loaded)
+        values.update(_config(args.config))
     for key in KEYS:
         flag = getattr(args, key)
         if flag is not None:
@@ -108,6 +110,59 @@ def _inputs(args: argparse.Namespace) -> dict[str, Any]:
     if "count" not in values:
         raise ValueError("--count is required (number of processors)")
     return values
+
+
+def _config(path: Path) -> dict[str, Any]:
+    """The keys of an ``--config`` file, each checked as its flag is; one line naming the
+    file, the key, the value and what it takes otherwise."""
+    from greentrack.safeload import load_file, shown
+
+    loaded = load_file(path, what="configuration file")
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path} must hold a mapping of {', '.join(KEYS)} (e.g. 'count: 8')")
+    unknown = set(map(str, loaded)) - set(KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; known: {', '.join(KEYS)}")
+    out: dict[str, Any] = {}
+    for key, value in loaded.items():
+        if value is None:
+            continue
+        if key in NUMBERS:
+            bad = isinstance(value, bool) or not isinstance(value, int | float | str)
+            try:
+                if bad:
+                    raise argparse.ArgumentTypeError(f"takes a number; got {shown(value)}")
+                out[key] = NUMBERS[key](str(value))
+            except argparse.ArgumentTypeError as e:
+                raise ValueError(f"{path}: {key} {e}") from None
+            if key == "count":
+                out[key] = int(out[key])
+        elif key == "pue":
+            out[key] = _config_pue(path, value)
+        else:
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{path}: {key} takes a text; got {shown(value)}")
+            out[key] = value
+    return out
+
+
+def _config_pue(path: Path, value: Any) -> float | str:
+    """A PUE of ``--config``: a number from 1 to 5 or a preset's name."""
+    from greentrack.carbon.pue import presets
+    from greentrack.safeload import shown
+
+    if isinstance(value, str) and value.strip().lower() in presets():
+        return value
+    try:
+        pue = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        pue = None
+    if pue is None or not 1.0 <= pue <= 5.0:  # NaN fails both comparisons
+        raise ValueError(
+            f"{path}: pue takes a number from 1 to 5 (facility energy / IT energy) or a preset "
+            f"({', '.join(presets())}); got {shown(value)}"
+        )
+    return pue
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:

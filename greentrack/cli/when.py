@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -27,7 +28,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="when to start a job for the lowest forecast CO2e (needs a provider)",
         description="Fetch a carbon-intensity forecast and compare starting a job now with "
         "starting it later: the best start time (UTC), its mean intensity against now, and "
-        "the saving. Offline or without credentials it says so and exits with 2.",
+        "the saving. It needs the forecast: offline, without credentials, or when the "
+        "provider's answer is refused (too slow: 30 s a request, 60 s in all; too large; not a "
+        "valid series), it says why in one line and exits with 2 (there is no annual "
+        "fallback: an annual figure has no hours to choose between).",
     )
     p.add_argument(
         "--provider",
@@ -121,14 +125,33 @@ def duration_s_of(text: str) -> float:
         raise WhenError(f"--within: {e}") from None
 
 
+def now_of(text: str) -> float:
+    """``--now``: a UTC time with its offset (``Z`` or ``+hh:mm``), from 1970 to 9999.
+
+    >>> now_of("2024-03-14T00:10Z")
+    1710375000.0
+    """
+    from greentrack.carbon.providers.base import parse_utc
+
+    try:
+        t = parse_utc("--now", text)
+    except GreentrackError:
+        t = math.nan
+    if not 0 <= t < 253402300800:  # NaN fails too
+        raise WhenError(
+            f"--now: {text!r} is not a UTC time with an offset from 1970 on; give one like "
+            "2024-03-14T00:10Z or 2024-03-14T01:10+01:00"
+        )
+    return t
+
+
 def _when(args: argparse.Namespace) -> dict[str, Any]:
     from greentrack.carbon.providers import get_provider
-    from greentrack.carbon.providers.base import parse_utc
 
     hours = float(args.hours)
     within_s = duration_s_of(args.within)
     pue = float(args.pue)
-    now = parse_utc("--now", args.now) if args.now else time.time()
+    now = now_of(args.now) if args.now else time.time()
     provider = get_provider(args.provider)
     duration_s = hours * 3600.0
     fetched = provider.forecast(args.region, now, now + within_s + duration_s)

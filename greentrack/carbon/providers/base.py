@@ -27,16 +27,27 @@ from greentrack.carbon.intensity import MAX_GCO2E_PER_KWH as MAX_GCO2E_PER_KWH
 from greentrack.carbon.providers.http import (
     HttpOptions,
     ProviderError,
+    default_options,
     get_json,
+    printable,
     strip_userinfo,
 )
 from greentrack.carbon.series import IntensitySeries
+from greentrack.safeload import shown
 
 Kind = Literal["average", "marginal"]
 FactorType = Literal["lifecycle", "direct"]
 Endpoint = Literal["history", "forecast"]
 
 FORMAT = "greentrack.provider-result/1"
+
+MAX_RANGE_S = 732 * 86400.0
+"""The longest range one call may ask for (two years: a run longer than that is not one)."""
+OUTSIDE_S = 7 * 86400.0
+"""How far outside the requested range an answer's timestamps may lie (a forecast reaches
+72 h past its start); further out, the answer is refused."""
+SECRET_ENVS = ("ELECTRICITYMAPS_API_KEY", "WATTTIME_PASSWORD")
+"""Environment variables that hold secrets: their values never reach a message or a file."""
 
 PROVIDER_MODULES: dict[str, str] = {
     "ukci": "greentrack.carbon.providers.ukci",
@@ -168,7 +179,7 @@ class ProviderResult:
         """Rebuild from :meth:`to_json`: the series is parsed again from ``raw`` (no network)."""
         if d.get("format") != FORMAT:
             raise ProviderError(
-                f"not a stored provider result (format {d.get('format')!r}, expected "
+                f"not a stored provider result (format {shown(d.get('format'))}, expected "
                 f"{FORMAT!r}); it must come from ProviderResult.to_json()"
             )
         provider = str(d["provider"])
@@ -184,14 +195,16 @@ class ProviderResult:
         kind = d["kind"]
         factor = d.get("factor_type")
         if kind not in ("average", "marginal") or factor not in ("lifecycle", "direct", None):
-            raise ProviderError(f"stored {provider} result has kind {kind!r}, factor {factor!r}")
+            raise ProviderError(
+                f"stored {provider} result has kind {shown(kind)}, factor {shown(factor)}"
+            )
         return cls(
             series=series,
             provider=provider,
             query=query,
-            fetched_at=str(d["fetched_at"]),
-            licence=str(d["licence"]),
-            attribution=str(d["attribution"]),
+            fetched_at=printable(str(d["fetched_at"])),
+            licence=printable(str(d["licence"])),
+            attribution=printable(str(d["attribution"])),
             kind=kind,
             factor_type=factor,
             raw=raw,
@@ -202,7 +215,8 @@ def parse_raw(provider: str, query: ProviderQuery, raw: tuple[Any, ...]) -> Inte
     """The series of stored raw bodies, by the provider's own parser."""
     if provider not in PROVIDER_MODULES:
         raise ProviderError(
-            f"unknown provider {provider!r} in a stored result; known: {sorted(PROVIDER_MODULES)}"
+            f"unknown provider {shown(provider)} in a stored result; known: "
+            f"{sorted(PROVIDER_MODULES)}"
         )
     module = importlib.import_module(PROVIDER_MODULES[provider])
     series: IntensitySeries = module.parse(query, raw)
@@ -232,7 +246,20 @@ class HttpProvider:
 
     def __init__(self, *, base_url: str | None = None, http: HttpOptions | None = None) -> None:
         self._explicit_url = base_url
-        self.http = http or HttpOptions()
+        self.http = http or default_options()
+        self._call_ends: float | None = None
+
+    def begin_call(self) -> None:
+        """Start the clock of one call (``history()``, ``forecast()``): all of its requests,
+        a login and retries included, end ``http.max_total_s`` from now."""
+        import time
+
+        self._call_ends = time.monotonic() + self.http.max_total_s
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret configured in the environment (:data:`SECRET_ENVS`): redacted from
+        every message and every answer, whichever provider is asked."""
+        return tuple(v for v in (os.environ.get(e, "").strip() for e in SECRET_ENVS) if v)
 
     @property
     def env_url(self) -> str:
@@ -241,10 +268,10 @@ class HttpProvider:
 
     def base_url(self) -> str:
         """The explicit base URL, else ``$GREENTRACK_<ID>_URL``, else the provider's own."""
-        url = self._explicit_url or os.environ.get(self.env_url) or self.default_url
-        if not url.startswith(("http://", "https://")):
+        url = (self._explicit_url or os.environ.get(self.env_url) or self.default_url).strip()
+        if not url.startswith(("http://", "https://")) or any(ord(c) < 0x21 for c in url):
             raise ProviderError(
-                f"{self.name}: base URL {strip_userinfo(url)!r} is not http(s); fix "
+                f"{self.name}: base URL {strip_userinfo(url)!r} is not an http(s) URL; fix "
                 f"{self.env_url} (e.g. {self.default_url})"
             )
         return url
@@ -264,10 +291,11 @@ class HttpProvider:
             path,
             params,
             headers=headers,
-            secrets=secrets,
+            secrets=(*secrets, *self.secrets()),
             options=self.http,
             auth_fix=auth_fix,
             url_env=self.env_url,
+            call_deadline=self._call_ends,
         )
 
     def result(
@@ -312,13 +340,24 @@ class HttpProvider:
 
 
 def check_range(name: str, start_unix_s: float, end_unix_s: float) -> None:
-    """Refuse a range that is not finite or not increasing."""
+    """Refuse a range that is not finite, not increasing, before 1970 or after 9999, or
+    longer than :data:`MAX_RANGE_S`."""
     if not (math.isfinite(start_unix_s) and math.isfinite(end_unix_s)):
         raise ProviderError(f"{name}: the time range must be finite UTC seconds")
+    if not (start_unix_s >= 0 and end_unix_s < 253402300800):  # 1970 .. 9999
+        raise ProviderError(
+            f"{name}: the time range {start_unix_s:g} .. {end_unix_s:g} s is not between 1970 "
+            "and 9999; check the run's start and end times"
+        )
     if end_unix_s <= start_unix_s:
         raise ProviderError(
             f"{name}: empty time range {utc_text(start_unix_s)} .. {utc_text(end_unix_s)}; "
             "the end must come after the start"
+        )
+    if end_unix_s - start_unix_s > MAX_RANGE_S:
+        raise ProviderError(
+            f"{name}: the time range {utc_text(start_unix_s)} .. {utc_text(end_unix_s)} is "
+            f"longer than {MAX_RANGE_S / 86400:g} days; ask for a shorter one"
         )
 
 
@@ -357,7 +396,7 @@ def parse_utc(name: str, text: Any) -> float:
     1516449600.0
     """
     if not isinstance(text, str):
-        raise ProviderError(f"{name}: timestamp {text!r} in the response is not a string")
+        raise ProviderError(f"{name}: timestamp {shown(text)} in the response is not a string")
     s = text.strip()
     if s.endswith(("Z", "z")):
         s = s[:-1] + "+00:00"
@@ -365,12 +404,12 @@ def parse_utc(name: str, text: Any) -> float:
         parsed = datetime.fromisoformat(s)
     except ValueError:
         raise ProviderError(
-            f"{name}: timestamp {text!r} in the response does not parse as ISO 8601; the "
+            f"{name}: timestamp {shown(text)} in the response does not parse as ISO 8601; the "
             "response is not what the provider documents (check GREENTRACK_<ID>_URL)"
         ) from None
     if parsed.tzinfo is None:
         raise ProviderError(
-            f"{name}: timestamp {text!r} in the response has no UTC offset, so it cannot be "
+            f"{name}: timestamp {shown(text)} in the response has no UTC offset, so it cannot be "
             "placed in time"
         )
     return parsed.timestamp()
@@ -381,18 +420,30 @@ def intensity_value(name: str, value: Any, where: str, factor: float = 1.0) -> f
     if value is None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ProviderError(f"{name}: intensity {value!r} at {where} is not a number")
+        raise ProviderError(f"{name}: intensity {shown(value)} at {where} is not a number")
     v = float(value) * factor
     if not math.isfinite(v):
-        raise ProviderError(f"{name}: intensity {value!r} at {where} is not finite")
+        raise ProviderError(f"{name}: intensity {shown(value)} at {where} is not finite")
     if v < 0:
-        raise ProviderError(f"{name}: negative intensity {value!r} at {where}")
+        raise ProviderError(f"{name}: negative intensity {shown(value)} at {where}")
     if v > MAX_GCO2E_PER_KWH:
         raise ProviderError(
             f"{name}: intensity {v:g} gCO2e/kWh at {where} is above the plausible "
             f"{MAX_GCO2E_PER_KWH:g}; the unit or the data is wrong"
         )
     return v
+
+
+def said(value: Any) -> str:
+    """What a server said, for a message: text as it is (at most 60 characters; the message
+    escapes control characters), anything else as :func:`greentrack.safeload.shown` shows it.
+
+    >>> said("PJM"), said(["a"] * 1000), said("x" * 100)[-5:]
+    ('PJM', 'a list', 'xx...')
+    """
+    if isinstance(value, str):
+        return value if len(value) <= 60 else value[:57] + "..."
+    return shown(value)
 
 
 def require(name: str, obj: Any, key: str, where: str) -> Any:
@@ -423,13 +474,27 @@ def build_series(
     """
     import pandas as pd
 
-    from greentrack.carbon.series import IntensitySeriesError
+    from greentrack.carbon.series import MIN_STEP_S, IntensitySeriesError
 
     if not points:
         raise ProviderError(
             f"{name}: the response holds no data for {query.region} between "
             f"{utc_text(query.start_unix_s)} and {utc_text(query.end_unix_s)}; check the "
             "region and the range, or use the bundled annual figure"
+        )
+    if step_s is not None and not (math.isfinite(step_s) and step_s >= MIN_STEP_S):
+        raise ProviderError(
+            f"{name}: the response states a step of {step_s:g} s; greentrack reads series "
+            f"with a step of {MIN_STEP_S:g} s or more. The response is not what the provider "
+            "documents"
+        )
+    early, late = query.start_unix_s - OUTSIDE_S, query.end_unix_s + OUTSIDE_S
+    stray = next((t for t, _ in points if not early <= t <= late), None)
+    if stray is not None:
+        raise ProviderError(
+            f"{name}: the response holds a value for {utc_text(stray)}, more than "
+            f"{OUTSIDE_S / 86400:g} days outside the requested {utc_text(query.start_unix_s)} "
+            f".. {utc_text(query.end_unix_s)}. The response is not what the provider documents"
         )
     if len(points) == 1 and step_s is not None:
         full = IntensitySeries(points[0][0], float(step_s), (points[0][1],), kind, source)
@@ -457,7 +522,7 @@ def build_series(
     k1 = math.ceil((end - full.start_unix_s) / full.step_s - 1e-9)
     values_in = full.values[k0:k1]
     gaps = sum(1 for v in values_in if math.isnan(v))
-    all_notes = list(notes)
+    all_notes = [*notes, *full.notes]  # the grid's own (repeated rows merged)
     if gaps:
         all_notes.append(
             f"{gaps} of {len(values_in)} intervals in the requested range have no value (gaps, NaN)"

@@ -52,11 +52,13 @@ from greentrack.carbon.providers.base import (
     intensity_value,
     parse_utc,
     require,
+    said,
     split_range,
     utc_text,
 )
 from greentrack.carbon.providers.http import HttpOptions, ProviderError
 from greentrack.carbon.series import IntensitySeries
+from greentrack.safeload import shown
 
 ID = "electricitymaps"
 NAME = "Electricity Maps (electricitymaps)"
@@ -146,6 +148,7 @@ class ElectricityMapsProvider(HttpProvider):
         end: float,
         requests: tuple[RequestRecord, ...],
     ) -> ProviderResult:
+        self.begin_call()
         key = os.environ.get(ENV_KEY, "").strip()
         if not key:
             raise ProviderError(
@@ -188,7 +191,7 @@ def parse(query: ProviderQuery, raw: tuple[Any, ...]) -> IntensitySeries:
         _check_unit(body, where)
         if isinstance(body, dict) and body.get("zone") not in (None, query.region):
             raise ProviderError(
-                f"{NAME}: asked for zone {query.region} but {where} is for {body.get('zone')}"
+                f"{NAME}: asked for zone {query.region} but {where} is for {said(body.get('zone'))}"
             )
         rows = require(NAME, body, key, where)
         if not isinstance(rows, list):
@@ -198,7 +201,9 @@ def parse(query: ProviderQuery, raw: tuple[Any, ...]) -> IntensitySeries:
             t = parse_utc(NAME, require(NAME, row, "datetime", at))
             factor = row.get("emissionFactorType")
             if factor is not None and factor != asked:
-                raise ProviderError(f"{NAME}: asked for {asked} factors but {at} uses {factor!r}")
+                raise ProviderError(
+                    f"{NAME}: asked for {asked} factors but {at} uses {shown(factor)}"
+                )
             value = require(NAME, row, "carbonIntensity", at)
             points.append((t, intensity_value(NAME, value, f"{at} ({utc_text(t)})")))
             estimated += row.get("isEstimated") is True
@@ -220,7 +225,7 @@ def _zone(region: str) -> str:
     zone = region.strip()
     if not _ZONE.match(zone):
         raise ProviderError(
-            f"{NAME}: {region!r} is not an Electricity Maps zone key (e.g. DE, FR, "
+            f"{NAME}: {shown(region)} is not an Electricity Maps zone key (e.g. DE, FR, "
             "US-CAL-CISO); list them with GET /v3/zones"
         )
     return zone
@@ -243,5 +248,5 @@ def _check_unit(body: Any, where: str) -> None:
             unit = unit.get("carbonIntensity")
         if unit is not None and str(unit).replace("₂", "2").lower() not in UNITS:
             raise ProviderError(
-                f"{NAME}: unknown unit {unit!r} at {where}; greentrack reads gCO2eq/kWh only"
+                f"{NAME}: unknown unit {shown(unit)} at {where}; greentrack reads gCO2eq/kWh only"
             )

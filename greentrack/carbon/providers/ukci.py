@@ -51,11 +51,13 @@ from greentrack.carbon.providers.base import (
     intensity_value,
     parse_utc,
     require,
+    said,
     split_range,
     utc_text,
 )
 from greentrack.carbon.providers.http import ProviderError
 from greentrack.carbon.series import IntensitySeries
+from greentrack.safeload import shown
 
 ID = "ukci"
 NAME = "UK Carbon Intensity API (ukci)"
@@ -115,7 +117,7 @@ def region_id(region: str) -> int | None:
             return rid
     known = ", ".join(f"{k}={v}" for k, v in REGIONS.items())
     raise ProviderError(
-        f"{NAME}: unknown region {region!r}; use GB (national) or a region id or name: {known}"
+        f"{NAME}: unknown region {shown(region)}; use GB (national) or a region id or name: {known}"
     )
 
 
@@ -158,6 +160,7 @@ class UKCIProvider(HttpProvider):
                 f"{utc_text(end)}; ask for a shorter window"
             )
         requests = tuple(RequestRecord(p) for p in _paths(endpoint, a, b, rid))
+        self.begin_call()
         raw = tuple(self.get(r.path) for r in requests)
         return self.result(
             "GB" if rid is None else str(rid),
@@ -210,7 +213,10 @@ def parse(query: ProviderQuery, raw: tuple[Any, ...]) -> IntensitySeries:
 
 def _rows(body: Any, rid: int | None, where: str) -> list[Any]:
     if isinstance(body, dict) and "error" in body and "data" not in body:
-        raise ProviderError(f"{NAME}: the API answered with an error at {where}: {body['error']}")
+        error = body["error"]
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("code") or error
+        raise ProviderError(f"{NAME}: the API answered with an error at {where}: {said(error)}")
     data = require(NAME, body, "data", where)
     if rid is not None:
         regions = [data] if isinstance(data, dict) else data

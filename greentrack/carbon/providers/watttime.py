@@ -55,11 +55,13 @@ from greentrack.carbon.providers.base import (
     intensity_value,
     parse_utc,
     require,
+    said,
     split_range,
     utc_text,
 )
-from greentrack.carbon.providers.http import HttpOptions, ProviderError
+from greentrack.carbon.providers.http import HttpOptions, ProviderError, printable
 from greentrack.carbon.series import LB_PER_MWH_TO_G_PER_KWH, IntensitySeries
+from greentrack.safeload import shown
 
 ID = "watttime"
 NAME = "WattTime (watttime)"
@@ -140,6 +142,7 @@ class WattTimeProvider(HttpProvider):
         end: float,
         requests: tuple[RequestRecord, ...],
     ) -> ProviderResult:
+        self.begin_call()
         base = self.base_url()
         token = self._login(base)
         raw = tuple(
@@ -208,22 +211,22 @@ def parse(query: ProviderQuery, raw: tuple[Any, ...]) -> IntensitySeries:
         units = require(NAME, meta, "units", f"{where} meta")
         if units not in UNIT_FACTORS:
             raise ProviderError(
-                f"{NAME}: unknown unit {units!r} at {where}; greentrack reads "
+                f"{NAME}: unknown unit {shown(units)} at {where}; greentrack reads "
                 f"{', '.join(UNIT_FACTORS)} only"
             )
         signal = meta.get("signal_type", SIGNAL)
         if signal != SIGNAL:
-            raise ProviderError(f"{NAME}: asked for {SIGNAL} but {where} holds {signal!r}")
+            raise ProviderError(f"{NAME}: asked for {SIGNAL} but {where} holds {shown(signal)}")
         if meta.get("region") not in (None, query.region):
             raise ProviderError(
-                f"{NAME}: asked for region {query.region} but {where} is for {meta['region']}"
+                f"{NAME}: asked for region {query.region} but {where} is for {said(meta['region'])}"
             )
         period = meta.get("data_point_period_seconds")
         if isinstance(period, (int, float)) and not isinstance(period, bool) and period > 0:
             step = float(period)
         model = meta.get("model")
         if isinstance(model, dict) and model.get("date"):
-            models.add(str(model["date"]))
+            models.add(printable(str(model["date"]))[:40])  # server text: escaped, short
         rows = require(NAME, body, "data", where)
         if not isinstance(rows, list):
             raise ProviderError(f"{NAME}: 'data' is not a list at {where}")
@@ -257,7 +260,7 @@ def _region(region: str) -> str:
     reg = region.strip()
     if not _REGION.match(reg):
         raise ProviderError(
-            f"{NAME}: {region!r} is not a WattTime region (e.g. CAISO_NORTH); find yours with "
+            f"{NAME}: {shown(region)} is not a WattTime region (e.g. CAISO_NORTH); find yours with "
             "GET /v3/region-from-loc or /v3/my-access"
         )
     return reg
