@@ -124,7 +124,7 @@ def test_explicit_intensity_validation():
 
 def test_pue():
     assert validate_pue(1.1) == 1.1
-    with pytest.raises(ValueError, match=r"pue=0\.9 is not a PUE.*from 1\.0 .* to 5\.0"):
+    with pytest.raises(ValueError, match=r"PUE of 0\.9 is not a PUE.*from 1\.0 .* to 5\.0"):
         validate_pue(0.9)
     with pytest.raises(TypeError):
         validate_pue("1.2")  # type: ignore[arg-type]

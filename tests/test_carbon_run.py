@@ -46,7 +46,7 @@ def test_track_with_region_and_pue(tmp_path, clock):
 
 
 def test_bad_carbon_settings_fail_before_training(tmp_path):
-    with pytest.raises(ValueError, match=r"pue=0\.9 is not a PUE"):
+    with pytest.raises(ValueError, match=r"PUE of 0\.9 is not a PUE"):
         greentrack.track(tmp_path / "run", region="DE", pue=0.9)
     with pytest.raises(UnknownRegionError, match="closest"):
         greentrack.track(tmp_path / "run", region="aws:eu-wst-1")

@@ -46,12 +46,12 @@ def validate_pue(value: float) -> float:
     """Check that ``value`` is a PUE (>= 1.0): below 1 a facility would use less energy than
     its IT equipment."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"pue must be a number >= 1.0 or a preset name, got {value!r}")
+        raise TypeError(f"a PUE is a number from 1.0 to 5.0 or a preset name, got {value!r}")
     if not 1.0 <= value <= 5.0:
         raise ValueError(
-            f"pue={value} is not a PUE: it is facility energy / IT energy, from 1.0 (no "
-            "overhead) to 5.0 (hyperscale clouds ~1.1, industry average ~1.56). Presets: "
-            + ", ".join(presets())
+            f"a PUE of {value:g} is not a PUE: it is facility energy / IT energy, from 1.0 (no "
+            "overhead) to 5.0 (hyperscale clouds ~1.1, industry average ~1.56); give a number "
+            "in that range or a preset: " + ", ".join(presets())
         )
     return float(value)
 
