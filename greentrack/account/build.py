@@ -29,9 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack.account import accuracy as acc
 from greentrack.account.charge import co2e_figure, co2e_g
+from greentrack.account.crosscheck import power_check, widened
 from greentrack.account.curve import combined_curve, placed_curve, truncated, with_floor
 from greentrack.account.federated import PARTS, FederatedParts, federated_parts
 from greentrack.account.figures import Figure, total
+from greentrack.account.tiers import Tiers, node_tiers
 from greentrack.carbon.settings import CarbonSettings, resolve_settings, settings_from_meta
 from greentrack.units import J_PER_KWH, kwh_from_j
 
@@ -194,6 +196,7 @@ class RunAccount:
     gpu_devices: int = 0  # distinct GPUs the processes measured
     series: IntensitySeries | None = field(default=None, repr=False, compare=False)
     kwh_by_stage: Mapping[str, float] = field(default_factory=dict)  # "" without stages
+    tiers: Tiers | None = None  # devices, node, residual: only where a node was measured
 
     @property
     def training_kwh(self) -> float:
@@ -267,6 +270,7 @@ class RunAccount:
             "federated": _plain(self.federated),
             "counterfactuals": _plain(self.counterfactuals),
             "notes": list(self.notes),
+            "tiers": self.tiers.to_dict() if self.tiers else None,
         }
 
 
@@ -300,6 +304,17 @@ def account_run(
     runs = [run, *run.parts]
     notes: list[str] = []
     settings, chosen_by = _settings(run, opts)
+    damaged_carbon = recorded_settings(run)[1]
+    if damaged_carbon is not None:  # meta.json's carbon block: never applied (reader's door)
+        notes.append(
+            f"meta.json: its carbon block is damaged ({damaged_carbon}): not used; "
+            + (
+                "the run is charged at the region given, with that region's PUE"
+                if opts.region is not None
+                else "no CO2e is charged from it. Charge the run at its region: greentrack "
+                "report RUN_DIR --region REGION (or whatif), e.g. --region DE"
+            )
+        )
 
     # --- energy per channel of every process ---------------------------------------------
     components: list[EnergyItem] = []
@@ -334,6 +349,11 @@ def account_run(
                 shared_by=shares.get((str(r.path), ch["id"]), 1),
                 prefix=prefix,
             )
+            # NVML checked against itself: its counter beside its power samples (crosscheck.py)
+            live = r is run and live_energy_j is not None  # its timeline lags: not checked
+            check = None if live else power_check(r, ch, joules, prefix + str(ch["id"]))
+            if check is not None:
+                ce = widened(ce, check, shares.get((str(r.path), ch["id"]), 1))
             notes += ce.notes
             joules = ce.joules
             by_stage[_stage(r)] += kwh_from_j(joules)
@@ -357,9 +377,13 @@ def account_run(
     if not run.complete and live_energy_j is None:
         from greentrack.metadata import utc_iso
 
+        why = (
+            "its summary.json cannot be used (below)"
+            if run.final is None and run.summary_refused
+            else "the process ended without stopping the tracker (killed or crashed)"
+        )
         notes.append(
-            "the process ended without stopping the tracker (killed or crashed): totals are "
-            f"those of the last timeline row, at {utc_iso(run.end_unix_s)}"
+            f"{why}: totals are those of the last timeline row, at {utc_iso(run.end_unix_s)}"
         )
     meter_errors = sum(1 for r in runs for e in r.events if e.get("event") == "meter_error")
     if meter_errors:
@@ -401,6 +425,12 @@ def account_run(
     else:
         for c in components:
             by_prov[c.provenance] += c.energy_kwh.value
+    # the node beside its devices (account/tiers.py): the IT total is the highest tier measured
+    tiers = node_tiers(run, runs, components, live_energy_j) if fed is None else None
+    if tiers is not None:
+        notes += tiers.notes
+        it_kwh = tiers.it_kwh
+        by_prov = defaultdict(float, tiers.kwh_by_provenance)
 
     # --- carbon ----------------------------------------------------------------------------
     curve = combined_curve(runs)
@@ -461,6 +491,7 @@ def account_run(
         gpu_s=gpu_s,
         kwh_by_stage=dict(by_stage),
         gpu_devices=gpu_devices,
+        tiers=tiers,
     )
     damage = [
         f"{'' if r is run else r.path.name + '/'}{d}" for r in runs for d in dict.fromkeys(r.damage)
@@ -561,12 +592,51 @@ def _trouble_notes(r: Run, prefix: str) -> list[str]:
 def _recorded(run: Run) -> CarbonSettings | None:
     """The settings the run recorded; ``None`` when it recorded none or they are damaged (a
     region given to greentrack replaces them)."""
+    return recorded_settings(run)[0]
+
+
+def recorded_settings(run: Run) -> tuple[CarbonSettings | None, str | None]:
+    """The carbon settings ``meta.json`` recorded, checked where the account reads them:
+    ``(settings, None)``, ``(None, None)`` for a run that recorded none, or ``(None, why)``
+    for a damaged block (a field missing or of the wrong type, an intensity outside 0 to
+    :data:`~greentrack.carbon.intensity.MAX_GCO2E_PER_KWH` gCO2e/kWh, a PUE outside 1 to 5):
+    it is never applied, and the account says so."""
+    from greentrack.carbon.intensity import MAX_GCO2E_PER_KWH
+    from greentrack.carbon.pue import validate_pue
     from greentrack.errors import RunFormatError
 
+    block: Any = run.meta.get("carbon")
     try:
-        return settings_from_meta(run.meta)
-    except RunFormatError:
-        return None
+        settings = settings_from_meta(run.meta)
+    except (RunFormatError, AttributeError, TypeError, ValueError, KeyError) as e:
+        cause = e.__cause__ if isinstance(e, RunFormatError) and e.__cause__ else e
+        if isinstance(cause, KeyError):
+            return None, f"its field {cause} is missing"
+        return None, f"{type(cause).__name__}: {cause}"
+    if settings is None:
+        return None, None if block in (None, {}) else "it holds no intensity and PUE"
+    grid = settings.intensity
+    value = grid.gco2e_per_kwh
+    if not (math.isfinite(value) and 0 <= value <= MAX_GCO2E_PER_KWH):
+        return None, (
+            f"an intensity of {value:.6g} gCO2e/kWh, not one from 0 to {MAX_GCO2E_PER_KWH:g}"
+        )
+    try:
+        validate_pue(settings.pue.value)
+    except (TypeError, ValueError):
+        return None, f"a PUE of {settings.pue.value:.6g}, not one from 1.0 to 5.0"
+    i, p = block["intensity"], block["pue"]
+    texts = [(k, i.get(k)) for k in ("region", "name", "basis", "source", "source_id", "licence")]
+    texts += [("pue.source", p.get("source")), ("pue.note", p.get("note", ""))]
+    texts += [("region_chosen_by", block.get("region_chosen_by", ""))]
+    years = [("year", i.get("year")), ("pue.year", p.get("year"))]
+    wrong = [k for k, v in texts if not isinstance(v, str)]
+    wrong += [k for k, v in years if v is not None and (type(v) is not int or not 0 < v < 10000)]
+    wrong += [] if i.get("grid_key") is None or isinstance(i["grid_key"], str) else ["grid_key"]
+    wrong += [] if grid.kind in ("average", "marginal") else ["kind"]
+    if wrong:
+        return None, f"its field {wrong[0]!r} is not of its type"
+    return settings, None
 
 
 def _settings(run: Run, opts: AccountOptions) -> tuple[CarbonSettings | None, str | None]:
@@ -582,7 +652,7 @@ def _settings(run: Run, opts: AccountOptions) -> tuple[CarbonSettings | None, st
                 "given to greentrack (PUE as the run recorded)",
             )
         return given, "given to greentrack"
-    recorded = settings_from_meta(run.meta)
+    recorded = _recorded(run)
     if recorded is not None and opts.pue is not None:
         from greentrack.carbon.pue import resolve_pue
 

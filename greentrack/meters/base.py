@@ -11,7 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Component = Literal["gpu", "cpu", "dram"]
+Component = Literal["gpu", "cpu", "dram", "node"]
+"""``node``: a whole server as a node meter reads it (:mod:`greentrack.meters.node`), kept
+apart from the device channels it contains."""
 Source = Literal["measured", "estimated"]
 
 
@@ -21,7 +23,7 @@ class Channel:
 
     Attributes:
         id: stable id, e.g. ``"gpu0"``, ``"cpu1"``, ``"dram0"``.
-        component: ``"gpu"``, ``"cpu"`` or ``"dram"``.
+        component: ``"gpu"``, ``"cpu"``, ``"dram"`` or ``"node"`` (a node meter).
         name: human name, e.g. ``"NVIDIA H100 80GB HBM3"`` or ``"package-0"``.
         source: ``"measured"`` (an on-chip sensor or counter) or ``"estimated"`` (a model).
         energy_method: how cumulative energy is obtained, or ``None`` when the channel has
