@@ -6,9 +6,10 @@ import pytest
 
 from greentrack.errors import MeterError, MeterUnavailableError
 from greentrack.meters import nvml as nvml_module
-from greentrack.meters.fake import FakeGpu, FakeNvml, PowerTrace
+from greentrack.meters.fake import FakeGpu, FakeMigDevice, FakeNvml, PowerTrace
 from greentrack.meters.nvml import (
     ENERGY_COUNTER,
+    MIG_SHARE,
     POWER_INSTANT,
     POWER_USAGE,
     NvmlMeter,
@@ -40,6 +41,7 @@ def test_metadata_records_uuid_driver_limit(make_nvml):
     assert details["uuid"].startswith("GPU-0000")
     assert details["driver"] == "570.86.15"
     assert details["power_limit_w"] == 700.0
+    assert details["vendor"] == "NVIDIA"
     assert "mig" not in details
 
 
@@ -132,16 +134,81 @@ def test_gpu_indices_select_among_visible(make_nvml):
         NvmlMeter(make_nvml(4), gpu_indices=[5], environ={"CUDA_VISIBLE_DEVICES": "3,2"})
 
 
-def test_mig_instance_measures_its_physical_gpu(clock):
-    gpus = [
-        FakeGpu(uuid="GPU-aaaa", mig_enabled=True, mig_uuids=("MIG-1111", "MIG-2222")),
-        FakeGpu(uuid="GPU-bbbb"),
-    ]
-    meter = NvmlMeter(FakeNvml(gpus, clock), environ={"CUDA_VISIBLE_DEVICES": "MIG-2222,MIG-1111"})
+def a100_with_two_slices(**kw: object) -> FakeGpu:
+    """An A100 in MIG mode with two MIG devices: 3g.20gb (3 of 7 compute slices) and
+    4g.20gb (4 of 7), drawing 350 W as a whole."""
+    spec: dict[str, object] = {
+        "name": "NVIDIA A100-SXM4-40GB",
+        "uuid": "GPU-aaaa",
+        "trace": PowerTrace.constant(350.0),
+        "mig_enabled": True,
+        "mig_devices": (
+            FakeMigDevice("MIG-3333", "NVIDIA A100-SXM4-40GB MIG 3g.20gb", 3, 3),
+            FakeMigDevice("MIG-4444", "NVIDIA A100-SXM4-40GB MIG 4g.20gb", 4, 4),
+        ),
+        "power_limit_mw": 400_000,
+    }
+    return FakeGpu(**{**spec, **kw})  # type: ignore[arg-type]
+
+
+def test_mig_slice_counts_its_share_of_the_gpu_labelled_as_attribution(clock):
+    gpus = [a100_with_two_slices(), FakeGpu(uuid="GPU-bbbb")]
+    meter = NvmlMeter(FakeNvml(gpus, clock), environ={"CUDA_VISIBLE_DEVICES": "MIG-3333"})
     (ch,) = meter.channels
-    assert ch.id == "gpu0"
-    assert ch.details["mig"]["enabled"] is True
-    assert ch.details["mig"]["visible_instances"] == ["MIG-2222", "MIG-1111"]
-    assert "share this physical GPU" in ch.details["mig"]["note"]
-    clock.advance(1.0)
-    assert meter.read_energy_j()["gpu0"] == pytest.approx(100.0)
+    assert ch.id == "gpu0" and ch.name == "NVIDIA A100-SXM4-40GB MIG 3g.20gb"
+    assert ch.energy_method == ENERGY_COUNTER + MIG_SHARE
+    assert ch.power_method == POWER_INSTANT + MIG_SHARE
+    mig = ch.details["mig"]
+    assert (mig["compute_slices"], mig["gpu_slices"]) == (3, 7)
+    assert mig["share"] == pytest.approx(3 / 7) and "attribution" in mig["note"]
+    assert ch.details["uuid"] == "MIG-3333" and ch.details["gpu_uuid"] == "GPU-aaaa"
+    assert ch.details["power_limit_w"] == pytest.approx(400 * 3 / 7)
+    clock.advance(7.0)
+    assert meter.read_energy_j()["gpu0"] == pytest.approx(350.0 * 7 * 3 / 7)  # never the GPU
+    assert meter.read_power_w()["gpu0"] == pytest.approx(150.0)
+    assert meter.device_counters_j()["gpu0"][0] == "MIG-3333"
+
+
+def test_two_slices_of_one_gpu_add_up_to_the_gpu_once(clock):
+    nvml = FakeNvml([a100_with_two_slices()], clock)
+    a = NvmlMeter(nvml, environ={"CUDA_VISIBLE_DEVICES": "MIG-3333"})
+    b = NvmlMeter(nvml, environ={"CUDA_VISIBLE_DEVICES": "MIG-4444"})
+    both = NvmlMeter(nvml, environ={"CUDA_VISIBLE_DEVICES": "MIG-4444,MIG-3333"})
+    clock.advance(2.0)
+    ea, eb = a.read_energy_j()["gpu0"], b.read_energy_j()["gpu0"]
+    assert ea + eb == pytest.approx(700.0)
+    assert both.read_energy_j()["gpu0"] == pytest.approx(700.0)
+    assert both.channels[0].details["uuid"] == "MIG-4444,MIG-3333"
+    assert "+" in both.channels[0].name
+
+
+def test_mig_gpu_addressed_without_its_slice_is_not_counted_with_the_fix(clock, make_nvml):
+    nvml = FakeNvml([a100_with_two_slices(), FakeGpu(uuid="GPU-bbbb")], clock)
+    meter = NvmlMeter(nvml, environ={})
+    assert [c.id for c in meter.channels] == ["gpu1"]
+    why = meter.not_counted["gpu0"]
+    assert "2 MIG device(s)" in why and "CUDA_VISIBLE_DEVICES=MIG-<uuid>" in why
+
+
+def test_mig_gpu_with_one_slice_is_that_slice(clock):
+    gpu = a100_with_two_slices()
+    gpu.mig_devices = gpu.mig_devices[1:]
+    meter = NvmlMeter(FakeNvml([gpu], clock), environ={"CUDA_VISIBLE_DEVICES": "0"})
+    (ch,) = meter.channels
+    assert ch.details["mig"]["share"] == pytest.approx(4 / 7)
+
+
+def test_mig_share_unknown_is_never_zero_or_whole(clock):
+    gpu = FakeGpu(uuid="GPU-aaaa", mig_enabled=True, mig_uuids=("MIG-1111",))
+    with pytest.raises(MeterUnavailableError, match="no attributes for MIG device MIG-1111"):
+        NvmlMeter(FakeNvml([gpu], clock), environ={"CUDA_VISIBLE_DEVICES": "MIG-1111"})
+    empty = FakeGpu(uuid="GPU-aaaa", mig_enabled=True)
+    with pytest.raises(MeterUnavailableError, match="no MIG device"):
+        NvmlMeter(FakeNvml([empty], clock), environ={})
+
+
+def test_a30_has_four_slices(clock):
+    gpu = a100_with_two_slices(name="NVIDIA A30", mig_slices=4)
+    gpu.mig_devices = (FakeMigDevice("MIG-1c", "NVIDIA A30 MIG 1g.6gb", 1, 1),)
+    meter = NvmlMeter(FakeNvml([gpu], clock), environ={"CUDA_VISIBLE_DEVICES": "MIG-1c"})
+    assert meter.channels[0].details["mig"]["share"] == pytest.approx(1 / 4)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.figures import Figure
+from greentrack.rundir.checks import MAX_CHANNEL_W
 from greentrack.units import kwh_from_j
 
 if TYPE_CHECKING:
@@ -107,7 +108,69 @@ def energy_accuracy(method: str, provenance: str) -> Accuracy:
     return UNKNOWN_MEASURED if provenance == "measured" else UNKNOWN_ESTIMATED
 
 
-MEASURED = (NVML, NVML_AVERAGED, RAPL)
+MEASURED: tuple[Accuracy, ...] = (NVML, NVML_AVERAGED, RAPL)
+
+# --- accelerators beyond NVML (docs/methodology.md, "Other accelerators") -------------------
+AMD_SMI = Accuracy(
+    0.9,
+    1.1,
+    "AMD SMI energy accumulator or socket power (amdgpu hwmon alike): AMD publishes no accuracy; "
+    "McDaniel et al. (arXiv 2604.06056, 2026) find power rebuilt from the MI250X/MI300A "
+    "counters agrees with off-chip Cray PM sensors; +/-10% is greentrack's stated bound",
+)
+AMD_AVERAGED = Accuracy(
+    0.85,
+    1.15,
+    "AMD firmware-averaged socket power, sampled and integrated: averaged over a window the "
+    "driver does not state; +/-15% is greentrack's stated bound",
+)
+INTEL_HWMON = Accuracy(
+    0.9,
+    1.1,
+    "Intel xe/i915 hwmon energy: the GPU power controller's energy counter, a model as RAPL is; "
+    "Intel publishes no accuracy; +/-10% is greentrack's stated bound, as for RAPL",
+)
+JETSON_RAIL = Accuracy(
+    0.95,
+    1.05,
+    "Jetson INA3221 board rail (TI datasheet SBOS576: gain error 0.25% max, shunt offset "
+    "+/-80 uV max), sampled and integrated; +/-5% is greentrack's stated bound",
+)
+APPLE_MODEL = Accuracy(
+    0.8,
+    1.2,
+    "Apple IOReport Energy Model / powermetrics: on-chip model-based estimates (Zeus "
+    "documentation); Apple publishes no accuracy; +/-20% is greentrack's stated bound",
+)
+
+
+def _accelerator_methods() -> dict[str, Accuracy]:
+    """The method labels of the AMD, Intel, Jetson, Apple and MIG channels, as the meters write
+    them (a die's or a MIG slice's share keeps the accuracy of the reading it divides)."""
+    from greentrack.meters import amd, apple, intel, jetson, nvml
+
+    out: dict[str, Accuracy] = {}
+    for method, accuracy in (
+        (amd.SMI_ENERGY, AMD_SMI),
+        (f"integral of {amd.SMI_POWER}", AMD_SMI),
+        (f"integral of {amd.SMI_POWER_AVERAGE}", AMD_AVERAGED),
+        (amd.HWMON_ENERGY, AMD_SMI),
+        (f"integral of {amd.HWMON_POWER}", AMD_SMI),
+        (f"integral of {amd.HWMON_POWER_AVERAGE}", AMD_AVERAGED),
+    ):
+        out[method] = out[method + amd.SHARED] = accuracy
+    for method in (nvml.ENERGY_COUNTER, f"integral of {nvml.POWER_INSTANT}"):
+        out[method + nvml.MIG_SHARE] = NVML
+    out[f"integral of {nvml.POWER_USAGE}{nvml.MIG_SHARE}"] = NVML_AVERAGED
+    out[intel.CARD_ENERGY] = out[intel.PACKAGE_ENERGY] = INTEL_HWMON
+    out[f"integral of {jetson.RAIL_POWER}"] = JETSON_RAIL
+    out[f"integral of {jetson.RAIL_POWER_FILE}"] = JETSON_RAIL
+    out[apple.IOREPORT_ENERGY] = out[apple.POWERMETRICS_ENERGY] = APPLE_MODEL
+    return out
+
+
+ENERGY_METHODS.update(_accelerator_methods())
+MEASURED = (*MEASURED, AMD_SMI, AMD_AVERAGED, INTEL_HWMON, JETSON_RAIL, APPLE_MODEL)
 
 
 def widest(methods: list[str], provenance: str) -> Accuracy:
@@ -161,9 +224,10 @@ DECLARED = Accuracy(
 
 # --- gaps and shared devices: what one channel of one process counts ---------------------------
 
-DEVICE_MAX_W = 10_000.0
+DEVICE_MAX_W = MAX_CHANNEL_W
 """The most one device (a GPU board, a CPU package) is taken to draw: a recorded power limit or
-an average above it is damage, bounded here so that a gap's range stays finite."""
+an average above it is damage, bounded here so that a gap's range stays finite (the reader's
+bound on what a channel reads back, :data:`greentrack.rundir.checks.MAX_CHANNEL_W`)."""
 
 GAP_ASSUMED_PEAK = 2.0
 """Without a power limit in the channel's details, the most a device is taken to draw in a gap:

@@ -15,7 +15,11 @@ def add_parser(sub: Any) -> None:
         "devices",
         help="what can be measured here, and why not",
         description="Say, per component (GPU, CPU, DRAM), whether greentrack measures it, "
-        "estimates it or cannot count it on this machine, and the fix where there is one.",
+        "estimates it or cannot count it on this machine, and the fix where there is one. "
+        "Every accelerator found is listed (NVIDIA through NVML, MIG slices included; AMD "
+        "through amdsmi or the amdgpu hwmon files; Intel through the xe/i915 hwmon files; "
+        "Jetson board rails; Apple Silicon) with its vendor, model, driver and method. "
+        "Sysfs is read under $GREENTRACK_SYSFS_ROOT (default /sys).",
     )
     dev.add_argument("--json", action="store_true", help="print JSON")
     add_measure_options(dev)
@@ -45,6 +49,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
     print("greentrack devices: what this machine lets greentrack measure")
     for s in statuses:
         print(f"  {s.component:<5} {s.status:<12} {s.detail}")
+        facts = [f"{k} {v}" for k, v in (("vendor", s.vendor), ("driver", s.driver)) if v]
+        if facts:
+            print(f"  {'':<5} {'':<12} {', '.join(facts)}")
     if not channels:
         print("  => nothing can be measured or estimated here; runs still record time and spans.")
     return 0

@@ -1,2 +1,3 @@
-"""Energy sources, one per module (NVML, RAPL, estimates, device profiles, fakes) behind
-the :class:`~greentrack.meters.base.Meter` protocol."""
+"""Energy sources, one per module (NVML with MIG slices, RAPL, AMD, Intel, Jetson, Apple
+Silicon, estimates, device profiles, fakes) behind the :class:`~greentrack.meters.base.Meter`
+protocol; the sysfs ones read under one root (:mod:`greentrack.meters.sysfs`)."""

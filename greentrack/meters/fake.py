@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from greentrack.errors import MeterError
 from greentrack.meters.base import Channel, Component, Source
@@ -92,13 +93,30 @@ class FakeNVMLError(Exception):
         self.value = value
 
 
+@dataclass(frozen=True)
+class FakeMigDevice:
+    """A MIG device (a GPU instance's compute instance) of a :class:`FakeGpu`: what
+    ``nvmlDeviceGetAttributes`` reports for it (slices of the GPU's 7 on an A100/H100)."""
+
+    uuid: str
+    name: str = "NVIDIA A100-SXM4-40GB MIG 3g.20gb"
+    gpu_slices: int = 3
+    compute_slices: int = 3
+    memory_mb: int = 19968
+
+
 @dataclass
 class FakeGpu:
     """One scripted GPU. ``trace`` is its power in watts over the fake clock.
 
     ``fail_power_between`` / ``fail_energy_between`` = ``(t0, t1)``: power reads / energy
     counter reads raise ``NVML_ERROR_GPU_IS_LOST`` in that window of the fake clock (use
-    ``float("inf")`` for "from t0 on").
+    ``float("inf")`` for "from t0 on"). ``power_update_s`` / ``power_coverage``: a power
+    sensor that averages only part of each update period (:meth:`sensed_power_w`).
+
+    MIG: ``mig_devices`` are the MIG devices that exist on it (``mig_enabled`` must be set),
+    ``mig_slices`` the compute slices of the whole GPU (7 on A100/H100, 4 on A30);
+    ``mig_uuids`` are further MIG UUIDs NVML resolves but has no attributes for.
     """
 
     name: str = "NVIDIA H100 80GB HBM3"
@@ -109,10 +127,26 @@ class FakeGpu:
     has_power_usage: bool = True
     mig_enabled: bool = False
     mig_uuids: tuple[str, ...] = ()
+    mig_devices: tuple[FakeMigDevice, ...] = ()
+    mig_slices: int = 7
     counter_offset_mj: int = 123_456_789
     power_limit_mw: int = 700_000
     fail_power_between: tuple[float, float] | None = None
     fail_energy_between: tuple[float, float] | None = None
+    power_update_s: float | None = None
+    power_coverage: float = 1.0
+
+    def sensed_power_w(self, t: float) -> float:
+        """What the power sensor reports at ``t``: the trace itself, or, with
+        ``power_update_s``, the mean of the trace over the first ``power_coverage`` of the
+        last completed update period (an A100/H100 averages about 25% of each 100 ms: Yang et
+        al., SC24), while the energy counter integrates the whole trace."""
+        u = self.power_update_s
+        if u is None:
+            return self.trace.power_w(t)
+        start = max(math.floor(t / u + 1e-9) - 1, 0) * u
+        width = u * min(max(self.power_coverage, 1e-6), 1.0)
+        return (self.trace.energy_j(start + width) - self.trace.energy_j(start)) / width
 
 
 @dataclass
@@ -138,6 +172,25 @@ class _MigHandle:
     uuid: str
 
 
+@dataclass
+class _DeviceAttributes:
+    """``c_nvmlDeviceAttributes`` (the fields greentrack reads and their neighbours)."""
+
+    multiprocessorCount: int
+    gpuInstanceSliceCount: int
+    computeInstanceSliceCount: int
+    memorySizeMB: int
+
+
+@dataclass
+class _ProfileInfo:
+    """``c_nvmlGpuInstanceProfileInfo_v2_t`` (the fields greentrack reads)."""
+
+    id: int
+    sliceCount: int
+    instanceCount: int
+
+
 class FakeNvml:
     """Implements the ``pynvml`` calls greentrack uses, over scripted GPUs.
 
@@ -157,6 +210,16 @@ class FakeNvml:
     NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
     NVML_FI_DEV_POWER_INSTANT = 186
     NVML_DEVICE_MIG_ENABLE = 1
+    NVML_ERROR_INVALID_ARGUMENT = 2
+    # nvmlGpuInstanceProfile values and the slices each takes (nvml.h)
+    NVML_GPU_INSTANCE_PROFILE_1_SLICE = 0
+    NVML_GPU_INSTANCE_PROFILE_2_SLICE = 1
+    NVML_GPU_INSTANCE_PROFILE_3_SLICE = 2
+    NVML_GPU_INSTANCE_PROFILE_4_SLICE = 3
+    NVML_GPU_INSTANCE_PROFILE_7_SLICE = 4
+    NVML_GPU_INSTANCE_PROFILE_8_SLICE = 5
+    NVML_GPU_INSTANCE_PROFILE_6_SLICE = 6
+    _PROFILE_SLICES: ClassVar[dict[int, int]] = {0: 1, 1: 2, 2: 3, 3: 4, 4: 7, 5: 8, 6: 6}
 
     def __init__(
         self,
@@ -205,9 +268,48 @@ class FakeNvml:
         for i, gpu in enumerate(self.gpus):
             if gpu.uuid == uuid:
                 return i
-            if uuid in gpu.mig_uuids:
+            if uuid in gpu.mig_uuids or any(d.uuid == uuid for d in gpu.mig_devices):
                 return _MigHandle(i, uuid)
         raise FakeNVMLError(self.NVML_ERROR_NOT_FOUND)
+
+    def _mig(self, handle: Any) -> FakeMigDevice:
+        if not isinstance(handle, _MigHandle):
+            raise FakeNVMLError(self.NVML_ERROR_INVALID_ARGUMENT)
+        for dev in self.gpus[handle.parent].mig_devices:
+            if dev.uuid == handle.uuid:
+                return dev
+        raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+
+    def nvmlDeviceGetAttributes(self, handle: Any) -> _DeviceAttributes:
+        """Only MIG device handles are supported, as in NVML."""
+        dev = self._mig(handle)
+        return _DeviceAttributes(
+            multiprocessorCount=dev.compute_slices * 14,
+            gpuInstanceSliceCount=dev.gpu_slices,
+            computeInstanceSliceCount=dev.compute_slices,
+            memorySizeMB=dev.memory_mb,
+        )
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int:
+        gpu = self._gpu(handle)
+        return gpu.mig_slices if gpu.mig_enabled else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> _MigHandle:
+        gpu = self._gpu(handle)
+        if not gpu.mig_enabled:
+            raise FakeNVMLError(self.NVML_ERROR_INVALID_ARGUMENT)
+        if not 0 <= index < len(gpu.mig_devices):
+            raise FakeNVMLError(self.NVML_ERROR_NOT_FOUND)
+        return _MigHandle(handle, gpu.mig_devices[index].uuid)
+
+    def nvmlDeviceGetGpuInstanceProfileInfo(
+        self, handle: Any, profile: int, version: int = 2
+    ) -> _ProfileInfo:
+        gpu = self._gpu(handle)
+        slices = self._PROFILE_SLICES.get(profile)
+        if not gpu.mig_enabled or slices is None or slices > gpu.mig_slices or slices in (6, 8):
+            raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
+        return _ProfileInfo(id=profile, sliceCount=slices, instanceCount=gpu.mig_slices // slices)
 
     def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: Any) -> int:
         if not isinstance(handle, _MigHandle):
@@ -215,9 +317,13 @@ class FakeNvml:
         return handle.parent
 
     def nvmlDeviceGetUUID(self, handle: Any) -> str:
+        if isinstance(handle, _MigHandle):
+            return handle.uuid
         return self._gpu(handle).uuid
 
     def nvmlDeviceGetName(self, handle: Any) -> str:
+        if isinstance(handle, _MigHandle):
+            return self._mig(handle).name
         return self._gpu(handle).name
 
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int:
@@ -253,7 +359,7 @@ class FakeNvml:
         out = []
         for fid in field_ids:
             if fid == self.NVML_FI_DEV_POWER_INSTANT and gpu.has_power_instant:
-                mw = round(gpu.trace.power_w(self.clock()) * 1000.0)
+                mw = round(gpu.sensed_power_w(self.clock()) * 1000.0)
                 out.append(_FieldValue(self.NVML_SUCCESS, _Value(mw)))
             else:
                 out.append(_FieldValue(self.NVML_ERROR_NOT_SUPPORTED, _Value(0)))
@@ -266,7 +372,7 @@ class FakeNvml:
             raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
         if self._power_failing(gpu):
             raise FakeNVMLError(self.NVML_ERROR_GPU_IS_LOST)
-        return round(gpu.trace.power_w(self.clock()) * 1000.0)
+        return round(gpu.sensed_power_w(self.clock()) * 1000.0)
 
 
 # --- scripted meter -----------------------------------------------------------------------

@@ -11,8 +11,15 @@ Sources, best first (each channel records which one it uses):
 
 Only the GPUs visible to this process are opened: ``CUDA_VISIBLE_DEVICES`` is parsed the way
 the CUDA runtime parses it (indices, ``GPU-`` UUID prefixes, ``MIG-`` instance UUIDs; parsing
-stops at the first invalid entry). A MIG instance is measured through its physical GPU, and
-the metadata says that MIG instances share it.
+stops at the first invalid entry).
+
+MIG: NVML gives no energy or power per MIG device, only the physical GPU's. A process on a
+MIG slice counts the slice's share of its GPU's readings, by compute slices: the slices of its
+MIG device(s) (``nvmlDeviceGetAttributes``: ``computeInstanceSliceCount``) over the GPU's
+(the largest GPU-instance profile's ``sliceCount``: 7 on A100/H100). Its methods end in
+``x MIG compute-slice share (attribution)``; never the whole GPU, and never 0 without a
+reason: where the share cannot be known (a MIG GPU addressed without saying which MIG device,
+NVML without attributes) the GPU is ``not counted`` with the reason and the fix.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ from greentrack.meters.base import Channel
 ENERGY_COUNTER = "nvml-total-energy-counter"
 POWER_INSTANT = "nvml-field-power-instant"
 POWER_USAGE = "nvml-power-usage (~1 s average on recent GPUs)"
+MIG_SHARE = " x MIG compute-slice share (attribution)"
+_PROFILES = (
+    "NVML_GPU_INSTANCE_PROFILE_8_SLICE",
+    "NVML_GPU_INSTANCE_PROFILE_7_SLICE",
+    "NVML_GPU_INSTANCE_PROFILE_6_SLICE",
+    "NVML_GPU_INSTANCE_PROFILE_4_SLICE",
+)
 
 
 DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/dxg")
@@ -180,6 +194,7 @@ class NvmlMeter:
             self._channels: list[Channel] = []
             self._handles: dict[str, Any] = {}
             self._start_mj: dict[str, int] = {}
+            self._share: dict[str, float] = {}
             self.not_counted: dict[str, str] = {}
             driver = _decode(self._nvml.nvmlSystemGetDriverVersion())
             for gpu in gpus:
@@ -192,7 +207,7 @@ class NvmlMeter:
             raise MeterUnavailableError(
                 "no visible GPU can be measured through NVML"
                 + (
-                    f": {self.not_counted}"
+                    ": " + "; ".join(f"{k} {v}" for k, v in self.not_counted.items())
                     if self.not_counted
                     else " (CUDA_VISIBLE_DEVICES hides all)"
                 )
@@ -209,6 +224,7 @@ class NvmlMeter:
             energy_method = None
         power_method = self._probe_power(handle)
         details: dict[str, Any] = {
+            "vendor": "NVIDIA",
             "nvml_index": gpu.nvml_index,
             "uuid": _decode(nvml.nvmlDeviceGetUUID(handle)),
             "driver": driver,
@@ -219,13 +235,21 @@ class NvmlMeter:
                 lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
             ),
         }
-        if _mig_enabled(nvml, handle) or gpu.mig_instances:
-            details["mig"] = {
-                "enabled": True,
-                "visible_instances": list(gpu.mig_instances),
-                "note": "MIG instances share this physical GPU: its energy covers all of them",
-            }
         name = _decode(nvml.nvmlDeviceGetName(handle))
+        share = 1.0
+        if _mig_enabled(nvml, handle) or gpu.mig_instances:
+            found = mig_share(nvml, handle, gpu.mig_instances)
+            if isinstance(found, str):
+                self.not_counted[cid] = f"{name} (MIG): {found}"
+                return
+            share, mig = found
+            name = mig.pop("name")
+            details["mig"] = mig
+            details["gpu_uuid"] = details["uuid"]
+            details["uuid"] = ",".join(mig["instances"])  # the account's key for the slice
+            if details["power_limit_w"] is not None:
+                details["gpu_power_limit_w"] = details["power_limit_w"]
+                details["power_limit_w"] *= share
         if energy_method is None and power_method is None:
             self.not_counted[cid] = (
                 f"{name}: neither the energy counter nor power readings are supported"
@@ -235,12 +259,17 @@ class NvmlMeter:
             details["note"] = (
                 "no energy counter on this GPU: energy is the integral of sampled power"
             )
+        if "mig" in details:
+            energy_method = energy_method + MIG_SHARE if energy_method else None
+            power_method = power_method + MIG_SHARE if power_method else None
         self._channels.append(
             Channel(cid, "gpu", name, "measured", energy_method, power_method, details)
         )
         self._handles[cid] = handle
+        self._share[cid] = share
 
     def _probe_power(self, handle: Any) -> str | None:
+        """The best power method the GPU supports (the base method, before any MIG share)."""
         nvml = self._nvml
         try:
             values = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])
@@ -273,7 +302,10 @@ class NvmlMeter:
         return out
 
     def read_energy_j(self) -> dict[str, float]:
-        return {cid: (mj - self._start_mj[cid]) / 1000.0 for cid, mj in self._counters_mj().items()}
+        return {
+            cid: (mj - self._start_mj[cid]) / 1000.0 * self._share[cid]
+            for cid, mj in self._counters_mj().items()
+        }
 
     def device_counters_j(self) -> dict[str, tuple[str, float]]:
         """Per channel with an energy counter: ``(GPU UUID, joules since driver load)``.
@@ -282,7 +314,10 @@ class NvmlMeter:
         reads it, which is what lets concurrent clients' windows be reconciled
         (:mod:`greentrack.analysis.attribution`)."""
         uuids = {ch.id: str(ch.details.get("uuid", ch.id)) for ch in self._channels}
-        return {cid: (uuids[cid], mj / 1000.0) for cid, mj in self._counters_mj().items()}
+        return {
+            cid: (uuids[cid], mj / 1000.0 * self._share[cid])
+            for cid, mj in self._counters_mj().items()
+        }
 
     def read_power_w(self) -> dict[str, float]:
         nvml = self._nvml
@@ -290,7 +325,8 @@ class NvmlMeter:
         for ch in self._channels:
             handle = self._handles[ch.id]
             try:
-                if ch.power_method == POWER_INSTANT:
+                base = ch.power_method.removesuffix(MIG_SHARE) if ch.power_method else None
+                if base == POWER_INSTANT:
                     value = nvml.nvmlDeviceGetFieldValues(handle, [nvml.NVML_FI_DEV_POWER_INSTANT])[
                         0
                     ]
@@ -298,9 +334,9 @@ class NvmlMeter:
                         raise MeterError(
                             f"{ch.id}: power field returned NVML code {value.nvmlReturn}"
                         )
-                    out[ch.id] = value.value.uiVal / 1000.0
-                elif ch.power_method == POWER_USAGE:
-                    out[ch.id] = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0
+                    out[ch.id] = value.value.uiVal / 1000.0 * self._share[ch.id]
+                elif base == POWER_USAGE:
+                    out[ch.id] = nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0 * self._share[ch.id]
             except nvml.NVMLError as e:
                 raise MeterError(f"{ch.id}: {describe_nvml_error(nvml, e)}") from e
         return out
@@ -330,6 +366,91 @@ def _mig_enabled(nvml: Any, handle: Any) -> bool:
     except (nvml.NVMLError, AttributeError):
         return False
     return bool(current == getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1))
+
+
+def mig_share(nvml: Any, parent: Any, tokens: Sequence[str]) -> tuple[float, dict[str, Any]] | str:
+    """This process's share of a MIG-enabled GPU: ``(share, details)``, or why it cannot be
+    known. ``tokens`` are the ``MIG-`` UUIDs of this GPU that ``CUDA_VISIBLE_DEVICES`` names;
+    none named: the GPU's only MIG device, if it has exactly one."""
+    if tokens:
+        try:
+            handles = [nvml.nvmlDeviceGetHandleByUUID(t) for t in tokens]
+        except nvml.NVMLError as e:
+            return f"a MIG device of CUDA_VISIBLE_DEVICES cannot be opened ({e})"
+    else:
+        handles = _existing_mig_devices(nvml, parent)
+        if len(handles) != 1:
+            return (
+                f"MIG is enabled with {len(handles)} MIG device(s) and CUDA_VISIBLE_DEVICES "
+                "does not say which this process uses, so its share cannot be known: set "
+                "CUDA_VISIBLE_DEVICES=MIG-<uuid> (`nvidia-smi -L` lists them)"
+                if handles
+                else "MIG is enabled but the GPU has no MIG device: nothing can run on it"
+            )
+    total = _gpu_slices(nvml, parent)
+    if total is None:
+        return "NVML reports no GPU-instance profile, so the GPU's slices are unknown"
+    slices = []
+    for h in handles:
+        try:
+            attrs = nvml.nvmlDeviceGetAttributes(h)
+        except (nvml.NVMLError, AttributeError) as e:
+            uuid = _decode(nvml.nvmlDeviceGetUUID(h))
+            return f"NVML gives no attributes for MIG device {uuid} ({e})"
+        slices.append(int(attrs.computeInstanceSliceCount))
+    uuids = [_decode(nvml.nvmlDeviceGetUUID(h)) for h in handles]
+    names = [_decode(nvml.nvmlDeviceGetName(h)) for h in handles]
+    share = min(sum(slices) / total, 1.0)
+    return share, {
+        "enabled": True,
+        "name": names[0] if len(set(names)) == 1 else " + ".join(names),
+        "instances": uuids,
+        "compute_slices": sum(slices),
+        "gpu_slices": total,
+        "share": share,
+        "note": (
+            f"attribution: NVML measures the whole GPU; this process's MIG device(s) hold "
+            f"{sum(slices)} of its {total} compute slices and count that share of its energy "
+            "and power, whatever the other slices do"
+        ),
+    }
+
+
+def _existing_mig_devices(nvml: Any, parent: Any) -> list[Any]:
+    try:
+        count = int(nvml.nvmlDeviceGetMaxMigDeviceCount(parent))
+    except (nvml.NVMLError, AttributeError):
+        return []
+    found = []
+    for i in range(count):
+        try:
+            found.append(nvml.nvmlDeviceGetMigDeviceHandleByIndex(parent, i))
+        except nvml.NVMLError:
+            continue  # an empty slot
+    return found
+
+
+def _gpu_slices(nvml: Any, parent: Any) -> int | None:
+    """The compute slices of the whole GPU: the largest GPU-instance profile it supports,
+    else the most MIG devices it can hold."""
+    best = 0
+    for name in _PROFILES:
+        profile = getattr(nvml, name, None)
+        if profile is None:
+            continue
+        try:
+            best = max(
+                best, int(nvml.nvmlDeviceGetGpuInstanceProfileInfo(parent, profile).sliceCount)
+            )
+        except (nvml.NVMLError, AttributeError):
+            continue
+    if best:
+        return best
+    try:
+        count = int(nvml.nvmlDeviceGetMaxMigDeviceCount(parent))
+    except (nvml.NVMLError, AttributeError):
+        return None
+    return count or None
 
 
 def _optional(fn: Any) -> Any:

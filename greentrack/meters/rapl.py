@@ -1,6 +1,8 @@
 """CPU package and DRAM energy from Linux powercap (RAPL), Intel and AMD.
 
-Layout read (``root`` defaults to ``/sys/class/powercap``)::
+Layout read (``root`` defaults to ``<sysfs root>/class/powercap``: ``/sys/class/powercap``,
+or under ``$GREENTRACK_SYSFS_ROOT``, the one root of every sysfs meter,
+:mod:`greentrack.meters.sysfs`)::
 
     intel-rapl:0/name              "package-0"
     intel-rapl:0/energy_uj         cumulative microjoules, wraps at max_energy_range_uj
@@ -19,14 +21,14 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from greentrack.errors import MeterError, MeterUnavailableError
 from greentrack.meters.base import Channel
+from greentrack.meters.sysfs import DEFAULT_SYSFS_ROOT, powercap_root
 
-DEFAULT_ROOT = Path("/sys/class/powercap")
 RAPL_METHOD = "rapl-powercap-energy-counter"
 PERMISSION_FIX = (
     "since Linux 5.10 energy_uj is readable by root only (CVE-2020-8694). Fix: run as root, or "
@@ -49,14 +51,16 @@ class RaplZone:
     max_range_uj: int
 
 
-def discover_zones(root: Path = DEFAULT_ROOT) -> tuple[list[RaplZone], dict[str, str]]:
-    """Find package and DRAM zones under ``root``.
+def discover_zones(root: Path | None = None) -> tuple[list[RaplZone], dict[str, str]]:
+    """Find package and DRAM zones under ``root`` (default: the powercap directory under the
+    sysfs root, :func:`greentrack.meters.sysfs.powercap_root`).
 
     Returns the zones and a dict of zones skipped on purpose, with the reason.
     Raises :class:`MeterUnavailableError` when no zone exists or none can be read.
     """
+    root = powercap_root() if root is None else root
     if not root.is_dir():
-        raise MeterUnavailableError(f"{root} does not exist ({_absence_reason()})")
+        raise MeterUnavailableError(f"{root} does not exist ({_absence_reason(root)})")
     zones: list[RaplZone] = []
     skipped: dict[str, str] = {}
     for top in sorted(root.iterdir(), key=lambda p: p.name):
@@ -100,9 +104,13 @@ def _read_text(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _absence_reason() -> str:
-    if not Path("/sys/class").is_dir():
-        return "not Linux, or /sys is not mounted"
+def _absence_reason(root: Path) -> str:
+    if not root.parent.is_dir():
+        return (
+            "not Linux, or /sys is not mounted"
+            if root.parent == DEFAULT_SYSFS_ROOT / "class"
+            else f"{root.parent} does not exist either (check GREENTRACK_SYSFS_ROOT)"
+        )
     if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
         return (
             "inside a container without the host's powercap tree; mount it read-only with "
@@ -115,14 +123,18 @@ class RaplMeter:
     """Cumulative energy of each CPU package and DRAM zone, with wraparound handled.
 
     Args:
-        root: the powercap directory (a fake tree in tests).
+        root: the powercap directory (a fake tree in tests); default ``class/powercap`` under
+            the sysfs root (``$GREENTRACK_SYSFS_ROOT``, else ``/sys``).
+        environ: where ``GREENTRACK_SYSFS_ROOT`` is read when ``root`` is not given.
 
     Raises:
         MeterUnavailableError: no readable RAPL zone; the message names the fix.
     """
 
-    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
-        self._zones, self.skipped = discover_zones(root)
+    def __init__(
+        self, root: Path | None = None, *, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self._zones, self.skipped = discover_zones(powercap_root(environ) if root is None else root)
         self._lock = threading.Lock()
         self._last_uj: dict[str, int] = {}
         self._total_uj: dict[str, int] = {}
