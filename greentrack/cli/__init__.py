@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "estimate": ("greentrack.cli.estimate", "cmd_estimate"),
     "estimate-fl": ("greentrack.cli.estimate_fl", "cmd_estimate_fl"),
     "report": ("greentrack.cli.report", "cmd_report"),
+    "export": ("greentrack.cli.export", "cmd_export"),
     "when": ("greentrack.cli.when", "cmd_when"),
     "merge": ("greentrack.cli.merge", "cmd_merge"),
 }
@@ -35,6 +36,7 @@ _PARSERS = (
     "greentrack.cli.estimate",
     "greentrack.cli.estimate_fl",
     "greentrack.cli.report",
+    "greentrack.cli.export",
     "greentrack.cli.when",
     "greentrack.cli.merge",
 )
