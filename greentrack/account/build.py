@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account import accuracy as acc
+from greentrack.account.calibration import apply_calibration
 from greentrack.account.charge import co2e_figure, co2e_g
 from greentrack.account.crosscheck import power_check, widened
 from greentrack.account.curve import combined_curve, placed_curve, truncated, with_floor
@@ -59,6 +60,9 @@ class AccountOptions:
         flexible_start_s, pause_resume: Flexible Start window (s) and Pause & Resume maximum
             stretch; both need ``series``.
         network: a network coefficient for FL traffic (default: what the server recorded).
+        calibrated: apply the run's stored wall-meter calibration (``calibration.json``,
+            ``greentrack calibrate --store``: :mod:`greentrack.account.calibration`) to its
+            IT total; ``False``: the run's own figures (what ``calibrate`` compares).
     """
 
     region: str | None = None
@@ -70,6 +74,7 @@ class AccountOptions:
     pause_resume: float | None = None
     network: NetworkCoefficient | None = None
     series_note: str | None = None  # why no series was used (a provider that failed)
+    calibrated: bool = True
 
     def __post_init__(self) -> None:
         if (self.flexible_start_s is not None or self.pause_resume is not None) and (
@@ -197,6 +202,7 @@ class RunAccount:
     series: IntensitySeries | None = field(default=None, repr=False, compare=False)
     kwh_by_stage: Mapping[str, float] = field(default_factory=dict)  # "" without stages
     tiers: Tiers | None = None  # devices, node, residual: only where a node was measured
+    calibration: Mapping[str, Any] | None = None  # a wall meter's correction, applied
 
     @property
     def training_kwh(self) -> float:
@@ -271,6 +277,7 @@ class RunAccount:
             "counterfactuals": _plain(self.counterfactuals),
             "notes": list(self.notes),
             "tiers": self.tiers.to_dict() if self.tiers else None,
+            "calibration": _plain(self.calibration),
         }
 
 
@@ -431,6 +438,20 @@ def account_run(
         notes += tiers.notes
         it_kwh = tiers.it_kwh
         by_prov = defaultdict(float, tiers.kwh_by_provenance)
+    # a wall meter's correction of the IT total (greentrack calibrate --store): every view
+    # sees the corrected figure and its label (account/calibration.py)
+    applied = None
+    if fed is None and live_energy_j is None and opts.calibrated:
+        applied = apply_calibration(run, it_kwh, by_prov)
+    if applied is not None:
+        notes += applied.notes
+        if applied.it_kwh is not None:
+            it_kwh = applied.it_kwh
+            by_prov = defaultdict(float, applied.kwh_by_provenance)
+            if tiers is not None:
+                from dataclasses import replace as with_fields
+
+                tiers = with_fields(tiers, it_kwh=it_kwh)
 
     # --- carbon ----------------------------------------------------------------------------
     curve = combined_curve(runs)
@@ -492,6 +513,7 @@ def account_run(
         kwh_by_stage=dict(by_stage),
         gpu_devices=gpu_devices,
         tiers=tiers,
+        calibration=applied.to_dict() if applied is not None else None,
     )
     damage = [
         f"{'' if r is run else r.path.name + '/'}{d}" for r in runs for d in dict.fromkeys(r.damage)

@@ -84,9 +84,27 @@ def _coefficients(
     recorded = (run.meta.get("fl") or {}).get("network") or {}
     out = []
     for direction in ("upload", "download"):
-        c = recorded.get(direction)
-        out.append(NetworkCoefficient(**c) if c else coefficient())
+        c = recorded.get(direction) if isinstance(recorded, dict) else recorded
+        out.append(_recorded_coefficient(run, direction, c) if c else coefficient())
     return out[0], out[1]
+
+
+def _recorded_coefficient(run: Run, direction: str, block: Any) -> NetworkCoefficient:
+    """The coefficient the server recorded for ``direction``, checked where the account reads
+    it (its fields, and kWh/GB within :func:`coefficient`'s bounds); a damaged one is never
+    applied: the default is, and the run's notes say so."""
+    try:
+        c = NetworkCoefficient(**block)
+        coefficient(c.kwh_per_gb)  # the bounds of a coefficient
+        if not all(isinstance(v, str) for v in (c.key, c.scope, c.source, c.note)):
+            raise TypeError("a text field is not a string")
+        return c
+    except (TypeError, ValueError, OverflowError) as e:
+        run.damage.append(
+            f"meta.json: fl.network.{direction} is damaged ({e}): the default network "
+            "coefficient is used"
+        )
+        return coefficient()
 
 
 def _describe(up: NetworkCoefficient, down: NetworkCoefficient) -> str:

@@ -18,6 +18,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack.errors import RunFormatError
+from greentrack.rundir.checks import (
+    MAX_CHANNEL_W,
+    MAX_DEPTH,
+    against_timeline,
+    check_meta,
+    check_root_part,
+    clean_tags,
+    depth,
+    event_problem,
+    fl_problem,
+    iso,
+    least_after,
+    number,
+    shown,
+    span_line_problem,
+    span_problem,
+    start_utc_problem,
+    summary_problem,
+    timeline_keep,
+)
 from greentrack.rundir.format import (
     EVENTS,
     FL,
@@ -35,8 +55,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-COMPONENTS = ("gpu", "cpu", "dram")
-SOURCES = ("measured", "estimated")
 FIX = (
     "it was damaged or edited: restore it from a copy, or re-run; greentrack reads the run "
     "directories it writes"
@@ -80,7 +98,7 @@ def _jsonl(path: Path, damage: list[str] | None = None) -> list[dict[str, Any]]:
         except ValueError:
             bad += 1  # a line torn by a crash mid-write, or damaged
             continue
-        if isinstance(record, dict):
+        if isinstance(record, dict) and depth(record) <= MAX_DEPTH:
             out.append(record)
         else:
             bad += 1
@@ -89,45 +107,21 @@ def _jsonl(path: Path, damage: list[str] | None = None) -> list[dict[str, Any]]:
     return out
 
 
-def _check_meta(path: Path, meta: Any) -> None:
+def _check_version(path: Path, meta: Any) -> None:
     """One line naming the file, the problem and the fix for a ``meta.json`` that is not
-    greentrack's."""
+    greentrack's, or that a newer greentrack wrote."""
     if not isinstance(meta, dict):
         raise RunFormatError(f"{path} holds a JSON {type(meta).__name__}, not an object: {FIX}")
     version = meta.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int):
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise RunFormatError(
-            f"{path}: format_version is {version!r}, not an integer run format version: {FIX}"
+            f"{path}: format_version is {shown(version)}, not an integer run format version: {FIX}"
         )
     if version > FORMAT_VERSION:
         raise RunFormatError(
             f"{path.parent} has run format version {version}; this greentrack reads up to "
             f"{FORMAT_VERSION}. Upgrade greentrack: pip install -U greentrack"
         )
-    for key, kind in (("run_id", str), ("start_utc", str), ("start_unix_s", (int, float))):
-        if not isinstance(meta.get(key), kind) or isinstance(meta.get(key), bool):
-            raise RunFormatError(f"{path}: {key!r} is missing or not valid: {FIX}")
-    channels = meta.get("channels", [])
-    if not isinstance(channels, list):
-        raise RunFormatError(f"{path}: 'channels' is not a list: {FIX}")
-    for i, ch in enumerate(channels):
-        if not isinstance(ch, dict) or not isinstance(ch.get("id"), str):
-            raise RunFormatError(f"{path}: channel {i} has no 'id': {FIX}")
-        if ch.get("component") not in COMPONENTS or ch.get("source") not in SOURCES:
-            raise RunFormatError(
-                f"{path}: channel {ch['id']!r} has component {ch.get('component')!r} and source "
-                f"{ch.get('source')!r} (expected one of {COMPONENTS} and {SOURCES}): {FIX}"
-            )
-
-
-def _number(value: Any) -> bool:
-    """A finite number (not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _joules(value: Any) -> bool:
-    """A channel total a run can hold: a finite number of joules, not negative."""
-    return _number(value) and value >= 0
 
 
 def peek_meta(path: Path) -> dict[str, Any] | None:
@@ -147,13 +141,23 @@ def peek_meta(path: Path) -> dict[str, Any] | None:
 
 def read_meta(path: Path) -> dict[str, Any]:
     """A run's ``meta.json``, checked (:class:`RunFormatError`: one line naming the file, the
-    problem and the fix)."""
+    problem and the fix); damaged optional fields are left out."""
+    return _read_meta(path)[0]
+
+
+def _read_meta(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """:func:`read_meta`, with a note for each damaged field left out."""
     try:
         meta = loads(_read_text(path))
     except ValueError as e:
         raise RunFormatError(f"{path} is not valid JSON ({e}): {FIX}") from e
-    _check_meta(path, meta)
-    return dict(meta)
+    _check_version(path, meta)
+    meta, notes = check_meta(path, meta, FIX)
+    problem = start_utc_problem(meta)
+    if problem is not None:
+        notes.append(f"{path.name}: start_utc {problem}: the start is read from start_unix_s")
+        meta["start_utc"] = iso(float(meta["start_unix_s"]))
+    return meta, notes
 
 
 FL_MESSAGE_COLUMNS: dict[str, tuple[str, str]] = {
@@ -179,6 +183,14 @@ FL_MESSAGE_COLUMNS: dict[str, tuple[str, str]] = {
 """The columns of :attr:`Run.fl_messages`: name -> (``fl.jsonl`` key, pandas dtype)."""
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, its links followed, lies inside ``root``."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        return False
+
+
 def _failure(error: Any) -> str | None:
     """Why a client's message failed: ``"error"`` (an error reply), ``"no reply"``, or None."""
     if not error:
@@ -189,21 +201,31 @@ def _failure(error: Any) -> str | None:
 class Run:
     """A run directory, loaded. Tables are built on first access.
 
+    Every value is checked as it is read (:mod:`greentrack.rundir.checks`): a damaged line, row,
+    record or optional field is skipped and said in :attr:`damage`; what the run cannot be
+    read without is a :class:`RunFormatError` (one line: the file, the value, the fix).
+
     A job whose rank 0 of segment 0 left no ``meta.json`` loads from the first rank that ran
     (the lowest segment, then rank, under ``parts/``): its files are read from there, and
     :attr:`damage` says so.
 
     Attributes:
         path: the directory.
-        meta: ``meta.json`` as a dict.
-        complete: whether the run stopped cleanly (``summary.json`` exists).
+        meta: ``meta.json`` as a dict (damaged optional fields left out).
         damage: what the reader skipped or stood in for, one line each (the account's notes).
+        summary_refused: whether a ``summary.json`` is there but is not used (damaged, or
+            another run's; read :attr:`final` first): the run reads as incomplete.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, within: Path | None = None) -> None:
         self.path = Path(path)
         self.damage: list[str] = []  # what the reader skipped, for the account's notes
         self._dir = self.path  # where this run's files are (see _lead)
+        self._within = within  # a part: the job's directory, which its files may not leave
+        self._timeline_rows = 0  # rows the timeline holds, usable or not
+        self._timeline_problem: str | None = None  # what its first skipped row held
+        self.summary_refused = False  # a summary.json that is there but cannot be used
+        self._power_blanked = 0  # timeline power cells that are not a number
         meta_path = self.path / META
         if not meta_path.exists():
             lead = self._lead()
@@ -218,11 +240,29 @@ class Run:
         elif not self.path.is_dir():
             raise RunFormatError(f"{self.path} is a file, not a run directory")
         else:
-            meta = read_meta(meta_path)
+            if self._readable(META) is None:
+                raise RunFormatError(
+                    f"{meta_path} is a link to a file outside the run directory: not followed"
+                )
+            meta, notes = _read_meta(meta_path)
+            if within is None:  # the run directory itself: rank 0 of segment 0 of its job
+                check_root_part(meta, notes, META)
+            self.damage += notes
         self.meta: dict[str, Any] = meta
-        self.final: dict[str, Any] | None = self._read_summary()
-        self.complete = self.final is not None
         self.channels: list[dict[str, Any]] = list(self.meta.get("channels", []))
+
+    def _readable(self, name: str) -> Path | None:
+        """The path of this run's file ``name``; ``None`` (with a note) for a part's file that
+        is a link to outside the job's directory: it is not followed."""
+        path = self._dir / name
+        if self._within is None or not (path.is_symlink() or path.exists()):
+            return path
+        if _inside(path, self._within):
+            return path
+        note = f"{name} is a link to a file outside the run directory: not followed"
+        if note not in self.damage:
+            self.damage.append(note)
+        return None
 
     def _lead(self) -> tuple[Path, dict[str, Any]] | None:
         """For a job whose root (rank 0 of segment 0) left no ``meta.json``: the first part
@@ -235,8 +275,11 @@ class Run:
         for p in sorted(root.iterdir(), key=lambda p: name_order(p.name)):
             if not (p / META).is_file():
                 continue
+            if not _inside(p / META, self.path):
+                refused.append(f"{PARTS}/{p.name}: a link to outside the run directory")
+                continue
             try:
-                meta = read_meta(p / META)
+                meta, notes = _read_meta(p / META)
             except RunFormatError as e:
                 refused.append(f"{PARTS}/{p.name}: {e}")
                 continue
@@ -248,6 +291,8 @@ class Run:
                 f"{META} is missing: rank 0 of segment 0 left no run directory here; the job "
                 f"is read from the ranks that ran ({PARTS}/{p.name} first)"
             )
+            self.damage += notes
+            self._within = self.path
             return p, meta
         if refused:
             raise RunFormatError(
@@ -258,32 +303,37 @@ class Run:
             )
         return None
 
-    def _read_summary(self) -> dict[str, Any] | None:
+    @cached_property
+    def final(self) -> dict[str, Any] | None:
         """``summary.json``, or ``None`` (the run reads as incomplete, from its timeline) when
-        it is missing or damaged."""
-        path = self._dir / SUMMARY
-        if not path.exists():
+        it is missing or damaged: unreadable, another run's, with totals that are not joules a
+        run can hold, or that its own timeline contradicts."""
+        path = self._readable(SUMMARY)
+        if path is None or not path.exists():
+            self.summary_refused = path is None
             return None
         try:
             final = loads(_read_text(path))
         except (ValueError, RunFormatError) as e:
             self.damage.append(f"{SUMMARY} is damaged ({e}); totals come from the timeline")
+            self.summary_refused = True
             return None
-        energy = final.get("energy_j") if isinstance(final, dict) else None
-        ok = (
-            isinstance(energy, dict)
-            and all(v is None or _joules(v) for v in energy.values())
-            and _number(final.get("end_unix_s"))
-            and _number(final.get("duration_s"))
-            and final["duration_s"] >= 0
-        )
-        if not ok:
+        ids = [c["id"] for c in self.channels]
+        problem = summary_problem(final, self.meta, ids)
+        if problem is None:
+            problem = against_timeline(final, self._last_readings())
+        if problem is not None:
             self.damage.append(
-                f"{SUMMARY} lacks its totals (energy_j, end_unix_s, duration_s: finite numbers, "
-                "energy and duration not negative); totals come from the timeline"
+                f"{SUMMARY} {problem}: not used; totals come from the timeline ({TIMELINE})"
             )
+            self.summary_refused = True
             return None
         return dict(final)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the run stopped cleanly (a usable ``summary.json``)."""
+        return self.final is not None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, complete={self.complete})"
@@ -295,8 +345,9 @@ class Run:
 
         Only the job's own parts (greentrack.rundir.parts): a part of another job, one with
         a rank or segment that is not a valid place in the job, one in a folder not named
-        after them, or one that cannot be read is skipped, with a line in :attr:`damage`
-        naming it and why; it is never added silently."""
+        after them, one that is a link to outside the run directory, or one that cannot be
+        read is skipped, with a line in :attr:`damage` naming it and why; it is never added
+        silently. A part's file that is a link to outside the run directory is not followed."""
         root = self.path / PARTS
         if not root.is_dir():
             return []
@@ -306,6 +357,12 @@ class Run:
             if p == self._dir or not p.is_dir():
                 continue
             where = f"{PARTS}/{p.name}"
+            if not _inside(p, self.path):
+                self.damage.append(
+                    f"{where} is a link to a folder outside the run directory: not followed, "
+                    "its energy not counted"
+                )
+                continue
             if not (p / META).exists():
                 self.damage.append(
                     f"{where} has no {META} (a rank that ended as it began, or a copy not "
@@ -313,7 +370,7 @@ class Run:
                 )
                 continue
             try:
-                part = Run(p)
+                part = Run(p, within=self.path)
                 part._read_all()
             except (ValueError, TypeError, KeyError) as e:  # RunFormatError is a ValueError
                 self.damage.append(f"{where} skipped, its energy not counted: {e}")
@@ -330,7 +387,8 @@ class Run:
 
     def _read_all(self) -> None:
         """Read every file now, so that a damaged part is found while parts are chosen."""
-        _ = self._wide, self.events, self.spans, self.fl_records
+        _ = self._wide, self.final, self.events, self.spans, self.fl_records
+        self.totals_j()
 
     @property
     def segment(self) -> int:
@@ -340,48 +398,149 @@ class Run:
 
     @cached_property
     def events(self) -> list[dict[str, Any]]:
-        """``events.jsonl`` as a list of dicts."""
-        return _jsonl(self._dir / EVENTS, self.damage)
+        """``events.jsonl`` as a list of dicts (a forecast whose figures are not joules, or
+        whose range does not hold its value, is skipped and counted in :attr:`damage`)."""
+        path = self._readable(EVENTS)
+        records = _jsonl(path, self.damage) if path is not None else []
+        good = [r for r in records if event_problem(r) is None]
+        if len(good) < len(records):
+            first = next(event_problem(r) for r in records if event_problem(r) is not None)
+            self.damage.append(
+                f"{EVENTS}: {len(records) - len(good)} record(s) with impossible values "
+                f"skipped ({first})"
+            )
+        return good
 
     @cached_property
     def _wide(self) -> pd.DataFrame:
-        """The timeline as written: rows that cannot be parsed (torn, damaged, or with the
-        wrong number of cells) are skipped and counted in :attr:`damage`."""
+        """The timeline as written, checked: rows that cannot be parsed (torn, damaged, or
+        with the wrong number of cells) or hold impossible values (times outside the run's,
+        energy that is not finite joules, that runs backwards or rises faster than any
+        channel draws) are skipped and counted in :attr:`damage`; a power cell that is not
+        0 to MAX_CHANNEL_W watts is left empty."""
         import io
 
+        import numpy as np
         import pandas as pd
 
-        path = self._dir / TIMELINE
+        path = self._readable(TIMELINE)
         columns = timeline_columns([c["id"] for c in self.channels])
-        lines = _complete_lines(path)
+        lines = _complete_lines(path) if path is not None else []
+        first_line = 1
         if lines and lines[0].startswith("t_unix_s"):
             if lines[0].split(",") != columns:
                 raise RunFormatError(
                     f"{path}: its header does not match the channels of {META}: the file does "
                     f"not belong to this run. {FIX}"
                 )
-            lines = lines[1:]
+            lines, first_line = lines[1:], 2
         elif lines:
             self.damage.append(f"{TIMELINE} has no header; read with the channels of {META}")
-        elif path.exists() or self.complete:
+        elif path is not None and (path.exists() or (self._dir / SUMMARY).exists()):
             self.damage.append(f"{TIMELINE} is missing or empty: the run has no timeline")
-        good = [ln for ln in lines if ln.count(",") == len(columns) - 1]
+        self._timeline_rows = len(lines)
+        numbers = [i for i, ln in enumerate(lines) if ln.count(",") == len(columns) - 1]
         frame = pd.read_csv(
-            io.StringIO("\n".join(good) + "\n"),
+            io.StringIO("\n".join(lines[i] for i in numbers) + "\n"),
             header=None,
             names=columns,
             keep_default_na=False,
             dtype=str,
         )
+        line_of = np.asarray(numbers, dtype=int) + first_line
+        # a cell that is not empty (a missing value) and not a finite number is damage, and
+        # so is a row without both its times
+        unreadable = np.zeros(len(frame), dtype=bool)
+        first: tuple[int, str] | None = None
         for col in columns[:-1]:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce")
-        valid = frame["t_unix_s"].notna() & frame["t_mono_s"].notna()
+            raw = frame[col].to_numpy(dtype=object)
+            cells = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+            frame[col] = cells
+            bad = ~np.isfinite(cells) & ((raw != "") | (col in ("t_unix_s", "t_mono_s")))
+            if col.endswith("_power_w"):  # left empty (_checked_rows), the row kept
+                self._power_blanked += int(bad.sum())
+                continue
+            if bad.any():
+                i = int(np.argmax(bad))
+                if first is None or line_of[i] < first[0]:
+                    first = (int(line_of[i]), f"{col} = {shown(raw[i])}")
+                unreadable |= bad
+        frame["line"] = line_of
+        valid = pd.Series(~unreadable, index=frame.index)
         dropped = len(lines) - int(valid.sum())
         if dropped:
-            self.damage.append(f"{TIMELINE}: {dropped} damaged row(s) skipped")
+            whole = set(numbers)
+            torn = next((i for i in range(len(lines)) if i not in whole), None)
+            if torn is not None and (first is None or torn + first_line < first[0]):
+                cells_n = lines[torn].count(",") + 1
+                first = (torn + first_line, f"{cells_n} cells, not {len(columns)}")
+            where = f" (line {first[0]}: {first[1]})" if first else ""
+            self.damage.append(f"{TIMELINE}: {dropped} damaged row(s) skipped{where}")
         frame = frame[valid].reset_index(drop=True)
         frame["gaps"] = frame["gaps"].fillna("").astype(str)
-        return frame  # type: ignore[no-any-return]
+        checked: pd.DataFrame = self._checked_rows(frame).drop(columns="line")
+        return checked
+
+    def _checked_rows(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The timeline's parsed rows without those holding impossible values (said in
+        :attr:`damage`); power cells outside 0 to MAX_CHANNEL_W watts emptied."""
+        import numpy as np
+
+        ids = [c["id"] for c in self.channels]
+        blanked = self._power_blanked
+        for cid in ids:
+            power = frame[f"{cid}_power_w"]
+            bad = power.notna() & ~((power >= -1e-3) & (power <= MAX_CHANNEL_W))
+            if bad.any():
+                blanked += int(bad.sum())
+                frame.loc[bad, f"{cid}_power_w"] = np.nan
+        if blanked:
+            self.damage.append(
+                f"{TIMELINE}: {blanked} power reading(s) not from 0 to {MAX_CHANNEL_W:g} W "
+                "left out (energy is read from the energy columns)"
+            )
+        energy = (
+            np.column_stack([frame[f"{cid}_energy_j"].to_numpy(dtype=float) for cid in ids])
+            if ids
+            else np.zeros((len(frame), 0))
+        )
+        keep, first = timeline_keep(
+            frame["t_unix_s"].to_numpy(dtype=float),
+            frame["t_mono_s"].to_numpy(dtype=float),
+            energy,
+            frame["gaps"].to_numpy(dtype=object),
+            ids,
+            start_unix_s=float(self.meta["start_unix_s"]),
+            may_fall=self._may_fall(),
+            window_s=self._reanchor_s(),
+        )
+        if first is None:
+            return frame
+        self._timeline_problem = f"line {int(frame['line'].iloc[first[0]])}: {first[1]}"
+        self.damage.append(
+            f"{TIMELINE}: {keep.count(False)} row(s) with impossible values skipped "
+            f"({self._timeline_problem})"
+        )
+        kept: pd.DataFrame = frame[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+        return kept
+
+    def _may_fall(self) -> list[bool]:
+        """Per channel: whether its cumulative energy may fall a little between rows (a power
+        integral re-anchored to an energy counter; a counter alone, or power alone, never
+        falls)."""
+        return [bool(c.get("energy_method")) and bool(c.get("power_method")) for c in self.channels]
+
+    def _reanchor_s(self) -> float:
+        """How long a channel's power integral runs before it is re-anchored to its counter:
+        a counter interval and a row (the counter is read at the first row after each
+        ``counter_interval_s``), from the run's sampling settings (else 5 s and 1 s), and 1 s
+        more for the threads' timing."""
+        sampling = self.meta.get("sampling")
+        sampling = sampling if isinstance(sampling, dict) else {}
+        counter, row = sampling.get("counter_interval_s", 5.0), sampling.get("row_interval_s", 1.0)
+        counter = float(counter) if number(counter) and counter > 0 else 5.0
+        row = float(row) if number(row) and row > 0 else 1.0
+        return counter + row + 1.0
 
     @cached_property
     def timeline(self) -> pd.DataFrame:
@@ -423,9 +582,37 @@ class Run:
             )
         return pd.concat(parts, ignore_index=True)  # type: ignore[no-any-return]
 
+    def _last_readings(self) -> dict[str, tuple[float, float, float]]:
+        """Per channel, its last reading in the timeline: ``(t_mono_s, energy_j, least_j)``,
+        ``least_j`` the least a later total may be (:func:`least_after`)."""
+        wide = self._wide
+        out = {}
+        window = self._reanchor_s()
+        for ch, may_fall in zip(self.channels, self._may_fall(), strict=True):
+            col = wide[f"{ch['id']}_energy_j"]
+            ok = col.notna()
+            if not ok.any():
+                continue
+            t = wide["t_mono_s"][ok].to_numpy(dtype=float)
+            e = col[ok].to_numpy(dtype=float)
+            earlier = e[t <= t[-1] - window]
+            before = float(earlier[-1]) if len(earlier) else 0.0
+            out[ch["id"]] = (
+                float(t[-1]),
+                float(e[-1]),
+                least_after(float(e[-1]), before, may_fall),
+            )
+        return out
+
     def _last_energy_j(self) -> dict[str, float]:
         wide = self._wide
         if wide.empty:
+            if self._timeline_rows and self.final is None:
+                raise RunFormatError(
+                    f"{self._dir / TIMELINE}: no row can be used ("
+                    f"{self._timeline_problem or 'every row is damaged'}) and there is no "
+                    f"usable {SUMMARY}: the run's energy cannot be read. {FIX}"
+                )
             return {}
         out = {}
         for ch in self.channels:
@@ -439,6 +626,59 @@ class Run:
             return self.meta["start_unix_s"], 0.0
         return float(wide["t_unix_s"].iloc[-1]), float(wide["t_mono_s"].iloc[-1])
 
+    def _span_lines(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """The ``begin`` and ``end`` lines of ``spans.jsonl`` by span id, checked: a line that
+        is not one greentrack writes, or a span that this run cannot hold (it ends before it
+        begins, uses more energy than a channel draws or than the run's total), is skipped
+        and counted in :attr:`damage`; tags that are not JSON scalars are left out."""
+        ids = [c["id"] for c in self.channels]
+        begins: dict[str, dict[str, Any]] = {}
+        ends: dict[str, dict[str, Any]] = {}
+        bad = 0
+        first = ""
+        damaged: set[str] = set()
+        path = self._readable(SPANS)
+        for rec in _jsonl(path, self.damage) if path is not None else []:
+            sid, kind = rec.get("span_id"), rec.get("event")
+            if not isinstance(sid, str) or kind not in ("begin", "end"):
+                bad += 1
+                continue
+            problem = span_line_problem(rec, ids)
+            if problem is not None:
+                bad += 1
+                first = first or f" (span {shown(sid)} {kind}: {problem})"
+                damaged.add(sid)
+                continue
+            (begins if kind == "begin" else ends)[sid] = rec
+        for sid in damaged:  # a span with a damaged line is left out whole (never "open")
+            begins.pop(sid, None)
+        if bad:
+            self.damage.append(f"{SPANS}: {bad} damaged line(s) skipped{first}")
+        tags_dropped = 0
+        for sid, b in begins.items():
+            tags, dropped = clean_tags(b.get("tags", {}))
+            if dropped:
+                begins[sid] = {**b, "tags": tags}
+                tags_dropped += 1
+        if tags_dropped:
+            self.damage.append(
+                f"{SPANS}: {tags_dropped} span(s) with tags that are not JSON scalars (left out)"
+            )
+        totals = self.totals_j() if self.final is not None else None
+        skipped: list[str] = []
+        for sid in list(begins):
+            problem = span_problem(
+                begins[sid], ends.get(sid), ids, totals, float(self.meta["start_unix_s"])
+            )
+            if problem is not None:
+                skipped.append(f"span {sid} ({shown(begins[sid]['name'])}) {problem}")
+                del begins[sid]
+        if skipped:
+            self.damage.append(
+                f"{SPANS}: {len(skipped)} span(s) with impossible values skipped ({skipped[0]})"
+            )
+        return begins, ends
+
     @cached_property
     def spans(self) -> pd.DataFrame:
         """One row per span: ``span_id``, ``parent_id``, ``name``, ``tags`` (dict), ``start``,
@@ -447,32 +687,7 @@ class Run:
         ``energy_j.<channel>`` column per channel."""
         import pandas as pd
 
-        begins: dict[str, dict[str, Any]] = {}
-        ends: dict[str, dict[str, Any]] = {}
-        bad = 0
-        for rec in _jsonl(self._dir / SPANS, self.damage):
-            sid, kind = rec.get("span_id"), rec.get("event")
-            if not isinstance(sid, str) or kind not in ("begin", "end"):
-                bad += 1
-                continue
-            if kind == "begin" and not (
-                isinstance(rec.get("name"), str)
-                and isinstance(rec.get("t_unix_s"), int | float)
-                and isinstance(rec.get("t_mono_s"), int | float)
-                and isinstance(rec.get("energy_j"), dict)
-            ):
-                bad += 1
-                continue
-            if kind == "end" and not (
-                isinstance(rec.get("t_unix_s"), int | float)
-                and isinstance(rec.get("duration_s"), int | float)
-                and isinstance(rec.get("energy_j"), dict)
-            ):
-                bad += 1
-                continue
-            (begins if kind == "begin" else ends)[sid] = rec
-        if bad:
-            self.damage.append(f"{SPANS}: {bad} damaged line(s) skipped")
+        begins, ends = self._span_lines()
         last_unix, last_mono = self._last_row_time()
         last_energy = self._last_energy_j()
         rows = []
@@ -480,10 +695,12 @@ class Run:
             e = ends.get(sid)
             if e is not None:
                 energy = e["energy_j"]
-                end_unix, duration, status = e["t_unix_s"], e["duration_s"], e.get("status", "ok")
+                end_unix = max(e["t_unix_s"], b["t_unix_s"])
+                duration, status = e["duration_s"], e.get("status", "ok")
             else:
                 energy = {
-                    c: last_energy.get(c, 0.0) - b["energy_j"].get(c, 0.0) for c in last_energy
+                    c: max(last_energy.get(c, 0.0) - (b["energy_j"].get(c) or 0.0), 0.0)
+                    for c in last_energy
                 }
                 end_unix, status = max(last_unix, b["t_unix_s"]), "open"
                 duration = max(0.0, last_mono - b["t_mono_s"])
@@ -524,12 +741,23 @@ class Run:
     @cached_property
     def fl_records(self) -> list[dict[str, Any]]:
         """``fl.jsonl`` (Flower server runs): one dict per client reply; empty otherwise.
-        Lines without a round number are skipped (and counted in :attr:`damage`)."""
-        rows = _jsonl(self._dir / FL, self.damage)
+        Lines without a round number, or with values no reply can hold (negative or
+        non-integer counts, energy that is not joules or more than a machine draws in the
+        reply), are skipped (and counted in :attr:`damage`)."""
+        path = self._readable(FL)
+        rows = _jsonl(path, self.damage) if path is not None else []
         good = [r for r in rows if isinstance(r.get("round"), int)]
         if len(good) < len(rows):
             self.damage.append(f"{FL}: {len(rows) - len(good)} line(s) without a round skipped")
-        return good
+        run_s = self.duration_s
+        checked = [r for r in good if fl_problem(r, run_s) is None]
+        if len(checked) < len(good):
+            first = next(p for r in good if (p := fl_problem(r, run_s)) is not None)
+            self.damage.append(
+                f"{FL}: {len(good) - len(checked)} line(s) with impossible values skipped "
+                f"({first}); their replies are not counted"
+            )
+        return checked
 
     @cached_property
     def fl_messages(self) -> pd.DataFrame:
@@ -568,8 +796,11 @@ class Run:
         else the last timeline row (a run that was killed). A channel without a reading is
         NaN (the account counts it as 0, with a note)."""
         if self.final is not None:
+            energy = self.final["energy_j"]
             return {
-                k: math.nan if v is None else float(v) for k, v in self.final["energy_j"].items()
+                c["id"]: math.nan if energy[c["id"]] is None else float(energy[c["id"]])
+                for c in self.channels
+                if c["id"] in energy
             }
         return self._last_energy_j()
 
