@@ -7,8 +7,13 @@ server runs FedAvg wrapped in greentrack's EmissionsStrategy, and every client r
 the energy that client's greentrack mod measured (here a CPU estimate, on a GPU machine NVML).
 At the end the server prints the Green FL breakdown: client compute, upload, download, server.
 
-    python examples/flower_simulation.py --run-dir runs/flower-demo [--clients 4 --rounds 3]
-    greentrack report runs/flower-demo --metric evaluate_accuracy -o report.md
+    python examples/flower_simulation.py [--clients 4 --rounds 3]
+    greentrack report RUN_DIR --metric evaluate_accuracy -o report.md
+
+Each run gets a fresh directory, ``runs/flower-demo-<UTC time>-<id>``, printed at the end (the
+RUN_DIR above); ``--run-dir DIR`` names it instead (once: greentrack never overwrites a run,
+and a second run into DIR stops with one line). About 13 s on 2 vCPUs (measured; longer on a
+loaded machine), most of it starting Ray.
 
 Needs ``pip install 'greentrack[flower,torch]' 'flwr[simulation]'`` (the simulation engine
 runs on Ray).
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +63,18 @@ def main(grid: Grid, context: Context) -> None:
 
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/flower-demo"))
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="default: a fresh runs/flower-demo-<time>-<id>"
+    )
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if args.run_dir.exists():
-        sys.exit(f"{args.run_dir} exists: pass a new --run-dir")
+    if args.run_dir is None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        args.run_dir = Path("runs") / f"flower-demo-{stamp}-{uuid.uuid4().hex[:6]}"
+    elif args.run_dir.exists():
+        print(f"{args.run_dir} exists: pass a new --run-dir (or none)", file=sys.stderr)
+        sys.exit(2)
     SETTINGS.update(run_dir=args.run_dir, clients=args.clients, rounds=args.rounds)
     np.random.seed(0)
     run_simulation(
@@ -74,6 +87,7 @@ def cli() -> None:
         },
     )
     print(greentrack.summarize(args.run_dir))
+    print(f"\nrun directory: {args.run_dir}")
 
 
 if __name__ == "__main__":

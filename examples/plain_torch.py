@@ -2,9 +2,13 @@
 
 Trains a 3-layer MLP on synthetic classification data for a few epochs, with one span per
 epoch and nested spans per group of steps, then prints the energy summary and the run
-directory. Runs on CPU in about ten seconds; on a CUDA machine it uses the GPU.
+directory. On a CUDA machine it uses the GPU; on CPU, about 5 s on 2 vCPUs (measured; longer
+on a loaded machine).
 
-    python examples/plain_torch.py --run-dir runs/demo --epochs 3
+    python examples/plain_torch.py --epochs 3
+
+Each run gets a fresh directory, ``runs/<UTC time>-<id>``; ``--run-dir DIR`` names it instead
+(once: greentrack never overwrites a run, and a second run into DIR stops with one line).
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ def main() -> None:
     parser.add_argument("--steps-per-group", type=int, default=50)
     args = parser.parse_args()
     if args.run_dir is not None and (Path(args.run_dir) / "meta.json").exists():
-        sys.exit(f"{args.run_dir} already holds a run: pass a new --run-dir (or none)")
+        print(
+            f"{args.run_dir} already holds a run: pass a new --run-dir (or none)", file=sys.stderr
+        )
+        sys.exit(2)
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)

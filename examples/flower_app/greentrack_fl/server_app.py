@@ -18,7 +18,7 @@ def main(grid: Grid, context: Context) -> None:
     config = context.run_config
     strategy = EmissionsStrategy(
         FedAvg(fraction_train=1.0, fraction_evaluate=1.0),
-        str(config["run-dir"]),
+        str(config["run-dir"]) or None,  # none: a fresh directory for each run
         name="flower app",
         region=str(config["region"]),
         pue=float(config["pue"]),
@@ -30,3 +30,4 @@ def main(grid: Grid, context: Context) -> None:
         train_config=ConfigRecord({"local-epochs": int(config["local-epochs"])}),
     )
     print(greentrack.summarize(strategy.run_dir))
+    print(f"run directory: {strategy.run_dir.resolve()}")
