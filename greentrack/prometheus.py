@@ -1,6 +1,6 @@
 """Live metrics for Prometheus: ``/metrics`` over HTTP and a node_exporter textfile.
 
-``track(prometheus_port=9100)``, ``greentrack run --prometheus-port 9100`` and the
+``track(prometheus_port=9464)``, ``greentrack run --prometheus-port 9464`` and the
 integrations (``prometheus_port=``) serve, while the run is measured, the figures the account
 will give it (docs/prometheus.md):
 
