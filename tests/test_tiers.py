@@ -292,3 +292,13 @@ def test_the_tiers_table_compiles_in_latex(tmp_path):
         check=True,
     ).stdout
     assert "Energy by tier" in text and "residual" in text
+
+
+@pytest.mark.parametrize("joules", [1e300, 2e6 * SECONDS])
+def test_a_node_reading_beyond_a_megawatt_is_damage_not_energy(tmp_path, joules):
+    path = _run(tmp_path / "r")
+    with_node(path, joules)
+    a = account_run(load_run(path))
+    assert a.tiers is None or a.tiers.it_tier != "node"
+    assert a.it_kwh.value == pytest.approx(DEVICES_J / J_PER_KWH)
+    assert any("damaged" in n and "node" in n for n in a.notes)

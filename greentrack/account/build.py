@@ -433,9 +433,11 @@ def account_run(
         for c in components:
             by_prov[c.provenance] += c.energy_kwh.value
     # the node beside its devices (account/tiers.py): the IT total is the highest tier measured
-    tiers = node_tiers(run, runs, components, live_energy_j) if fed is None else None
+    tiers, node_notes = (
+        node_tiers(run, runs, components, live_energy_j) if fed is None else (None, [])
+    )
+    notes += node_notes
     if tiers is not None:
-        notes += tiers.notes
         it_kwh = tiers.it_kwh
         by_prov = defaultdict(float, tiers.kwh_by_provenance)
     # a wall meter's correction of the IT total (greentrack calibrate --store): every view

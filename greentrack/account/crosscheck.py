@@ -15,8 +15,10 @@ sampled power; within a row it is prorated):
     |P - C| > a x C + a x P + 2 x (U + 1/f) x C / T
 
 ``a`` is NVML's accuracy (x0.95-x1.05, :data:`greentrack.account.accuracy.NVML`), ``U`` the
-counter's update interval (:data:`COUNTER_UPDATE_S`), ``f`` the power sampling rate and ``T``
-the window: at each edge the counter may be one update old and the samples one period apart.
+counter's update interval (the GPU's probed interval where the run recorded one,
+``greentrack devices --probe``: :mod:`greentrack.meters.probe`; else
+:data:`COUNTER_UPDATE_S`), ``f`` the power sampling rate and ``T`` the window: at each
+edge the counter may be one update old and the samples one period apart.
 A span also allows the energy of the two timeline rows its edges cut (the prorating).
 Windows with a gap in the channel's readings are not checked.
 """
@@ -56,6 +58,8 @@ class PowerCheck:
     spans_flagged: int
     worst_span: str | None
     worst_rel: float | None
+    counter_update_s: float = COUNTER_UPDATE_S
+    probed_utc: str | None = None  # when U was probed on this GPU; None: the assumption
 
     @property
     def rel(self) -> float:
@@ -74,16 +78,39 @@ class PowerCheck:
             "spans_flagged": self.spans_flagged,
             "worst_span": self.worst_span,
             "worst_relative_difference": self.worst_rel,
+            "counter_update_interval_s": self.counter_update_s,
+            "counter_update_probed_utc": self.probed_utc,
         }
 
+    @property
+    def cited(self) -> str:
+        """The counter's update interval as a report cites it.
 
-def tolerance_j(counter_j: float, power_j: float, seconds: float, power_hz: float) -> float:
+        >>> c = PowerCheck("gpu0", 1.0, 1.0, 0.1, False, 0, 0, None, None, 0.025, "2025-01-02T03")
+        >>> c.cited
+        'counter update interval 25 ms, probed on 2025-01-02'
+        """
+        u = self.counter_update_s
+        ms = f"{u * 1000:.3g} ms" if u < 1 else f"{u:.3g} s"
+        if self.probed_utc:
+            return f"counter update interval {ms}, probed on {self.probed_utc[:10]}"
+        return f"counter update interval {ms} (assumed: not probed on this GPU)"
+
+
+def tolerance_j(
+    counter_j: float,
+    power_j: float,
+    seconds: float,
+    power_hz: float,
+    counter_update_s: float = COUNTER_UPDATE_S,
+) -> float:
     """How far the two may differ over a window of ``seconds`` and still agree.
 
     >>> round(tolerance_j(1000.0, 1000.0, 10.0, 10.0), 6)
     140.0
     """
-    edges = 2.0 * (COUNTER_UPDATE_S + 1.0 / power_hz) * counter_j / seconds if seconds > 0 else 0
+    edge_s = counter_update_s + 1.0 / power_hz
+    edges = 2.0 * edge_s * counter_j / seconds if seconds > 0 else 0
     return ACCURACY * (abs(counter_j) + abs(power_j)) + edges
 
 
@@ -118,7 +145,8 @@ def power_check(
     power_j = float(cum[-1])
     seconds = float(t_mono[-1])
     hz = float((run.meta.get("sampling") or {}).get("power_hz") or 10.0)
-    tol = tolerance_j(counter_j, power_j, seconds, hz)
+    update_s, probed_utc = counter_update(channel)
+    tol = tolerance_j(counter_j, power_j, seconds, hz, update_s)
     checked = flagged_spans = 0
     worst: tuple[str, float] | None = None
     for span in _span_rows(run, cid):
@@ -128,7 +156,7 @@ def power_check(
         p = float(np.interp(b, edges, cum) - np.interp(a, edges, cum))
         cut = _row_energy(edges, power, dt, a) + _row_energy(edges, power, dt, b)
         checked += 1
-        if abs(p - c) > tolerance_j(c, p, b - a, hz) + cut:
+        if abs(p - c) > tolerance_j(c, p, b - a, hz, update_s) + cut:
             flagged_spans += 1
             rel = (p - c) / c
             if worst is None or abs(rel) > abs(worst[1]):
@@ -143,7 +171,33 @@ def power_check(
         spans_flagged=flagged_spans,
         worst_span=worst[0] if worst else None,
         worst_rel=worst[1] if worst else None,
+        counter_update_s=update_s,
+        probed_utc=probed_utc,
     )
+
+
+def counter_update(channel: Mapping[str, Any]) -> tuple[float, str | None]:
+    """The counter's update interval (s) and when it was probed: the probe the run recorded
+    for this GPU (``details.probe``, written by the NVML meter from ``greentrack devices
+    --probe``), else :data:`COUNTER_UPDATE_S` and ``None``.
+
+    >>> counter_update({"details": {"probe": {"counter_update_interval_s": 0.025,
+    ...                                       "probed_utc": "2025-01-02T03:04:05Z"}}})
+    (0.025, '2025-01-02T03:04:05Z')
+    >>> counter_update({"details": {}})
+    (0.1, None)
+    """
+    details = channel.get("details")
+    probe = details.get("probe") if isinstance(details, Mapping) else None
+    if not isinstance(probe, Mapping):
+        return COUNTER_UPDATE_S, None
+    try:
+        value = float(probe.get("counter_update_interval_s"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return COUNTER_UPDATE_S, None
+    if not (math.isfinite(value) and 0 < value <= 60):
+        return COUNTER_UPDATE_S, None
+    return value, str(probe.get("probed_utc") or "") or None
 
 
 def _row_energy(edges: Any, power: Any, dt: Any, t: float) -> float:
@@ -180,6 +234,11 @@ def widened(ce: ChannelEnergy, check: PowerCheck, shared_by: int = 1) -> Channel
     """``ce`` with its range widened to hold the power samples' integral (and its accuracy)
     where the check flagged the channel, and the notes that say so; unchanged otherwise."""
     notes = list(ce.notes)
+    if check.probed_utc:  # the edges of each window allow the GPU's own interval: cite it
+        notes.append(
+            f"{check.key}: {check.cited} (greentrack devices --probe), used by the check of its "
+            "energy counter against its power samples"
+        )
     if check.spans_flagged and not check.flagged:
         notes.append(
             f"{check.key}: in {check.spans_flagged} of {check.spans_checked} span(s) the power "

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.figures import Figure, total
+from greentrack.rundir.checks import MAX_REPLY_W
 from greentrack.units import kwh_from_j
 
 if TYPE_CHECKING:
@@ -140,8 +141,10 @@ def node_tiers(
     runs: Sequence[Run],
     components: Sequence[EnergyItem],
     live_energy_j: Mapping[str, float] | None = None,
-) -> Tiers | None:
-    """The tiers of a run and its parts; ``None`` when no process recorded a node meter.
+) -> tuple[Tiers | None, list[str]]:
+    """The tiers of a run and its parts (``None`` when no process recorded a usable node meter)
+    and the notes on its node meters: a meter that left no reading, or a damaged one, is noted
+    even where no tier remains.
 
     ``components`` are the account's device items (keys ``<part>/<channel>`` for parts, as
     :func:`greentrack.account.build.account_run` names them); ``live_energy_j`` a running
@@ -159,7 +162,7 @@ def node_tiers(
             if fig is not None:
                 figures.append(fig)
     if not figures:
-        return None
+        return None, notes
     hosts = {(r.segment, host_of(r)) for r in runs}
     covered: set[tuple[int, str]] = set()
     for f in figures:
@@ -210,7 +213,7 @@ def node_tiers(
             f"tiers: {len({where.get(c.key) for c in outside})} node(s) without a node meter "
             f"count their devices ({_wh(devices_out.value)}) in the IT total"
         )
-    return Tiers(
+    tiers = Tiers(
         it_tier="node" if flagged is None else "devices",
         it_kwh=it,
         devices_kwh=devices,
@@ -226,6 +229,7 @@ def node_tiers(
         kwh_by_provenance=dict(by_prov),
         notes=tuple(notes),
     )
+    return tiers, notes
 
 
 def residual_of(node: Figure, devices: Figure) -> tuple[Figure, bool]:
@@ -288,6 +292,15 @@ def _node_figure(
             f"{key}: the run did not stop cleanly; the node's energy is its last reading "
             "(the time after it is not in the node tier)"
         )
+    # a node meter (a node, or a SLURM job's nodes) never draws a megawatt: a reading above
+    # that over the run is damage, not energy
+    bound_j = MAX_REPLY_W * max(r.duration_s, 1.0)
+    if joules > bound_j:
+        notes.append(
+            f"{key}: the node's energy {joules:.6g} J is more than {MAX_REPLY_W / 1000:g} kW "
+            "over the run; the reading is damaged and the node is not a tier here"
+        )
+        return None, notes
     details = ch.get("details") if isinstance(ch.get("details"), Mapping) else {}
     details = details or {}
     method = str(info.get("method") or ch.get("method") or "")

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("greentrack.cli.export", "cmd_export"),
     "when": ("greentrack.cli.when", "cmd_when"),
     "merge": ("greentrack.cli.merge", "cmd_merge"),
+    "calibrate": ("greentrack.cli.calibrate", "cmd_calibrate"),
 }
 _PARSERS = (
     "greentrack.cli.run",
@@ -39,6 +40,7 @@ _PARSERS = (
     "greentrack.cli.export",
     "greentrack.cli.when",
     "greentrack.cli.merge",
+    "greentrack.cli.calibrate",
 )
 
 

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from greentrack.cli.common import add_measure_options, measure_options
+from greentrack.cli.values import number
 
 
 def add_parser(sub: Any) -> None:
@@ -22,6 +23,19 @@ def add_parser(sub: Any) -> None:
         "Sysfs is read under $GREENTRACK_SYSFS_ROOT (default /sys).",
     )
     dev.add_argument("--json", action="store_true", help="print JSON")
+    dev.add_argument(
+        "--probe",
+        action="store_true",
+        help="measure each NVIDIA GPU's NVML energy-counter update interval and power "
+        "averaging window (Yang et al., SC24; under a CUDA matmul burst where torch has CUDA) "
+        "and store them for later runs on it ($GREENTRACK_PROBE_DIR, else the user's cache)",
+    )
+    dev.add_argument(
+        "--probe-seconds",
+        type=number("s", 1, 60),
+        default=5.0,
+        help="how long the probe runs, s (1 to 60; default 5)",
+    )
     add_measure_options(dev)
 
 
@@ -29,6 +43,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from greentrack.discovery import DiscoveryOptions, discover
     from greentrack.errors import GreentrackError
 
+    if args.probe:  # NVML's update intervals, measured (cli/probe.py, meters/probe.py)
+        from greentrack.cli.probe import cmd_probe
+
+        return cmd_probe(args.gpu_indices, args.probe_seconds, args.json)
     opts = measure_options(args)
     opts.pop("power_hz")
     try:

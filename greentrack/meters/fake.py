@@ -113,6 +113,11 @@ class FakeGpu:
     counter reads raise ``NVML_ERROR_GPU_IS_LOST`` in that window of the fake clock (use
     ``float("inf")`` for "from t0 on"). ``power_update_s`` / ``power_coverage``: a power
     sensor that averages only part of each update period (:meth:`sensed_power_w`).
+    ``energy_update_s``: the energy counter advances only every that many seconds
+    (:meth:`counter_j`); ``power_average_s``: ``nvmlDeviceGetPowerUsage`` and the field
+    ``NVML_FI_DEV_POWER_AVERAGE`` are the mean power over that window, updated every
+    ``power_update_s`` (:meth:`averaged_power_w`). ``loads`` are ``(t0, t1, watts)`` added to
+    the trace (a load step: :class:`FakeLoad`).
 
     MIG: ``mig_devices`` are the MIG devices that exist on it (``mig_enabled`` must be set),
     ``mig_slices`` the compute slices of the whole GPU (7 on A100/H100, 4 on A30);
@@ -135,6 +140,35 @@ class FakeGpu:
     fail_energy_between: tuple[float, float] | None = None
     power_update_s: float | None = None
     power_coverage: float = 1.0
+    energy_update_s: float | None = None
+    power_average_s: float | None = None
+    has_power_average: bool = True
+    loads: list[tuple[float, float, float]] = field(default_factory=list)
+
+    def power_w(self, t: float) -> float:
+        """The true power at ``t``: the trace plus the loads running then."""
+        return self.trace.power_w(t) + sum(w for a, b, w in self.loads if a <= t < b)
+
+    def energy_j(self, t: float) -> float:
+        """The true energy from 0 to ``t``: the trace's plus the loads'."""
+        return self.trace.energy_j(t) + sum(w * max(min(t, b) - a, 0.0) for a, b, w in self.loads)
+
+    def counter_j(self, t: float) -> float:
+        """What the energy counter reads at ``t``: the true energy, or, with
+        ``energy_update_s``, the true energy at the counter's last update."""
+        u = self.energy_update_s
+        return self.energy_j(t if u is None else math.floor(t / u + 1e-9) * u)
+
+    def averaged_power_w(self, t: float) -> float:
+        """The averaged power reading at ``t``: with ``power_average_s`` the mean of the true
+        power over that window, ending at the last update (``power_update_s``); else what
+        :meth:`sensed_power_w` reports."""
+        w = self.power_average_s
+        if w is None:
+            return self.sensed_power_w(t)
+        u = self.power_update_s
+        end = t if u is None else math.floor(t / u + 1e-9) * u
+        return (self.energy_j(end) - self.energy_j(end - w)) / w
 
     def sensed_power_w(self, t: float) -> float:
         """What the power sensor reports at ``t``: the trace itself, or, with
@@ -143,10 +177,10 @@ class FakeGpu:
         al., SC24), while the energy counter integrates the whole trace."""
         u = self.power_update_s
         if u is None:
-            return self.trace.power_w(t)
+            return self.power_w(t)
         start = max(math.floor(t / u + 1e-9) - 1, 0) * u
         width = u * min(max(self.power_coverage, 1e-6), 1.0)
-        return (self.trace.energy_j(start + width) - self.trace.energy_j(start)) / width
+        return (self.energy_j(start + width) - self.energy_j(start)) / width
 
 
 @dataclass
@@ -208,6 +242,7 @@ class FakeNvml:
     NVML_ERROR_LIBRARY_NOT_FOUND = 12
     NVML_ERROR_GPU_IS_LOST = 15
     NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
+    NVML_FI_DEV_POWER_AVERAGE = 185
     NVML_FI_DEV_POWER_INSTANT = 186
     NVML_DEVICE_MIG_ENABLE = 1
     NVML_ERROR_INVALID_ARGUMENT = 2
@@ -345,7 +380,7 @@ class FakeNvml:
         window = gpu.fail_energy_between
         if window is not None and window[0] <= self.clock() < window[1]:
             raise FakeNVMLError(self.NVML_ERROR_GPU_IS_LOST)
-        return gpu.counter_offset_mj + int(gpu.trace.energy_j(self.clock()) * 1000.0)
+        return gpu.counter_offset_mj + int(gpu.counter_j(self.clock()) * 1000.0)
 
     def _power_failing(self, gpu: FakeGpu) -> bool:
         window = gpu.fail_power_between
@@ -361,6 +396,9 @@ class FakeNvml:
             if fid == self.NVML_FI_DEV_POWER_INSTANT and gpu.has_power_instant:
                 mw = round(gpu.sensed_power_w(self.clock()) * 1000.0)
                 out.append(_FieldValue(self.NVML_SUCCESS, _Value(mw)))
+            elif fid == self.NVML_FI_DEV_POWER_AVERAGE and gpu.has_power_average:
+                mw = round(gpu.averaged_power_w(self.clock()) * 1000.0)
+                out.append(_FieldValue(self.NVML_SUCCESS, _Value(mw)))
             else:
                 out.append(_FieldValue(self.NVML_ERROR_NOT_SUPPORTED, _Value(0)))
         return out
@@ -372,7 +410,32 @@ class FakeNvml:
             raise FakeNVMLError(self.NVML_ERROR_NOT_SUPPORTED)
         if self._power_failing(gpu):
             raise FakeNVMLError(self.NVML_ERROR_GPU_IS_LOST)
-        return round(gpu.sensed_power_w(self.clock()) * 1000.0)
+        return round(gpu.averaged_power_w(self.clock()) * 1000.0)
+
+
+class FakeLoad:
+    """A load step on fake GPUs, as :mod:`greentrack.meters.probe` drives one: ``start``
+    adds ``watts`` to every GPU from the fake clock's now for ``duration_s``."""
+
+    label = "a scripted load step (fake)"
+
+    def __init__(self, gpus: Sequence[FakeGpu], clock: Callable[[], float], watts: float) -> None:
+        self.gpus = list(gpus)
+        self.clock = clock
+        self.watts = watts
+        self.started: list[tuple[float, float]] = []
+
+    def prepare(self, duration_s: float) -> None:
+        pass
+
+    def start(self, duration_s: float) -> None:
+        now = self.clock()
+        self.started.append((now, duration_s))
+        for gpu in self.gpus:
+            gpu.loads.append((now, now + duration_s, self.watts))
+
+    def close(self) -> None:
+        pass
 
 
 # --- scripted meter -----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 
 from greentrack.errors import MeterError, MeterUnavailableError
 from greentrack.meters.base import Channel
+from greentrack.meters.probe import stored_probe
 
 ENERGY_COUNTER = "nvml-total-energy-counter"
 POWER_INSTANT = "nvml-field-power-instant"
@@ -183,6 +184,7 @@ class NvmlMeter:
             raise MeterUnavailableError(missing)
         self._nvml = nvml if nvml is not None else load_pynvml()
         env = os.environ if environ is None else environ
+        self._environ = env
         try:
             self._nvml.nvmlInit()
         except self._nvml.NVMLError as e:
@@ -235,6 +237,9 @@ class NvmlMeter:
                 lambda: int(nvml.nvmlDeviceGetMemoryInfo(handle).total)
             ),
         }
+        probed = stored_probe(details["uuid"], driver, self._environ)  # devices --probe
+        if probed is not None:  # the board's measured update intervals (meters/probe.py)
+            details["probe"] = probed.for_meta()
         name = _decode(nvml.nvmlDeviceGetName(handle))
         share = 1.0
         if _mig_enabled(nvml, handle) or gpu.mig_instances:

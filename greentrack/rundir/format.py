@@ -66,3 +66,8 @@ def timeline_columns(channel_ids: Sequence[str]) -> list[str]:
 INTENSITY = "intensity.json"
 """The grid-intensity series of the run's hours from a provider, with its query, time of fetch,
 licence and attribution (written once; later reports read it offline)."""
+CALIBRATION = "calibration.json"
+"""A wall meter's correction of the run's IT total (``greentrack calibrate --store``): the
+factor (meter / IT total over the meter's window) with its range, the window, the meter files'
+SHA-256; every later account of the run applies it, labelled (written whole, replaced by the
+next ``--store``)."""
