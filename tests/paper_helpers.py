@@ -1,9 +1,12 @@
 """Run directories and LaTeX wrappers for the paper tests: a ~100-round federated server run
-(fake meters, synthetic client replies) and two-column / one-column article wrappers."""
+(fake meters, synthetic client replies); two-column / one-column article wrappers, and the
+publishers' classes (IEEEtran conference, acmart sigconf) with their own bibliography styles,
+compiled with pdflatex and bibtex."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,7 +24,37 @@ PREAMBLE = (
     "\\usepackage[T1]{fontenc}\n\\IfFileExists{lmodern.sty}{\\usepackage{lmodern}}{}\n"
     "\\usepackage[utf8]{inputenc}\n"
     "\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\usepackage{array}\n"
+    "\\usepackage{url}\n"
 )
+# A publisher's class brings its own fonts: the paper adds what the appendix needs (and, where
+# acmart's Libertine is not installed, Latin Modern: acmart's microtype expands fonts, which
+# the bitmap fonts T1 falls back to cannot do).
+CLASS_PREAMBLE = (
+    "\\usepackage[T1]{fontenc}\n\\usepackage[utf8]{inputenc}\n"
+    "\\IfFileExists{libertine.sty}{}{\\IfFileExists{lmodern.sty}{\\usepackage{lmodern}}{}}\n"
+    "\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\usepackage{array}\n"
+    "\\usepackage{url}\n"
+)
+# layout: (document class lines, preamble, what opens the document, bibliography style,
+# the files it needs)
+CLASSES = {
+    "ieeetran": (
+        "\\documentclass[conference]{IEEEtran}\n",
+        CLASS_PREAMBLE,
+        "\\title{A paper}\n\\author{\\IEEEauthorblockN{An Author}}\n\\maketitle\n",
+        "IEEEtran",
+        ("IEEEtran.cls", "IEEEtran.bst", "ptmr7t.tfm"),  # Times: texlive-fonts-recommended
+    ),
+    "acmart": (
+        "\\documentclass[sigconf]{acmart}\n\\settopmatter{printacmref=false}\n"
+        "\\setcopyright{none}\n\\renewcommand\\footnotetextcopyrightpermission[1]{}\n",
+        CLASS_PREAMBLE,
+        "\\title{A paper}\n\\author{An Author}\n\\maketitle\n",
+        "ACM-Reference-Format",
+        ("acmart.cls", "ACM-Reference-Format.bst"),
+    ),
+    "article": ("\\documentclass[10pt]{article}\n", PREAMBLE, "", "plain", ()),
+}
 LAYOUTS = {
     # ICML-like: two 3.25 in columns; NeurIPS-like: one 5.5 in column
     "twocolumn": "\\documentclass[twocolumn,10pt]{article}\n"
@@ -111,6 +144,61 @@ def compile_in(layout: str, body_tex: Path, workdir: Path) -> tuple[Path, str]:
         if "Rerun to get cross-references right" not in log:
             break
     return wrapper.with_suffix(".pdf"), log
+
+
+def missing_class(layout: str) -> str | None:
+    """Why ``layout`` cannot be compiled here (its class or style is not installed), or
+    ``None``."""
+    if not (shutil.which("pdflatex") and shutil.which("bibtex") and shutil.which("kpsewhich")):
+        return "no pdflatex, bibtex or kpsewhich"
+    for needed in CLASSES[layout][4]:
+        found = subprocess.run(["kpsewhich", needed], capture_output=True, text=True).stdout
+        if not found.strip():
+            return (
+                f"{needed} is not installed "
+                "(apt-get install texlive-publishers texlive-fonts-recommended)"
+            )
+    return None
+
+
+def compile_paper(
+    layout: str, bodies: list[Path], bib: Path | None, workdir: Path, name: str = "paper"
+) -> tuple[Path, str, str]:
+    """Compile a paper of ``layout`` (a key of :data:`CLASSES`) that inputs each of
+    ``bodies`` in turn (the main-text block, then the appendix) and cites ``bib`` with the
+    class's own bibliography style: pdflatex, bibtex, pdflatex twice. Returns the PDF, the
+    last LaTeX log and the BibTeX log (``.blg``); raises ``AssertionError`` with the log's tail
+    when a step fails."""
+    head, preamble, opening, style, _ = CLASSES[layout]
+    wrapper = workdir / f"{name}-{layout}.tex"
+    text = head + preamble + "\\begin{document}\n" + opening
+    text += "".join(f"\\input{{{b.name}}}\n" for b in bodies)
+    if bib is not None:
+        text += f"\\bibliographystyle{{{style}}}\n\\bibliography{{{bib.stem}}}\n"
+    wrapper.write_text(text + "\\end{document}\n")
+
+    def run(*cmd: str) -> str:
+        proc = subprocess.run(
+            [*cmd], cwd=workdir, capture_output=True, text=True, timeout=180, errors="replace"
+        )
+        log = wrapper.with_suffix(".log").read_text(errors="replace")
+        assert proc.returncode == 0, (cmd, log[-3000:], proc.stdout[-2000:])
+        return log
+
+    latex = ("pdflatex", "-interaction=nonstopmode", "-halt-on-error", wrapper.name)
+    log = run(*latex)
+    blg = ""
+    if bib is not None:
+        run("bibtex", wrapper.stem)
+        blg = wrapper.with_suffix(".blg").read_text(errors="replace")
+    for _ in range(2):
+        log = run(*latex)
+    return wrapper.with_suffix(".pdf"), log, blg
+
+
+def bibtex_warnings(blg: str) -> list[str]:
+    """The warnings of a BibTeX log."""
+    return [line for line in blg.splitlines() if line.startswith("Warning--")]
 
 
 def overfull(log: str) -> list[str]:

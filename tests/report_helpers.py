@@ -1,4 +1,5 @@
-"""Run directories for report tests: a training run on two fake H100s and a CPU estimate."""
+"""Run directories for report tests: a training run on two fake H100s and a CPU estimate, and
+a run on a CPU alone."""
 
 from __future__ import annotations
 
@@ -92,6 +93,36 @@ def training_run(
                     {"event": "forecast", "epoch": epoch, **f.to_dict("j"), "co2e_g_per_j": None}
                 )
         tracker.end_span(fit)
+    return path
+
+
+def cpu_run(path: Path, *, seconds: float = 30.0, region: str | None = "DE") -> Path:
+    """A finished run on a CPU alone (an estimated 40 W package): no GPU."""
+    clock = ManualClock(GB_SERIES_START)
+    meters = [
+        FakeMeter(
+            [
+                FakeChannelSpec(
+                    "cpu",
+                    "cpu",
+                    trace=PowerTrace.constant(40.0),
+                    source="estimated",
+                    has_power=False,
+                )
+            ],
+            clock,
+        )
+    ]
+    tracker = Tracker(
+        path,
+        name="cpu_only",
+        meters=meters,
+        clock=clock,
+        background=False,
+        carbon=None if region is None else _settings(region),
+    )
+    with tracker:
+        run_for(tracker, clock, seconds, step=1.0)
     return path
 
 

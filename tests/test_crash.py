@@ -110,8 +110,8 @@ def test_summary_command_formats(tmp_path, clock):
     assert data["energy"]["measured_kwh"] == pytest.approx(290.0 * 3.6 / 3.6e6)
     md = subprocess.run([*base, "--format", "md"], capture_output=True, text=True, check=True)
     assert "## Energy of run a\\|b (finished)" in md.stdout
-    assert "| gpu0 | gpu |" in md.stdout and "| 0.25 Wh (" in md.stdout
+    assert "| gpu0 | gpu |" in md.stdout and "| 250 mWh (" in md.stdout
     text = subprocess.run(base, capture_output=True, text=True, check=True).stdout
-    assert "gpu0" in text and "measured 0.29 Wh" in text
+    assert "gpu0" in text and "measured 290 mWh" in text
     bad = subprocess.run([*base[:-1], str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a greentrack run directory" in bad.stderr

@@ -16,8 +16,9 @@ import yaml
 from greentrack.carbon.intensity import resolve_region
 from greentrack.carbon.series import IntensitySeries
 from greentrack.report.model import ReportOptions, build_report
-from greentrack.report.numbers import energy_unit, in_unit, mass, mass_unit, num
+from greentrack.report.numbers import num
 from greentrack.report.render import render, tex_escape
+from greentrack.views.numbers import ENERGY, MASS, column, quantity_range
 from tests.report_helpers import GB_SERIES_START, training_run
 
 GT = [sys.executable, "-m", "greentrack"]
@@ -75,7 +76,8 @@ def test_model_numbers_are_those_of_the_run(run_dir: Path) -> None:
     car = next(e for e in r["equivalences"] if e["key"] == "car_km")
     assert car["amount"] == pytest.approx(r["carbon"]["co2e_g"] / (404 / 1.609344))
     assert "measured" in r["sentence"] and "estimated" in r["sentence"]
-    assert mass(r["carbon"]["co2e_g"]) in r["sentence"]
+    c = r["carbon"]
+    assert quantity_range(c["co2e_g"], c["co2e_g_low"], c["co2e_g_high"], MASS) in r["sentence"]
 
 
 def test_metric_to_best_and_target_never_reached(run_dir: Path) -> None:
@@ -91,15 +93,20 @@ def test_metric_to_best_and_target_never_reached(run_dir: Path) -> None:
 
 
 def _key_numbers(report_dict: dict) -> list[str]:
+    """The figures every format prints alike: the headline energy and CO2e with their ranges,
+    and each cell of the component and region tables in its column's unit and decimals."""
     r = report_dict["runs"][0]
+    h = r["headline"]
+    comps = [c["energy_kwh"] for c in r["energy"]["components"]]
+    regions = [c["co2e_g"] for c in r["counterfactuals"]["regions"]]
+    energy, mass = column(comps, ENERGY), column(regions, MASS)
     return [
-        num(r["energy"]["it_kwh"]),
-        num(r["energy"]["measured_kwh"]),
-        num(r["carbon"]["co2e_g"]),
-        mass(r["carbon"]["co2e_g"]),
-        *(num(c["energy_kwh"]) for c in r["energy"]["components"]),
-        *(num(c["co2e_g"]) for c in r["counterfactuals"]["regions"]),
-        num(r["equivalences"][0]["amount"]),
+        quantity_range(h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"], ENERGY),
+        quantity_range(h["co2e_g"], h["co2e_g_low"], h["co2e_g_high"], MASS),
+        *(energy.cell(x) for x in comps),
+        f"({energy.unit})",
+        *(mass.cell(x) for x in regions),
+        f"({mass.unit})",
     ]
 
 
@@ -110,18 +117,10 @@ def test_every_format_shows_the_same_numbers(run_dir: Path) -> None:
     dumped = json.loads(render(report, "json"))
     assert dumped == json.loads(json.dumps(data))
     for fmt, text in texts.items():
-        if fmt == "latex":
-            continue  # the paper's tables: one unit per column, 3 significant figures (below)
         for value in _key_numbers(data):
-            assert value in text, (fmt, value)
-    r = data["runs"][0]
-    components = [c["energy_kwh"] for c in r["energy"]["components"]]
-    unit = energy_unit(components)
-    for value in components:
-        assert in_unit(value, unit) in texts["latex"], (unit, value)
-    regions = [c["co2e_g"] for c in r["counterfactuals"]["regions"]]
-    for value in regions:
-        assert in_unit(value, mass_unit(regions)) in texts["latex"], value
+            assert (tex_escape(value) if fmt == "latex" else value) in text, (fmt, value)
+        # one way to write a share in every format: "100%", never "100.0%" beside "0\%"
+        assert "100.0%" not in text and ".0\\%" not in text, fmt
     # the paste-ready sentence is the same sentence everywhere (modulo each markup's escaping)
     sentence = data["runs"][0]["sentence"]
     assert sentence.replace("_", "\\_") in texts["md"]
@@ -198,13 +197,18 @@ def test_latex_compiles_with_hostile_names_and_figures(tmp_path: Path) -> None:
     out.mkdir()
     done = gt("report", run, "--format", "latex", "--standalone", "-o", out / "appendix.tex")
     assert done.returncode == 0, done.stderr
-    assert (out / "appendix_figures" / "power.pdf").exists()
+    assert (out / "appendix-tex_figures" / "power.pdf").exists()
     text = _compile(out / "appendix.tex")
     flat = " ".join(text.split())
     assert "lr_0.1 50% &x #1 $5 {a} \\relax ^~ <b>|" in flat
     assert "Measurement boundary" in flat and "Energy by component" in flat
     report = build_report([run]).to_dict()["runs"][0]
-    assert num(report["energy"]["it_kwh"]) in flat and mass(report["carbon"]["co2e_g"]) in flat
+    h = report["headline"]
+    for text_ in (
+        quantity_range(h["energy_kwh"], h["energy_kwh_low"], h["energy_kwh_high"], ENERGY),
+        quantity_range(h["co2e_g"], h["co2e_g_low"], h["co2e_g_high"], MASS),
+    ):
+        assert text_ in flat, text_
     # the default output is a \section for a paper's own preamble: it compiles there too
     section = gt("report", run, "--format", "latex", "--no-plots", "-o", out / "section.tex")
     assert section.returncode == 0, section.stderr
@@ -314,7 +318,7 @@ def test_series_flexible_start_and_pause_resume(run_dir: Path, tmp_path: Path) -
     )
     assert 0 <= cf["flexible_start"]["saving"] < 1 and cf["pause_resume"] is not None
     md = render(report, "md")
-    assert "Flexible Start (window 24 h)" in md and "Pause & Resume" in md
+    assert "Flexible Start, window 24 h" in md and "Pause & Resume" in md
     assert "run-weighted" in r["sentence"]
 
 
@@ -336,11 +340,11 @@ def test_cli_writes_figures_next_to_the_output(run_dir: Path, tmp_path: Path) ->
         "SE,PL",
     )
     assert done.returncode == 0, done.stderr
-    names = sorted(p.name for p in (out / "appendix_figures").iterdir())
+    names = sorted(p.name for p in (out / "appendix-md_figures").iterdir())
     # PNG only: Markdown shows PNG (PDF figures are written for LaTeX)
     assert names == ["cumulative.png", "intensity.png", "power.png", "regions.png"]
     text = (out / "appendix.md").read_text()
-    assert "](appendix_figures/intensity.png)" in text
+    assert "](appendix-md_figures/intensity.png)" in text
 
 
 def test_several_runs_are_compared(run_dir: Path, tmp_path: Path) -> None:
@@ -411,3 +415,174 @@ def test_user_templates_override_the_bundled_ones(run_dir: Path, tmp_path: Path)
 def test_numbers_helpers_never_print_exponents() -> None:
     for x in (1.234e-9, 4.2e-6, 0.5, 12345678.9):
         assert not re.search(r"e[-+]?\d", num(x))
+
+
+# --- issue 24: paper-grade words, citations, embodied carbon, figure folders ------------------
+
+
+def test_a_cloud_region_is_prose_in_every_format(tmp_path: Path) -> None:
+    """The data table's "Ashburn, Virginia -> Virginia" becomes words: the region, its place
+    and the grid it is charged at, in the sentence, the tables and the model card."""
+    run = training_run(tmp_path / "run", region="aws:us-east-1")
+    report = build_report([run])
+    r = report.to_dict()["runs"][0]
+    assert "charged at Virginia's grid intensity" in r["sentence"]
+    assert r["carbon"]["region_name"] == "AWS us-east-1, Ashburn, Virginia; Virginia grid"
+    for fmt in ("md", "html", "latex", "json", "model-card"):
+        out = render(report, fmt)
+        for arrow in ("->", "-&gt;", "-\\textgreater{}"):
+            assert f"Virginia {arrow}" not in out, (fmt, arrow)
+        assert "Ashburn, Virginia" in out, fmt
+
+
+def test_every_egrid_region_states_its_formula_and_source(tmp_path: Path) -> None:
+    """For eGRID regions (US states, the AWS, Azure and GCP US regions) the CO2e formula is
+    stated with its source and year, never replaced by the source's title."""
+    for region in ("US-CA", "aws:us-west-2", "azure:eastus"):
+        run = training_run(tmp_path / region.replace(":", "_"), region=region)
+        r = build_report([run]).to_dict()["runs"][0]
+        formula = next(m for m in r["method"] if m.startswith("CO2e = IT energy"))
+        assert "US EPA, eGRID2023" in formula and formula.endswith(", 2023."), formula
+        for fmt in ("md", "latex"):
+            assert "IT energy" in render(build_report([run]), fmt)
+
+
+def test_the_aws_pue_preset_is_cited(tmp_path: Path) -> None:
+    from greentrack.report.references import bibtex, cited
+
+    run = training_run(tmp_path / "run", region="aws:us-east-1")
+    report = build_report([run], ReportOptions(pue="aws"))
+    refs = cited(report.to_dict())
+    assert "aws2024datacenters" in [ref.key for ref in refs]
+    entry = bibtex(refs)
+    assert "https://aws.amazon.com/sustainability/data-centers/" in entry
+    assert "\\cite{aws2024datacenters}" in render(report, "latex", bib="refs")
+
+
+def test_embodied_says_why_nothing_was_added_without_a_gpu(tmp_path: Path) -> None:
+    from tests.report_helpers import cpu_run
+
+    run = cpu_run(tmp_path / "cpu")
+    r = build_report([run], ReportOptions(embodied="a100-server-share")).to_dict()["runs"][0]
+    assert r["embodied"] is None
+    assert any("Embodied carbon was not added: no GPU was used" in n for n in r["notes"])
+    row = next(b for b in r["boundary"] if b["component"] == "embodied carbon")
+    assert row["status"] == "not counted" and "no GPU was used" in row["detail"]
+
+
+def test_embodied_is_counted_apart_caveated_and_charged_to_declared_gpus(tmp_path: Path) -> None:
+    from greentrack.account.embodied import embodied_of_work
+
+    run = training_run(tmp_path / "run")  # two H100s charged the A100 share
+    declared = tmp_path / "work.yaml"
+    declared.write_text(
+        "untracked:\n  - label: sweep\n    processor: a100-sxm4-40gb\n    count: 8\n"
+        "    hours: 40\n    region: DE\n  - label: laptop\n    watts: 45\n    hours: 20\n"
+    )
+    report = build_report([run], ReportOptions(embodied="a100-server-share", untracked=declared))
+    data = report.to_dict()
+    r = data["runs"][0]
+    row = next(b for b in r["boundary"] if b["component"] == "embodied carbon")
+    assert row["status"] == "estimated, apart"
+    assert "taken from another device model" in r["embodied"]["caveat"]
+    assert "NVIDIA H100 80GB HBM3" in r["embodied"]["caveat"]
+    sweep, laptop = data["untracked"]
+    expected = embodied_of_work(8, 40.0, "NVIDIA A100 SXM4 40GB").co2e_g.value
+    assert sweep["embodied"]["co2e_g"] == pytest.approx(expected)
+    assert sweep["embodied"]["caveat"] is None and laptop["embodied"] is None  # no GPU
+    total = data["embodied_total"]
+    assert total["co2e_g"] == pytest.approx(expected + r["embodied"]["co2e_g"])
+    assert total["gpu_hours"] == pytest.approx(320.0 + r["gpu_hours"])
+    for fmt in ("md", "html", "latex"):
+        out = render(report, fmt)
+        assert "Caveat: the figure is the NVIDIA A100" in out and "declared GPU work" in out
+    # the operational CO2e is the same with and without it
+    plain = build_report([run], ReportOptions(untracked=declared)).to_dict()
+    assert plain["total"] == data["total"]
+
+
+def test_a_forecast_made_after_the_last_epoch_is_not_shown(tmp_path: Path) -> None:
+    """A run stopped early (3 of 5 epochs) forecast 2 more epochs after its 3rd: that
+    forecast was made after the end and is neither shown nor compared."""
+    run = training_run(tmp_path / "run", epochs=3)
+    late = {
+        "event": "forecast",
+        "epoch": 2,
+        "units_done": 3,
+        "units_remaining": 2,
+        "done_j": 1.0,
+        "forecast_j": 2.0,
+        "forecast_j_low": 1.5,
+        "forecast_j_high": 2.5,
+    }
+    with (run / "events.jsonl").open("a") as f:
+        f.write(json.dumps(late) + "\n")
+    f_ = build_report([run]).to_dict()["runs"][0]["forecast"]
+    assert f_["count"] == 1 and f_["last"]["units_done"] == 2  # the one made with 1 to go
+    assert "after 3 epochs" not in f_["text"]
+
+
+def test_terminal_advice_goes_to_stderr_not_to_the_paper(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import greentrack.report.model as model
+
+    said = (
+        "ukci gave no series (ukci: cannot reach https://api.example (refused). Check the "
+        "network, or point greentrack at a mirror with GREENTRACK_UKCI_URL; offline, "
+        "greentrack falls back to the bundled annual figure): charged at the annual figure"
+    )
+    monkeypatch.setattr(model, "series_of_run", lambda *args: (None, said))
+    report = build_report([run_dir], ReportOptions(intensity_provider="ukci"))
+    assert any("GREENTRACK_UKCI_URL" in a for a in report.advice)
+    notes = report.to_dict()["runs"][0]["notes"]
+    assert "ukci gave no series for this run: it is charged at its region's annual figure" in notes
+    for fmt in ("md", "html", "latex", "json"):
+        out = render(report, fmt)
+        assert "GREENTRACK_UKCI_URL" not in out and "mirror" not in out, fmt
+
+
+def test_anonymized_title_names_no_directory(tmp_path: Path) -> None:
+    run = training_run(tmp_path / "alice-secret-project", name=None)  # type: ignore[arg-type]
+    meta = json.loads((run / "meta.json").read_text())
+    meta["name"] = None
+    (run / "meta.json").write_text(json.dumps(meta))
+    data = build_report([run], ReportOptions(anonymize=True)).to_dict()
+    assert "alice-secret-project" not in json.dumps(data)
+    assert data["title"] == "Energy and carbon footprint of run1"
+
+
+@pytest.mark.skipif(
+    not shutil.which("pdflatex"), reason="no TeX engine: apt-get install texlive-latex-recommended"
+)
+def test_each_output_file_has_its_own_figures_folder(run_dir: Path, tmp_path: Path) -> None:
+    """``-o energy.tex`` then ``-o energy.md`` in one folder: the PDFs the paper includes
+    stay (each output file has a folder of its own), and the paper still compiles."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "paper"
+    out.mkdir()
+    assert gt("report", run_dir, "-o", out / "energy.tex").returncode == 0
+    assert gt("report", run_dir, "-o", out / "energy.md").returncode == 0
+    pdfs = sorted(p.name for p in (out / "energy-tex_figures").glob("*.pdf"))
+    pngs = sorted(p.name for p in (out / "energy-md_figures").glob("*.png"))
+    assert pdfs and [p.replace(".pdf", ".png") for p in pdfs] == pngs
+    assert not list((out / "energy-tex_figures").glob("*.png"))
+    assert "energy-tex_figures/power.pdf" in (out / "energy.tex").read_text()
+    from tests.paper_helpers import compile_in
+
+    compile_in("twocolumn", out / "energy.tex", out)  # every figure it includes is there
+
+
+def test_a_symlinked_figures_folder_is_refused_in_one_line(run_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "paper"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    (out / "energy-md_figures").symlink_to(elsewhere, target_is_directory=True)
+    done = gt("report", run_dir, "-o", out / "energy.md")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "symbolic link" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (out / "energy.md").exists() and (elsewhere / "keep.txt").read_text() == "mine"

@@ -52,6 +52,11 @@ FACTORS: tuple[Factor, ...] = (
 )
 
 
+MIN_SHOWN = 0.1
+"""An equivalence is printed only from a tenth of its unit ("0.2 km of driving"): below,
+("0.0000006 km") it helps no reader picture anything. JSON keeps every one (``shown``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Equivalence:
     key: str
@@ -60,6 +65,11 @@ class Equivalence:
     unit: str
     source: str
 
+    @property
+    def shown(self) -> bool:
+        """Whether the amount is worth printing (:data:`MIN_SHOWN`)."""
+        return self.amount >= MIN_SHOWN
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -67,6 +77,7 @@ class Equivalence:
             "amount": self.amount,
             "unit": self.unit,
             "source": self.source,
+            "shown": self.shown,
         }
 
 

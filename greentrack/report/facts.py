@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from greentrack.account.accuracy import energy_accuracy
 from greentrack.account.build import processes_of
 from greentrack.rundir.format import FORMAT_VERSION
+from greentrack.views.numbers import num
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -50,6 +51,76 @@ METHODS: dict[str, tuple[str, str]] = {
         "model: contested constant-power assumption",
     ),
 }
+
+
+def _accelerator_methods() -> dict[str, tuple[str, str]]:
+    """What the AMD, Intel, Jetson, Apple and MIG methods are (docs/methodology.md, "Other
+    accelerators"); a share's label says it is an attribution."""
+    from greentrack.meters import amd, apple, intel, jetson, nvml
+
+    board = "on-chip sensor of the GPU board; not a calibrated meter"
+    averaged = "on-chip sensor, averaged: misses bursts shorter than its window"
+    model = "the chip's own energy model; not a calibrated meter"
+    out = {
+        amd.SMI_ENERGY: (
+            "AMD SMI energy accumulator x its counter resolution, read at span edges and every 5 s",
+            board,
+        ),
+        f"integral of {amd.SMI_POWER}": (
+            "AMD SMI current socket power (whole watts), sampled and integrated",
+            board,
+        ),
+        f"integral of {amd.SMI_POWER_AVERAGE}": (
+            "AMD SMI average socket power (a firmware average), sampled and integrated",
+            averaged,
+        ),
+        amd.HWMON_ENERGY: ("amdgpu hwmon energy counter (uJ), read every sample", board),
+        f"integral of {amd.HWMON_POWER}": (
+            "amdgpu hwmon instantaneous power (uW), sampled and integrated",
+            board,
+        ),
+        f"integral of {amd.HWMON_POWER_AVERAGE}": (
+            "amdgpu hwmon average power (uW, a firmware average), sampled and integrated",
+            averaged,
+        ),
+        intel.CARD_ENERGY: (
+            "Intel xe/i915 hwmon card energy counter (uJ), read every sample",
+            model,
+        ),
+        intel.PACKAGE_ENERGY: (
+            "Intel xe hwmon GPU-package energy counter (uJ; the card's is absent), read every "
+            "sample",
+            model,
+        ),
+        f"integral of {jetson.RAIL_POWER}": (
+            "Jetson INA3221 board rail: bus voltage x current, sampled and integrated",
+            "shunt monitor on the board (TI INA3221); not a calibrated meter",
+        ),
+        f"integral of {jetson.RAIL_POWER_FILE}": (
+            "Jetson INA3221 board rail power, sampled and integrated",
+            "shunt monitor on the board (TI INA3221); not a calibrated meter",
+        ),
+        apple.IOREPORT_ENERGY: ("Apple IOReport Energy Model counters, added between reads", model),
+        apple.POWERMETRICS_ENERGY: ("Apple powermetrics: the sum of its windows' energy", model),
+    }
+    for method in [m for m in out if m.startswith(("amdsmi", "amdgpu", "integral of amd"))]:
+        text, accuracy = out[method]
+        out[method + amd.SHARED] = (
+            f"{text}; each die of a package that reports one reading counts an equal share "
+            "(attribution)",
+            accuracy,
+        )
+    for method in list(METHODS):
+        if method.removeprefix("integral of ").startswith("nvml"):
+            text, accuracy = METHODS[method]
+            out[method + nvml.MIG_SHARE] = (
+                f"{text}; a MIG slice counts its share of the GPU by compute slices (attribution)",
+                accuracy,
+            )
+    return out
+
+
+METHODS.update(_accelerator_methods())
 
 NOT_COUNTED_ALWAYS = (
     ("embodied carbon", "manufacturing and end of life of the hardware are outside the scope"),
@@ -134,9 +205,9 @@ def boundary(runs: list[Run], items: Sequence[EnergyItem] = ()) -> list[dict[str
     for ch in (c for r in runs for c in r.channels):
         method, accuracy = METHODS.get(ch["method"], (ch["method"], "see the method"))
         bound = energy_accuracy(ch["method"], ch["source"])
-        accuracy = f"{accuracy}; range \u00d7{bound.low:g} to \u00d7{bound.high:g}"
+        accuracy = f"{accuracy}; range \u00d7{num(bound.low)} to \u00d7{num(bound.high)}"
         rate = (
-            f"power at {sampling.get('power_hz', '?'):g} Hz"
+            f"power at {num(sampling.get('power_hz'))} Hz"
             if ch.get("power_method") and isinstance(sampling.get("power_hz"), int | float)
             else "counter read at each sample"
         )
@@ -212,8 +283,37 @@ _CLI_HINT = re.compile(
 )
 
 
+_COUNTED = re.compile(r"\b(\d+)((?:\s+[A-Za-z-]+)*?)\s+([A-Za-z]+)\(s\)")
+_LISTED = re.compile(r"\b([A-Za-z]+)\(s\)(\s+\d+(?:,\s*\d+)*)")
+_MAYBE = re.compile(r"\b([A-Za-z]+)\(s\)")
+
+
+def plurals(text: str) -> str:
+    """``text`` with a machine's "3 line(s)" written as words: "3 lines", "1 line",
+    "ranks 0, 1", "rank 0"; any other "word(s)" becomes "words".
+
+    >>> plurals("3 damaged line(s) skipped; 1 meter read(s) failed; 2 visible GPU(s)")
+    '3 damaged lines skipped; 1 meter read failed; 2 visible GPUs'
+    >>> plurals("segment 1: rank(s) 1, 3 of 4 left no run; rank(s) 2 of 4; ? record(s)")
+    'segment 1: ranks 1, 3 of 4 left no run; rank 2 of 4; ? records'
+    """
+
+    def counted(m: re.Match[str]) -> str:
+        word = m.group(3) if m.group(1) == "1" else m.group(3) + "s"
+        return f"{m.group(1)}{m.group(2)} {word}"
+
+    def listed(m: re.Match[str]) -> str:
+        many = "," in m.group(2)
+        return f"{m.group(1)}{'s' if many else ''}{m.group(2)}"
+
+    out = _COUNTED.sub(counted, text)
+    out = _LISTED.sub(listed, out)
+    return _MAYBE.sub(lambda m: m.group(1) + "s", out)
+
+
 def paper_text(detail: str) -> str:
-    """A boundary note without command-line advice.
+    """A note for a paper: without command-line advice, and with real plurals
+    (:func:`plurals`).
 
     >>> paper_text("started without GPU access (run it with --gpus all and the NVIDIA "
     ...            "Container Toolkit)")
@@ -223,5 +323,22 @@ def paper_text(detail: str) -> str:
     'no RAPL'
     >>> paper_text("the NVIDIA kernel driver is not loaded (check `nvidia-smi`)")
     'the NVIDIA kernel driver is not loaded'
+    >>> print(paper_text("segment 0: rank(s) 1 of 2 left no run directory (not started, or "
+    ...   "written on another host: merge them with `greentrack merge`); not counted"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    segment 0: rank 1 of 2 left no run directory (not started, or written on another host);
+    not counted
+    >>> paper_text("damaged: not used; no CO2e is charged from it. Charge the run at its "
+    ...   "region: greentrack report RUN_DIR --region REGION (or whatif), e.g. --region DE")
+    'damaged: not used; no CO2e is charged from it.'
     """
-    return _CLI_HINT.sub("", detail).strip()
+    text = _CLI_HINT.sub("", detail)
+    text = _CLI_CLAUSE.sub("", text)
+    text = _CLI_SENTENCE.sub(".", text)
+    return plurals(text.strip())
+
+
+# a clause that names a command in backticks ("...: merge them with `greentrack merge`)"), and
+# a sentence that tells the reader what to type ("Charge the run ...: greentrack report ...")
+_CLI_CLAUSE = re.compile(r"[:;,]\s*[^:;,()`]*`[^`]*`[^:;,()]*(?=[);,.]|$)")
+_CLI_SENTENCE = re.compile(r"\.\s+[A-Z][^.]*\bgreentrack (?:report|whatif|merge|run|summary)\b.*$")

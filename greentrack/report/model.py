@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
-from greentrack.account.embodied import embodied_of
+from greentrack.account.embodied import NO_GPU, Embodied, embodied_of, embodied_of_work
 from greentrack.account.federated import binned_rounds
-from greentrack.analysis.untracked import load_declared
+from greentrack.analysis.untracked import DeclaredWork, load_declared
 from greentrack.carbon.providers.cache import series_of_run
 from greentrack.metadata import utc_iso
 from greentrack.report import facts, outcomes, prose, references
 from greentrack.report.equivalences import equivalences
+from greentrack.report.places import place
+from greentrack.views.numbers import num
 
 if TYPE_CHECKING:
     from greentrack.carbon.series import EnergyCurve, IntensitySeries
@@ -90,9 +92,25 @@ class Report:
     runs: list[Run] = field(default_factory=list)
     accounts: list[RunAccount] = field(default_factory=list)
     series: IntensitySeries | None = None
+    advice: list[str] = field(default_factory=list)
+    """What the terminal should say and the paper not (a provider that could not be reached,
+    and how to reach it): the CLI prints it to stderr."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.data
+
+    def _repr_html_(self) -> str:
+        """The report in a notebook cell: its HTML page (``greentrack report --format html``,
+        without figures) in a frame, so that the page's styles stay out of the notebook."""
+        import html
+
+        from greentrack.report.render import render
+
+        page = render(self, "html")
+        return (
+            f'<iframe srcdoc="{html.escape(page, quote=True)}" title="greentrack report" '
+            'style="width:100%;height:36rem;border:1px solid #ddd"></iframe>'
+        )
 
     def curve(self, run: Run) -> EnergyCurve:
         """Cumulative IT energy of ``run`` and its parts (from its account)."""
@@ -127,12 +145,20 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
     )
     runs = [load_run(p) for p in paths]
     accounts = []
+    advice: list[str] = []
     for run in runs:
         run_series, note = (
             (series, None)
             if series is not None
             else series_of_run(run, opts.intensity_provider, opts.provider_region, opts.region)
         )
+        if note:  # the provider's words (and how to fix it) go to the terminal, not the paper
+            advice.append(f"{run.path}: {note}")
+            provider = opts.intensity_provider or (run.meta.get("intensity_provider") or {}).get(
+                "id"
+            )
+            note = f"{provider} gave no series for this run" if provider else SERIES_NOT_USED
+            note += ": it is charged at its region's annual figure"
         accounts.append(
             account_run(
                 run,
@@ -151,7 +177,7 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         if run_series is not None and series is None and len(runs) == 1:
             series = run_series  # the figures draw the series of a single run
     declared = load_declared(opts.untracked) if opts.untracked is not None else []
-    labels = _unique_labels(runs)
+    labels = _unique_labels(runs, opts.anonymize)
     reports = [
         run_report(run, acct, label, opts)
         for run, acct, label in zip(runs, accounts, labels, strict=True)
@@ -162,7 +188,7 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         "generated_utc": utc_iso(time.time()),
         "greentrack_version": __version__,
         "runs": reports,
-        "untracked": [d.to_dict() for d in declared] or None,
+        "untracked": [_declared(d, opts) for d in declared] or None,
     }
     # a total, and the table that shows it: every row that enters the total is in that table
     totalled = len(reports) > 1 or bool(declared)
@@ -171,11 +197,17 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
     data["groups"] = (
         _groups(runs, accounts, reports, opts.group_by) if opts.group_by is not None else None
     )
+    data["embodied_total"] = _embodied_total(reports, data["untracked"] or [])
     data["brief"] = _brief(reports, accounts, data, opts)
     data["references"] = [ref.to_dict() for ref in references.cited(data)]
     if opts.anonymize:
         data = _anonymize(data, runs)
-    return Report(data, runs, accounts, series)
+    return Report(data, runs, accounts, series, advice)
+
+
+SERIES_NOT_USED = "no intensity series could be used for this run"
+"""The paper's words for a provider's series that was not used (the reason, and what to do
+about it, go to the terminal: :attr:`Report.advice`)."""
 
 
 def _default_title(reports: list[dict[str, Any]]) -> str:
@@ -184,8 +216,16 @@ def _default_title(reports: list[dict[str, Any]]) -> str:
     return f"Energy and carbon footprint of {len(reports)} runs"
 
 
-def _unique_labels(runs: list[Run]) -> list[str]:
-    labels = [str(r.meta.get("name") or r.path.name or r.meta["run_id"][:8]) for r in runs]
+def _unique_labels(runs: list[Run], anonymize: bool = False) -> list[str]:
+    """Each run's label: its name, else (not for anonymous review: a directory's name may say
+    who ran it) its directory's name, else ``run1``, ``run2``... as the anonymised ids."""
+    labels = [
+        str(
+            r.meta.get("name")
+            or (f"run{i + 1}" if anonymize else r.path.name or r.meta["run_id"][:8])
+        )
+        for i, r in enumerate(runs)
+    ]
     seen: dict[str, int] = {}
     out = []
     for label in labels:
@@ -258,13 +298,16 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
             )
         ],
         "reproducibility": facts.reproducibility(run),
-        "notes": list(a.notes),
+        "notes": [facts.paper_text(n) for n in a.notes],
     }
     out["embodied"] = None
     if opts.embodied is not None:  # off by default; never added to the operational CO2e
         # the GPU device-seconds the run used (a resume on another board is not two GPUs)
         share = embodied_of(a, opts.embodied, opts.device_lifetime_years)
         out["embodied"] = share.to_dict() if share else None
+        _embodied_boundary(out["boundary"], share)
+        if share is None:
+            out["notes"].append(f"Embodied carbon was not added: {NO_GPU}.")
     out["headline"] = {
         "energy_kwh": a.it_kwh.value,
         "energy_kwh_low": a.it_kwh.low,
@@ -279,9 +322,92 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
     }
     if out["forecast"]:
         out["forecast"]["text"] = prose.forecast_sentence(out["forecast"])
+    out["tiers"] = _tiers(a)
+    out["headline"]["it_tier"] = a.tiers.it_tier if a.tiers else "devices"
     out["method"] = prose.method(out)
     out["sentence"] = prose.sentence(out)
     return out
+
+
+def _tiers(a: RunAccount) -> dict[str, Any] | None:
+    """The run's tiers (devices, node, residual, facility) where a node was measured, with
+    the sentence that states them; ``None`` without a node meter."""
+    t = a.tiers
+    if t is None:
+        return None
+    out: dict[str, Any] = {
+        "it_tier": t.it_tier,
+        "nodes": t.nodes,
+        "nodes_measured": t.nodes_measured,
+        "flagged": t.flagged,
+        "residual_share": t.residual_share,
+    }
+    figures = {
+        "node_kwh": t.node_kwh,
+        "devices_kwh": t.covered_devices_kwh,
+        "residual_kwh": t.residual_kwh,
+        "it_kwh": a.it_kwh,
+        "facility_kwh": a.facility_kwh,
+    }
+    for key, f in figures.items():
+        out[key] = f.value if f else None
+        out[f"{key}_low"] = f.low if f else None
+        out[f"{key}_high"] = f.high if f else None
+    out["sentence"] = prose.tiers_sentence(out)
+    return out
+
+
+def _embodied_boundary(rows: list[dict[str, Any]], share: Embodied | None) -> None:
+    """The boundary's "embodied carbon" row, as ``--embodied`` leaves it: estimated and
+    reported apart from the operational CO2e, or, without a GPU, not counted and why."""
+    for row in rows:
+        if row["component"] != "embodied carbon":
+            continue
+        if share is None:
+            row["detail"] = f"not estimated: {NO_GPU}"
+            continue
+        p = share.preset
+        row.update(
+            status="estimated, apart",
+            method=f"share of the GPUs' manufacturing emissions: {p.covers}",
+            sampling=f"GPU-hours in use over a {num(share.lifetime_years)}-year life",
+            accuracy=p.range_basis,
+            detail="reported apart from the operational CO2e, never added to it",
+        )
+
+
+def _declared(d: DeclaredWork, opts: ReportOptions) -> dict[str, Any]:
+    """An item of declared work as the report shows it: its account's figures, its region in
+    words, and (``--embodied``, GPU work) its share of the GPUs' embodied carbon."""
+    out = d.to_dict()
+    if d.region_name is not None:
+        out["region_name"] = place(d.region, d.region_name).cell
+    out["embodied"] = None
+    if opts.embodied is not None and d.gpu_hours:
+        share = embodied_of_work(
+            d.count, d.hours, d.hardware, opts.embodied, opts.device_lifetime_years
+        )
+        out["embodied"] = share.to_dict()
+    return out
+
+
+def _embodied_total(
+    reports: list[dict[str, Any]], declared: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The embodied carbon of the runs and the declared GPU work together (``--embodied``),
+    summed from the account's figures; ``None`` when none was estimated."""
+    items = [r["embodied"] for r in reports if r["embodied"]]
+    items += [d["embodied"] for d in declared if d.get("embodied")]
+    if not items:
+        return None
+    return {
+        "co2e_g": sum(e["co2e_g"] for e in items),
+        "co2e_g_low": sum(e["co2e_g_low"] for e in items),
+        "co2e_g_high": sum(e["co2e_g_high"] for e in items),
+        "gpu_hours": sum(e["gpu_hours"] for e in items),
+        "items": len(items),
+        "caveats": sorted({e["caveat"] for e in items if e.get("caveat")}),
+    }
 
 
 def _units(a: RunAccount) -> dict[str, Any] | None:
@@ -295,6 +421,7 @@ def _carbon(a: RunAccount) -> dict[str, Any] | None:
     if c is None or a.co2e_g is None:
         return None
     split = a.co2e_g_by_provenance or {}
+    where = place(c.region, c.region_name)
     return {
         "method": c.method,
         "pue": c.pue.value,
@@ -305,7 +432,11 @@ def _carbon(a: RunAccount) -> dict[str, Any] | None:
         "chosen_by": c.chosen_by,
         "series": dict(c.series) if c.series else None,
         "region": c.region,
-        "region_name": c.region_name,
+        # a cloud region and the grid it is charged at, in words ("AWS us-east-1, Ashburn,
+        # Virginia; Virginia grid"), never the data table's "Ashburn, Virginia -> Virginia"
+        "region_name": where.cell if c.region_name else None,
+        "place": where.phrase,
+        "grid_name": where.name,
         "gco2e_per_kwh": c.annual_gco2e_per_kwh,
         "year": c.year,
         "basis": c.basis,
@@ -329,7 +460,7 @@ def _counterfactuals(a: RunAccount) -> dict[str, Any] | None:
     if not cf:
         return None
     out = {k: v for k, v in cf.items()}
-    out["regions"] = [dict(r) for r in cf["regions"]]
+    out["regions"] = [{**r, "name": place(r["region"], r["name"]).cell} for r in cf["regions"]]
     return out
 
 
@@ -530,14 +661,16 @@ def _brief(
     gpus = sorted({g["model"] for r in reports for g in r["hardware"]["gpus"]})
     gpus += sorted({d["hardware"] for d in declared if d["gpu_hours"]} - set(gpus))
     carbon = [r["carbon"] for r in reports if r["carbon"]]
-    regions = sorted(
-        {c["region_name"] or c["region"] for c in carbon if c["region"]}
-        | {d["region_name"] or d["region"] for d in declared if d["co2e_g"]}
+    charged = [d for d in declared if d["co2e_g"]]
+    regions = list(
+        dict.fromkeys(
+            [c["grid_name"] or c["region"] for c in carbon if c["region"]]
+            + [place(d["region"], d["region_name"]).name for d in charged]
+        )
     )
-    pues = sorted({c["pue"] for c in carbon} | {d["pue"] for d in declared if d["co2e_g"]})
+    pues = sorted({c["pue"] for c in carbon} | {d["pue"] for d in charged})
     intensities = sorted(
-        {c["effective_gco2e_per_kwh"] for c in carbon}
-        | {d["gco2e_per_kwh"] for d in declared if d["co2e_g"]}
+        {c["effective_gco2e_per_kwh"] for c in carbon} | {d["gco2e_per_kwh"] for d in charged}
     )
     out: dict[str, Any] = {
         "rows": rows,
@@ -546,17 +679,82 @@ def _brief(
         "target": opts.target,
         "gpus": gpus,
         "has_gpu": bool(gpus),
+        "devices": _devices(reports, declared),
+        "duration_s": sum(r["duration_s"] for r in reports),
         "regions": regions,
         "pue": pues[0] if len(pues) == 1 else None,
+        "pues": pues,
         "gco2e_per_kwh": intensities[0] if len(intensities) == 1 else None,
         "runs_without_co2e": len(reports) - len(carbon),
         "runs": len(reports),
         "declared": len(declared),
         "declared_without_co2e": sum(1 for d in declared if not d["co2e_g"]),
         "intensity_source": references.readable(carbon[0]["source"]) if carbon else None,
+        "sources": _intensity_sources(carbon, charged),
     }
     out["subject"] = prose.brief_subject(out)  # what the sentence and the caption count
     out["sentence"] = prose.brief_sentence(out)
+    # where a node was measured, the tiers' sentence of each such run (the node tier)
+    out["tiers"] = [(r["label"], r["tiers"]["sentence"]) for r in reports if r.get("tiers")]
+    return out
+
+
+def _devices(reports: list[dict[str, Any]], declared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What ran and for how long, for the brief sentence ("2 x NVIDIA H100 80GB HBM3 for
+    25 min in all"): the runs by their set of devices (their wall time summed), then each
+    item of declared work (its devices x hours)."""
+    sets: dict[str, dict[str, Any]] = {}
+    for r in reports:
+        gpus = r["hardware"]["gpus"]
+        what = (
+            " and ".join(f"{g['count']} \u00d7 {g['model']}" for g in gpus) if gpus else "CPU only"
+        )
+        row = sets.setdefault(what, {"devices": what, "duration_s": 0.0, "runs": 0})
+        row["duration_s"] += r["duration_s"]
+        row["runs"] += 1
+    out = list(sets.values())
+    for d in declared:
+        what = d["hardware"]
+        if d["count"] == 1:
+            what = "one " + (what[:-1] if what.endswith(" devices") else what)
+        else:
+            what = f"{d['count']} \u00d7 {what}"
+        out.append({"devices": what, "duration_s": d["hours"] * 3600.0, "runs": 0})
+    return out
+
+
+def _intensity_sources(
+    carbon: list[dict[str, Any]], declared: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The grid intensities' sources the brief sentence names, each once, with the year of
+    its figure and its BibTeX key: the runs' (annual table or series), then the declared
+    items' (their region's annual table)."""
+    from greentrack.carbon.intensity import resolve_region
+
+    found: list[tuple[str | None, int | None]] = []
+    for c in carbon:
+        if c["method"] == "series":
+            found.append(((c["series"] or {}).get("source"), None))
+        else:
+            found.append((c["source"], c["year"]))
+    for d in declared:
+        try:
+            year = resolve_region(d["region"]).year
+        except (KeyError, ValueError):
+            year = None
+        found.append((d["carbon_source"], year))
+    out: list[dict[str, Any]] = []
+    for text, year in found:
+        ref = references.reference(text)
+        short = ref.short if ref else references.readable(text)
+        item = {
+            "short": short,
+            "year": year,
+            "text": f"{short} {year}" if year else short,
+            "key": ref.key if ref else None,
+        }
+        if short and item not in out:
+            out.append(item)
     return out
 
 

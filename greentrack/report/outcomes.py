@@ -65,6 +65,15 @@ def _ahead(remaining: Any) -> bool:
     return isinstance(remaining, int | float) and not isinstance(remaining, bool) and remaining > 0
 
 
+def _before(units_done: Any, done: int) -> bool:
+    """Whether a forecast after ``units_done`` units was made before the run's last unit."""
+    return (
+        isinstance(units_done, int | float)
+        and not isinstance(units_done, bool)
+        and (units_done < done)
+    )
+
+
 def forecast_outcome(runs: list[Run], account: RunAccount) -> dict[str, Any] | None:
     """The first and last in-run forecasts against the account's total, when the run finished
     what was forecast (an interrupted run is not compared)."""
@@ -72,6 +81,11 @@ def forecast_outcome(runs: list[Run], account: RunAccount) -> dict[str, Any] | N
     # a forecast is made while units remain: older runs also wrote one after the last unit,
     # which is the total itself, not a forecast (never compared as one)
     forecasts = [f for f in forecasts if "forecast_j" in f and _ahead(f.get("units_remaining"))]
+    # and only one made before the run's last unit: a run stopped early (6 of 10 epochs)
+    # forecast 4 more epochs after its 6th, which then never ran
+    done = len({u["index"] for u in account.units["rows"]}) if account.units else None
+    if done is not None:
+        forecasts = [f for f in forecasts if _before(f.get("units_done"), done)]
     if not forecasts:
         return None
     forecasts.sort(key=lambda f: f.get("units_done", 0))
@@ -84,7 +98,11 @@ def forecast_outcome(runs: list[Run], account: RunAccount) -> dict[str, Any] | N
         unit, scope = "epoch", "the training stages' measured and estimated energy"
     else:
         unit, scope = "epoch", "all measured and estimated energy"
-    comparable = account.status == "finished"
+    # a run compared with a forecast did all it forecast: the last forecast's units done and
+    # remaining add up to the units the run did
+    last = forecasts[-1]
+    horizon = (last.get("units_done") or 0) + (last.get("units_remaining") or 0)
+    comparable = account.status == "finished" and (done is None or horizon <= done + 1e-9)
 
     def row(f: dict[str, Any]) -> dict[str, Any]:
         point, low, high = (

@@ -6,6 +6,13 @@ at most :data:`MAX_POINTS` bin means per device before plotting (a 24 h run at 1
 rows per device; the means keep its energy, the figure cannot show more anyway).
 Each figure is written as PNG (for HTML and Markdown) and/or PDF (for LaTeX, with TrueType
 fonts embedded as Type 42, which publishers' PDF checks accept; Type 3 fonts they reject).
+An axis of energy or CO2e takes its unit from the values it plots, as a table column does
+(:func:`greentrack.views.numbers.column`), and its tick labels are plain numbers (no offset,
+no exponent), so no figure prints "0.00000319".
+
+The figures of ``energy.tex`` go to ``energy-tex_figures/`` (:func:`figure_dir`): each output
+file has a folder of its own, so ``energy.md`` written beside it (PNGs) never replaces the
+PDFs the paper includes.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from greentrack.views.numbers import ENERGY, MASS, column
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -46,6 +55,28 @@ class Plot:
     @property
     def pdf(self) -> Path:
         return self.stem.with_suffix(".pdf")
+
+
+def figure_dir(output: Path) -> Path:
+    """The folder of ``output``'s figures: ``energy.tex`` -> ``energy-tex_figures`` beside it
+    (one folder per output file: ``energy.md``'s are ``energy-md_figures``).
+
+    Raises:
+        ValueError: the folder's path is a symbolic link (greentrack replaces that folder
+            whole; it will not follow a link to replace another).
+
+    >>> figure_dir(Path("paper/energy.tex")).as_posix(), figure_dir(Path("a.b.md")).name
+    ('paper/energy-tex_figures', 'a.b-md_figures')
+    """
+    suffix = output.suffix.lstrip(".")
+    name = f"{output.stem}-{suffix}_figures" if suffix else f"{output.name}_figures"
+    folder = output.parent / name
+    if folder.is_symlink():
+        raise ValueError(
+            f"the figures folder {folder} is a symbolic link: remove it (greentrack replaces "
+            "that folder whole), write the report elsewhere, or pass --no-plots"
+        )
+    return folder
 
 
 def available() -> bool:
@@ -145,22 +176,33 @@ def _binned(t: Any, y: Any, max_points: int = MAX_POINTS) -> tuple[Any, Any]:
 
 
 def _energy_unit(total_kwh: float) -> tuple[str, float]:
-    """An axis unit for energies up to ``total_kwh`` (and the factor from kWh)."""
-    if total_kwh >= 1000:
-        return "MWh", 1e-3
-    if total_kwh >= 1:
-        return "kWh", 1.0
-    if total_kwh >= 1e-3 or total_kwh <= 0:
-        return "Wh", 1e3
-    return "mWh", 1e6
+    """An axis unit for energies up to ``total_kwh`` (and the factor from kWh): the unit a
+    table column of those values takes."""
+    c = column([total_kwh], ENERGY)
+    return c.unit, c.factor
+
+
+def _mass_unit(grams: Any) -> tuple[str, float]:
+    """An axis unit for CO2e masses (grams) and the factor from grams."""
+    c = column([max((float(g) for g in grams), default=0.0)], MASS)
+    return c.unit, c.factor
+
+
+def _plain_ticks(ax: Axes, axis: str = "y") -> None:
+    """Tick labels as plain numbers: no offset, no exponent ("1e-6"), no "0.000005"."""
+    from matplotlib.ticker import ScalarFormatter
+
+    fmt = ScalarFormatter(useOffset=False)
+    fmt.set_scientific(False)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
 def _time_axis(seconds: float) -> tuple[float, str]:
     if seconds >= 2 * 3600:
-        return 3600.0, "time since start (h)"
+        return 3600.0, "hours since start"
     if seconds >= 120:
-        return 60.0, "time since start (min)"
-    return 1.0, "time since start (s)"
+        return 60.0, "minutes since start"
+    return 1.0, "seconds since start"
 
 
 def _power(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
@@ -232,6 +274,7 @@ def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     t = t_unix - float(run.meta["start_unix_s"])
     scale, label = _time_axis(float(t[-1]))
     unit, factor = _energy_unit(float(kwh[-1]))
+    _plain_ticks(ax)
     federated = bool(r["federated"])
     x, y = _binned(t / scale, kwh * factor)
     what = "energy (clients + server + network)" if federated else "energy (IT)"
@@ -242,9 +285,11 @@ def _cumulative(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     if grams is None:
         return True
     twin = ax.twinx()
-    x2, y2 = _binned(t / scale, grams)
+    m_unit, m_factor = _mass_unit([grams[-1]])
+    x2, y2 = _binned(t / scale, grams * m_factor)
     twin.plot(x2, y2, color="0.5", linestyle="--", label="CO2e")
-    twin.set_ylabel("CO2e (g)")
+    twin.set_ylabel(f"CO2e ({m_unit})")
+    _plain_ticks(twin)
     twin.set_ylim(bottom=0)
     twin.spines["right"].set_visible(True)
     lines = ax.get_lines() + twin.get_lines()
@@ -271,7 +316,7 @@ def _intensity(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     ax.step((t[keep] - start) / scale, np.asarray(series.values)[keep], where="post", color="0.0")
     ax.axvspan(0, (end - start) / scale, color="0.3", alpha=0.15, linewidth=0, label="run")
     ax.axhline(c["effective_gco2e_per_kwh"], color="0.4", linestyle="--", label="run-weighted")
-    ax.set_xlabel(label.replace("since start", "from run start"))
+    ax.set_xlabel(label.replace("since start", "from the run's start"))
     ax.set_ylabel("gCO2e/kWh")
     ax.legend(frameon=False, loc="best")
     return True
@@ -292,6 +337,7 @@ def _rounds(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     size = rows[0]["rounds"]
     x = np.array([(row["first"] + row["last"]) / 2 for row in rows])
     unit, factor = _energy_unit(max(row["total_kwh"] for row in rows))
+    _plain_ticks(ax)
     bottom = np.zeros(len(rows))
     parts = (
         ("client compute", "client_kwh"),
@@ -328,14 +374,16 @@ def _regions(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
         return False
     rows = cf["regions"]
     names = [row["region"] for row in rows]
-    values = [row["co2e_g"] for row in rows]
+    unit, factor = _mass_unit(row["co2e_g"] for row in rows)
+    values = [row["co2e_g"] * factor for row in rows]
     bars = ax.barh(names, values, color="0.6", edgecolor="0.2", linewidth=0.4)
     for bar, row in zip(bars, rows, strict=True):
         if row.get("actual"):
             bar.set_hatch("///")
             bar.set_facecolor("0.3")
     ax.invert_yaxis()
-    ax.set_xlabel("CO2e (g)")
+    ax.set_xlabel(f"CO2e ({unit})")
+    _plain_ticks(ax, "x")
     return True
 
 
@@ -362,7 +410,7 @@ def _comparison(ax: Axes, rows: list[dict[str, Any]]) -> bool:
     many = len(rows) > 8
     ax.set_xticks(x, labels, rotation=0 if many else 20, ha="center" if many else "right")
     ax.set_ylabel(f"IT energy ({unit})")
-    ax.ticklabel_format(axis="y", style="plain", useOffset=False)
+    _plain_ticks(ax)
     return True
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack.report.numbers import (
     bounds,
+    column,
     duration,
     energy,
     energy_range,
@@ -38,9 +39,10 @@ from greentrack.report.numbers import (
     plural,
     range_in,
 )
-from greentrack.report.prose import measured_share
+from greentrack.report.prose import brief_columns, measured_fraction, measured_share
 from greentrack.report.references import readable
 from greentrack.views.escape import md_escape
+from greentrack.views.numbers import quantities, quantity, quantity_range, share, when
 
 if TYPE_CHECKING:
     import jinja2
@@ -92,8 +94,15 @@ def tex_escape(text: object) -> str:
     if isinstance(text, TexRaw):
         return text
     out = _TEX_RE.sub(lambda m: _TEX[m.group()], _typesettable(str(text)))
+    # a number and its unit never part at a line's end ("61~s", "4.20~Wh")
+    out = _UNIT_SPACE.sub("~", out)
     # CO2 subscripts and the non-ASCII characters pdfLaTeX cannot take without packages
     return out.replace("CO2e", r"CO$_2$e").replace("×", r"$\times$")
+
+
+_UNIT_SPACE = re.compile(
+    r"(?<=\d) (?=(?:[mkMGµ]?Wh|[mkµ]?g|t|s|min|h|days|W|GB|MB|gCO2e/kWh|GPU-hours)(?![\w/]))"
+)
 
 
 def tex_command(text: object) -> TexRaw:
@@ -102,9 +111,24 @@ def tex_command(text: object) -> TexRaw:
     break allowed after each ``/`` so a long path cannot run into the margin.
 
     >>> print(tex_command("greentrack run --run-dir a_b/c"))
-    greentrack run -{}-{}run-{}dir a\_b/\allowbreak{}c
+    greentrack run -{}-{}run-{}dir a\_\allowbreak{}b/\allowbreak{}c
+
+    A token longer than a line (``--experiment_name=`` and 200 characters) may also break
+    after ``=`` ``,`` ``_`` and inside every 16 characters without such a place.
     """
-    return TexRaw(tex_escape(text).replace("-", "-{}").replace("/", "/\\allowbreak{}"))
+    pieces: list[str] = []
+    current = ""
+    since = 0
+    for ch in str(text):
+        current += ch
+        since = 0 if ch.isspace() else since + 1
+        if ch in "/=,_" or since >= 16:
+            pieces.append(current)
+            current = ""
+            since = 0
+    pieces.append(current)
+    escaped = (tex_escape(p).replace("-", "-{}") for p in pieces if p)
+    return TexRaw("\\allowbreak{}".join(escaped))
 
 
 def tex_tt(text: object, every: int = 8) -> TexRaw:
@@ -149,12 +173,12 @@ def tex_cite(text: object, bib: object = None) -> TexRaw:
     >>> print(tex_cite("0.06 kWh/GB (Aslan, end-to-end)", bib=True))
     0.06 kWh/GB (Aslan, end-to-end)~\cite{aslan2018electricity}
     """
-    from greentrack.report.references import readable, reference
+    from greentrack.report.references import readable, references
 
     out = tex_escape(readable(str(text)))
-    ref = reference(str(text))
-    if bib and ref is not None:
-        out += "~\\cite{" + ref.key + "}"
+    keys = [ref.key for ref in references(str(text))]
+    if bib and keys:
+        out += "~\\cite{" + ",".join(keys) + "}"
     return TexRaw(out)
 
 
@@ -187,8 +211,36 @@ def _typesettable(text: str) -> str:
     return "".join(out)
 
 
+def tex_cited(text: object, sources: object = (), bib: object = None) -> TexRaw:
+    r"""A sentence that names sources (``sources``: the brief's ``{"text", "key"}`` items),
+    escaped, with ``\cite{key}`` after the first mention of each when the report writes a
+    bibliography.
+
+    >>> print(tex_cited("at 380 gCO2e/kWh (Our World in Data 2024).",
+    ...                 [{"text": "Our World in Data 2024", "key": "owid2024intensity"}], True))
+    at 380~gCO$_2$e/kWh (Our World in Data 2024~\cite{owid2024intensity}).
+    """
+    out = tex_escape(text)
+    if not bib:
+        return TexRaw(out)
+    for s in sources or ():  # type: ignore[attr-defined]
+        needle = tex_escape(s["text"])
+        if s.get("key") and needle in out:
+            at = out.index(needle) + len(needle)
+            out = out[:at] + "~\\cite{" + s["key"] + "}" + out[at:]
+    return TexRaw(out)
+
+
 def _filters() -> dict[str, Callable[..., Any]]:
     return {
+        "column": column,
+        "quantity": quantity,
+        "quantities": quantities,
+        "quantity_range": quantity_range,
+        "share": share,
+        "brief_columns": brief_columns,
+        "measured_fraction": measured_fraction,
+        "when": when,
         "num": num,
         "pct": pct,
         "energy": energy,
@@ -206,6 +258,28 @@ def _filters() -> dict[str, Callable[..., Any]]:
     }
 
 
+def check_template_dir(template_dir: Path) -> None:
+    """Refuse, in one line, a ``--template-dir`` template the report would never read: a
+    ``.j2`` file there replaces the bundled template of its name (:data:`TEMPLATES`), and any
+    other name (``model_card.md.j2``, a typo) would be ignored without a word. Partials for
+    ``{% include %}`` / ``{% extends %}`` start with ``_``.
+
+    >>> check_template_dir(Path("/nonexistent"))  # nothing to check
+    """
+    known = sorted(set(TEMPLATES.values()))
+    try:
+        names = sorted(p.name for p in Path(template_dir).iterdir() if p.name.endswith(".j2"))
+    except OSError:
+        return  # not a readable folder: the caller says so, or Jinja finds nothing there
+    unknown = [n for n in names if n not in known and not n.startswith("_")]
+    if unknown:
+        raise ValueError(
+            f"--template-dir {template_dir}: {', '.join(unknown)} would be ignored: a template "
+            f"replaces the bundled one of its name ({', '.join(known)}; a model card's body is "
+            "appendix.md.j2), and a partial it includes starts with _"
+        )
+
+
 def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environment:
     """The Jinja2 environment for ``fmt``: user templates first, then the bundled ones.
 
@@ -217,6 +291,8 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
     from greentrack.templates import template
 
     bundled = Path(str(template("appendix.md.j2"))).parent
+    if template_dir:
+        check_template_dir(template_dir)
     search = [str(template_dir)] if template_dir else []
     loader = jinja2.FileSystemLoader([*search, str(bundled)])
     common: dict[str, Any] = {
@@ -246,11 +322,13 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
         env.filters["tt"] = tex_tt
         env.filters["brk"] = tex_breakable
         env.filters["cite"] = tex_cite
+        env.filters["cited"] = tex_cited
     else:
         env = SandboxedEnvironment(autoescape=False, **common)
         env.filters["md"] = md_escape
     if fmt != "latex":
         env.filters["cite"] = lambda text, bib=False: readable(str(text) if text else "")
+        env.filters["cited"] = lambda text, sources=(), bib=False: str(text)
     env.filters.update(_filters())
     env.globals.update(_filters())
     return env
@@ -458,6 +536,8 @@ def merge_model_card(existing: str | None, front: dict[str, Any], body: str) -> 
     between markers (replaced on a later run, appended the first time)."""
     import yaml
 
+    from greentrack.safeload import load_yaml_text
+
     old_front: dict[str, Any] = {}
     old_body = ""
     if existing:
@@ -465,13 +545,11 @@ def merge_model_card(existing: str | None, front: dict[str, Any], body: str) -> 
         if text.startswith("---"):
             end = text.find("\n---", 3)
             if end != -1:
-                try:
-                    loaded = yaml.safe_load(text[3:end]) or {}
-                except yaml.YAMLError as e:
-                    raise ValueError(
-                        "the existing model card's front matter is not valid YAML "
-                        f"({str(e).splitlines()[0]}); fix it or write the card to a new file"
-                    ) from e
+                # bounded (size, depth, aliases) and plain: one line naming line and column
+                loaded = (
+                    load_yaml_text(text[3:end], source="the existing model card's front matter")
+                    or {}
+                )
                 if not isinstance(loaded, dict):
                     raise ValueError(
                         "the existing model card's front matter is not a YAML mapping; fix it "

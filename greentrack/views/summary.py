@@ -7,15 +7,15 @@ of a run can never disagree.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from greentrack.account import EnergyItem, Figure, RunAccount
-from greentrack.units import G_PER_KG, G_PER_T, j_from_kwh
+from greentrack.units import j_from_kwh
 from greentrack.views.escape import terminal_safe
+from greentrack.views.numbers import ENERGY, MASS, Column, column, num, quantities, quantity
 
 MAX_SPAN_LINES = 40
 
@@ -104,70 +104,95 @@ class Summary:
         from greentrack.views.escape import md_escape
 
         env = jinja2.Environment(autoescape=False, keep_trailing_newline=True)
-        env.filters.update(md=md_escape, energy=format_kwh, mass=format_grams, rng=format_range)
+        env.filters.update(
+            md=md_escape, energy=format_kwh, mass=format_grams, rng=format_range, num=num
+        )
+        env.globals.update(column=column, quantities=quantities)
         text = template("summary.md.j2").read_text(encoding="utf-8")
-        out = env.from_string(text).render(s=self.account.to_dict(), max_spans=MAX_SPAN_LINES)
+        shown = self.account.spans[:MAX_SPAN_LINES]
+        out = env.from_string(text).render(
+            s=self.account.to_dict(),
+            max_spans=MAX_SPAN_LINES,
+            span_kwh=[sp["measured_kwh"] + sp["estimated_kwh"] for sp in shown],
+        )
         return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n"
 
     def __str__(self) -> str:
         return format_summary(self.account)
+
+    def _repr_html_(self) -> str:
+        """The summary in a notebook cell: the figures of ``str(summary)``, as HTML."""
+        from greentrack.views.html import summary_html
+
+        return summary_html(self.account)
 
 
 # --- text ----------------------------------------------------------------------------------
 
 
 def format_kwh(kwh: float | None) -> str:
-    """Energy with a readable unit (Wh below 1 kWh).
+    """Energy in the unit that reads best, three significant figures
+    (:func:`greentrack.views.numbers.quantity`, as every view writes it).
 
     >>> format_kwh(0.0042), format_kwh(12.5), format_kwh(None)
-    ('4.2 Wh', '12.5 kWh', 'n/a')
+    ('4.20 Wh', '12.5 kWh', 'n/a')
     """
-    if kwh is None or not math.isfinite(kwh):
-        return "n/a"
-    if abs(kwh) >= 1000:
-        return f"{kwh / 1000:.4g} MWh"
-    if abs(kwh) >= 1 or kwh == 0:
-        return f"{kwh:.4g} kWh"
-    return f"{kwh * 1000:.4g} Wh"
+    return quantity(kwh, ENERGY)
 
 
 def format_grams(grams: float | None) -> str:
-    """Grams of CO2e with a readable unit.
+    """Grams of CO2e in the unit that reads best.
 
     >>> format_grams(1534.0), format_grams(0.0123)
-    ('1.534 kg', '0.0123 g')
+    ('1.53 kg', '12.3 mg')
     """
-    if grams is None or not math.isfinite(grams):
-        return "n/a"
-    for unit, scale in (("t", G_PER_T), ("kg", G_PER_KG)):
-        if abs(grams) >= scale:
-            return f"{grams / scale:.4g} {unit}"
-    return f"{grams:.4g} g"
+    return quantity(grams, MASS)
 
 
 def format_range(f: Mapping[str, float] | Figure | None, kind: str = "energy") -> str:
-    """``value (low-high)`` of a figure, in kWh or grams.
+    """``value (low–high)`` of a figure (kWh, or grams for ``kind="mass"``): one unit and
+    one precision for the three, the range rounded outward.
 
     >>> format_range(Figure(2.0, 1.5, 2.5))
-    '2 kWh (1.5-2.5 kWh)'
+    '2.00 kWh (1.50–2.50 kWh)'
     """
     if f is None:
         return "n/a"
     d = f.to_dict() if isinstance(f, Figure) else f
-    fmt = format_kwh if kind == "energy" else format_grams
-    value, low, high = fmt(d["value"]), fmt(d["low"]), fmt(d["high"])
-    unit = value.split()[-1]
-    if low.endswith(" " + unit) and high.endswith(" " + unit):  # one unit for the three
-        low = low[: -len(unit) - 1]
-    return f"{value} ({low}-{high})"
+    c = column([d["value"], d["low"], d["high"]], ENERGY if kind == "energy" else MASS)
+    return c.value_range(d["value"], d["low"], d["high"])
 
 
-def _item_line(c: EnergyItem, duration_s: float, width: int) -> str:
-    power = f"avg {c.avg_power_w:7.1f} W" if c.avg_power_w is not None else " " * 13
+def _item_line(c: EnergyItem, energy: Column, power: Column, width: int) -> str:
+    watts = f"avg {power.cell(c.avg_power_w):>7} W" if c.avg_power_w is not None else " " * 13
     return (
-        f"    {f'{c.key} {c.label}':<{width}}  {format_kwh(c.energy_kwh.value):>11}  "
-        f"{power}  {c.provenance:<9}  {c.method}"
+        f"    {f'{c.key} {c.label}':<{width}}  {energy.text(c.energy_kwh.value):>11}  "
+        f"{watts}  {c.provenance:<9}  {c.method}"
     )
+
+
+def tier_lines(a: RunAccount) -> list[str]:
+    """The tiers of a run with a node meter: node, devices, residual, facility, each with its
+    range, and which one the IT total is (docs/methodology.md, "Node meters and tiers")."""
+    t = a.tiers
+    if t is None:
+        return []
+    share = f", {t.residual_share:.0%} of the node" if t.residual_share is not None else ""
+    out = [
+        f"  tiers (IT total = {t.it_tier}; {t.nodes_measured} of {t.nodes} node(s) measured):",
+        f"    node      {format_range(t.node_kwh)}  measured by its node meter(s)",
+        f"    devices   {format_range(t.covered_devices_kwh)}  GPU + CPU + DRAM on those nodes",
+        f"    residual  {format_range(t.residual_kwh)}  fans, power supplies, networking and "
+        f"idle{share}",
+    ]
+    if a.facility_kwh is not None and a.carbon is not None:
+        out.append(
+            f"    facility  {format_range(a.facility_kwh)}  "
+            f"IT total x PUE {num(a.carbon.pue.value)}"
+        )
+    if t.flagged:
+        out.append(f"    flagged: {t.flagged}")
+    return out
 
 
 def format_summary(a: RunAccount) -> str:
@@ -182,7 +207,9 @@ def format_summary(a: RunAccount) -> str:
     if a.components:
         lines.append("  energy by component" + (" (server process)" if a.parts else "") + ":")
         width = max(len(f"{c.key} {c.label}") for c in a.components)
-        lines += [_item_line(c, a.duration_s, width) for c in a.components]
+        energies = column([c.energy_kwh.value for c in a.components], ENERGY)
+        powers = column([c.avg_power_w for c in a.components], "plain")
+        lines += [_item_line(c, energies, powers, width) for c in a.components]
     else:
         lines.append("  no energy measured or estimated on this machine")
     if a.federated:
@@ -191,7 +218,7 @@ def format_summary(a: RunAccount) -> str:
         lines.append(
             f"  federated: {f['rounds']} rounds, {f['client_replies']} client replies"
             + (f" ({unmeasured} without an energy record)" if unmeasured else "")
-            + f", {f['upload_bytes'] / 1e6:.4g} MB up, {f['download_bytes'] / 1e6:.4g} MB down"
+            + f", {num(f['upload_bytes'] / 1e6)} MB up, {num(f['download_bytes'] / 1e6)} MB down"
         )
         for p in f["parts"]:
             lines.append(
@@ -204,32 +231,45 @@ def format_summary(a: RunAccount) -> str:
                 f"deployment) {format_range(f['network_apart_kwh'])}"
             )
     what = "federated total (clients + server + network)" if a.parts else "total"
+    if a.tiers is not None:  # the IT total is the highest tier measured: say which
+        what += f" (the {a.tiers.it_tier} tier)"
+    if a.calibration:  # a wall meter's correction (greentrack calibrate --store): say so
+        what += f", {a.calibration['label']}"
     lines.append(f"  {what}: {format_range(a.it_kwh)} of IT energy")
+    measured, estimated = quantities([a.measured_kwh, a.estimated_kwh], ENERGY)
     lines.append(
-        f"    measured {format_kwh(a.measured_kwh)}, estimated {format_kwh(a.estimated_kwh)}"
+        f"    measured {measured}, estimated {estimated}"
         + (" (a model, not a measurement)" if a.estimated_kwh else "")
     )
+    lines += tier_lines(a)  # the node, its devices, the residual: where a node was measured
     if a.carbon and a.co2e_g:
         c = a.carbon
         where = (
-            f"{c.intensity.value:.4g} gCO2e/kWh for {c.region} ({c.region_name}"
+            f"{num(c.intensity.value, 4)} gCO2e/kWh for {c.region} ({c.region_name}"
             + (f", {c.year}" if c.year else "")
             + f"; {c.source})"
             if c.method == "annual"
-            else f"run-weighted {c.intensity.value:.4g} gCO2e/kWh ({(c.series or {})['source']})"
+            else f"run-weighted {num(c.intensity.value, 4)} gCO2e/kWh "
+            f"({(c.series or {})['source']})"
         )
-        lines.append(f"  carbon: {where}, PUE {c.pue.value:g} ({c.pue_source})")
+        lines.append(f"  carbon: {where}, PUE {num(c.pue.value)} ({c.pue_source})")
         lines.append(f"  CO2e: {format_range(a.co2e_g, 'mass')}")
     for component, reason in a.not_counted:
         lines.append(f"  not counted: {component}: {reason}")
     if a.spans:
         lines.append("  spans:")
-        for span in a.spans[:MAX_SPAN_LINES]:
+        shown = a.spans[:MAX_SPAN_LINES]
+        spans = column(
+            [s["measured_kwh"] + s["estimated_kwh"] for s in shown]
+            + [s["estimated_kwh"] for s in shown],
+            ENERGY,
+        )
+        for span in shown:
             tags = ", ".join(f"{k}={v}" for k, v in span["tags"].items())
             title = "  " * span["depth"] + span["name"] + (f" [{tags}]" if tags else "")
             status = "" if span["status"] == "ok" else f"  ({span['status']})"
-            energy = format_kwh(span["measured_kwh"] + span["estimated_kwh"])
-            est = f" (est. {format_kwh(span['estimated_kwh'])})" if span["estimated_kwh"] else ""
+            energy = spans.text(span["measured_kwh"] + span["estimated_kwh"])
+            est = f" (est. {spans.text(span['estimated_kwh'])})" if span["estimated_kwh"] else ""
             lines.append(f"    {title:<36} {span['duration_s']:9.2f} s  {energy}{est}{status}")
         if len(a.spans) > MAX_SPAN_LINES:
             lines.append(
