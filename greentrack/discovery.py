@@ -358,7 +358,8 @@ def _discover_cpu(
         )
     elif est.scope == "process":
         how = (
-            f"{cpu.details['vcpu_max_w']} W per busy vCPU-second of {whose} ({cpu.details['note']})"
+            f"{cpu.details['vcpu_max_w']} W per busy vCPU, over the CPU time of {whose} "
+            f"({cpu.details['note']})"
         )
     else:
         how = (

@@ -272,9 +272,10 @@ class PrometheusExporter:
             self._server, _ = start_http_server(port, addr=self.address, registry=self.registry)
         except OSError as e:
             safe_warn(
-                f"greentrack cannot serve Prometheus metrics on {where} ({type(e).__name__}: "
-                f"{e}); the run is measured without them (pass a free prometheus_port, or an "
-                "address of this machine as prometheus_address)",
+                f"greentrack cannot serve Prometheus metrics on {where} ({e.strerror or e}); "
+                "the run is measured without them (pass a free port, --prometheus-port or "
+                "prometheus_port=, or an address of this machine, --prometheus-address or "
+                "prometheus_address=)",
                 RuntimeWarning,
             )
             return

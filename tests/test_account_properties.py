@@ -549,7 +549,9 @@ def test_federated_clients_of_mixed_methods_keep_each_components_range(
                     "client_host": "elsewhere",
                     "client_measured_j": sum(v[0] for v in comps.values()),
                     "client_estimated_j": sum(v[1] for v in comps.values()),
-                    "client_duration_s": 1.0,
+                    # an hour: up to 1 MJ a component is then a physical draw (the reader
+                    # refuses a reply above a megawatt, rundir/checks.py)
+                    "client_duration_s": 3600.0,
                     "client_methods": ";".join(sorted(methods, reverse=i % 2 == 1)),
                     "client_basis": "measured",
                     "client_components": comps,

@@ -174,6 +174,60 @@ def test_stored_correction_shows_in_summary_and_report(tmp_path, capsys):
     assert account_run(load_run(run)).it_kwh == after.it_kwh
 
 
+def test_a_calibrated_report_states_the_factor_and_the_corrected_total(tmp_path, capsys):
+    """The report's sentence, brief and JSON state the wall meter's factor with its range and
+    the corrected IT total, written as the summary writes them, in every format."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from greentrack.views.summary import format_range
+
+    run = _run(tmp_path / "run")
+    meter = _meter(tmp_path / "m.csv")
+    assert main(["calibrate", str(run), "--meter", str(meter), "--store"]) == 0
+    capsys.readouterr()
+    acct = account_run(load_run(run))
+    assert acct.calibration is not None
+    label, total = acct.calibration["label"], format_range(acct.it_kwh)
+    value, spread = total[: total.index(" (")], total[total.index("(") + 1 : -1]
+    assert label.startswith("calibrated against a wall meter, factor 1.64")
+    assert main(["summary", str(run)]) == 0
+    assert f"total, {label}: {total} of IT energy" in capsys.readouterr().out
+    for fmt, suffix in (("md", "md"), ("latex", "tex")):
+        for brief in ((), ("--brief",)):
+            out = tmp_path / f"report{''.join(brief)}.{suffix}"
+            args = ["report", str(run), "-o", str(out), "--no-plots", "--format", fmt, *brief]
+            assert main(args) == 0
+            text = " ".join(out.read_text().split())  # a sentence may wrap
+            if fmt == "latex":
+                text = text.replace("~", " ")  # a TeX non-breaking space before a unit
+            assert label in text, (fmt, brief)
+            # the brief writes the total as its table does: "10.9 Wh of electricity (10.7–11.2 Wh"
+            assert (value in text and spread in text) if brief else total in text, (fmt, brief)
+    assert main(["report", str(run), "--format", "json", "-o", str(tmp_path / "r.json")]) == 0
+    data = json.loads((tmp_path / "r.json").read_text())
+    r, b = data["runs"][0], data["brief"]
+    schema = json.loads((ROOT / "docs" / "report-schema.json").read_text())
+    jsonschema.validate(r["calibration"], schema["$defs"]["run"]["properties"]["calibration"])
+    jsonschema.validate(b["calibrated"], schema["properties"]["brief"]["properties"]["calibrated"])
+    cal = r["calibration"]
+    record = json.loads((run / CALIBRATION).read_text())
+    assert (cal["factor"], cal["factor_low"], cal["factor_high"]) == tuple(
+        record["factor"][k] for k in ("value", "low", "high")
+    )
+    assert cal["label"] == label and b["calibrated"] == [[r["label"], label]]
+    assert cal["it_kwh"] == r["headline"]["energy_kwh"] == acct.it_kwh.value
+    assert (cal["it_kwh_low"], cal["it_kwh_high"]) == (acct.it_kwh.low, acct.it_kwh.high)
+    assert cal["uncalibrated_it_kwh"] == pytest.approx(record["it_kwh"]["value"])
+    assert cal["it_kwh"] == pytest.approx(cal["factor"] * cal["uncalibrated_it_kwh"])
+    assert label in r["sentence"] and total in r["sentence"], r["sentence"]
+    assert label in b["sentence"] and value in b["sentence"] and spread in b["sentence"]
+    # an uncalibrated run's report says nothing of a meter
+    (run / CALIBRATION).unlink()
+    assert main(["report", str(run), "--format", "json", "-o", str(tmp_path / "u.json")]) == 0
+    plain = json.loads((tmp_path / "u.json").read_text())
+    assert plain["runs"][0]["calibration"] is None and plain["brief"]["calibrated"] == []
+    assert "wall meter" not in plain["runs"][0]["sentence"] + plain["brief"]["sentence"]
+
+
 @settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

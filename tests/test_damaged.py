@@ -93,7 +93,7 @@ CASES = [
     (
         "span line without span_id",
         _append("spans.jsonl", '{"event": "begin", "name": "x"}\n'),
-        ("note", "spans.jsonl: 1 damaged line(s) skipped"),
+        ("note", "spans.jsonl: 1 damaged line skipped"),
     ),
     (
         "summary without energy_j",
@@ -104,12 +104,12 @@ CASES = [
     (
         "timeline row with extra fields",
         _append("timeline.csv", "1678795210.0,10.0,100.0,1000.0,,extra,cells\n"),
-        ("note", "timeline.csv: 1 damaged row(s) skipped"),
+        ("note", "timeline.csv: 1 damaged row skipped"),
     ),
     (
         "timeline with text in a number",
         _append("timeline.csv", "this,10.0,100.0,1000.0,\n"),
-        ("note", "timeline.csv: 1 damaged row(s) skipped"),
+        ("note", "timeline.csv: 1 damaged row skipped"),
     ),
     (
         "timeline of another run",

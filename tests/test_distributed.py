@@ -138,7 +138,7 @@ def test_a_missing_rank_is_named(tmp_path: Path) -> None:
         with t:
             run_for(t, t._clock, 1.0)  # type: ignore[attr-defined]
     acct = account_run(greentrack.load_run(tmp_path / "job"))
-    assert any("rank(s) 1 of 3 left no run directory" in n for n in acct.notes)
+    assert any("rank 1 of 3 left no run directory" in n for n in acct.notes)
 
 
 def test_a_restart_is_a_segment_and_unrelated_jobs_are_refused(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from greentrack.cli import main
 from greentrack.errors import RunFormatError
 from greentrack.launcher import RankInfo
 from greentrack.meters.fake import FakeChannelSpec, FakeMeter, ManualClock, PowerTrace
+from greentrack.report.model import build_report
 from tests.helpers import run_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,10 +216,18 @@ def test_a_job_where_only_rank_1_ran_loads_and_names_the_missing_rank(
     assert run.meta["part"]["rank"] == 1 and run.complete and run.parts == []
     acct = account_run(run)
     assert acct.it_kwh.value == pytest.approx(_kwh(part)) and acct.it_kwh.value > 0
-    assert any("rank(s) 0 of 2 left no run directory" in n for n in acct.notes), acct.notes
+    assert any("rank 0 of 2 left no run directory" in n for n in acct.notes), acct.notes
     assert any("meta.json is missing" in n and "parts/seg0-rank1" in n for n in acct.notes)
     assert main(["summary", str(run_dir)]) == 0
-    assert "rank(s) 0 of 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "rank 0 of 2" in out and "its energy is not counted" in out
+    assert "Fix: parts written on another host join the run with `greentrack merge`" in out
+    # the paper keeps the note and leaves its terminal advice to stderr
+    report = build_report([run_dir])
+    notes = report.data["runs"][0]["notes"]
+    assert any(n.startswith("segment 0: rank 0 of 2 left no run directory") for n in notes)
+    assert not any("greentrack merge" in n or "Fix:" in n for n in notes), notes
+    assert any(a.endswith("join the run with `greentrack merge`") for a in report.advice)
 
 
 def test_a_job_merged_without_its_rank_0_loads_from_the_ranks_that_ran(
@@ -231,7 +240,7 @@ def test_a_job_merged_without_its_rank_0_loads_from_the_ranks_that_ran(
     assert main(["merge", str(dest), str(host_b)]) == 0
     acct = account_run(greentrack.load_run(dest))
     assert {c.key for c in acct.components} == {"gpu0", "seg0-rank2/gpu0"}
-    assert any("rank(s) 0 of 3 left no run directory" in n for n in acct.notes)
+    assert any("rank 0 of 3 left no run directory" in n for n in acct.notes)
     # a foreign part does not join a job led by its first rank either
     foreign = _rank(tmp_path / "c" / "job", 2, world=3, job="other")
     shutil.copytree(foreign, dest / "parts" / "seg0-rank0-copy")

@@ -8,6 +8,7 @@ written into the run directory as the tracker writes it (``meta.json`` ``node_ch
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from greentrack.account.figures import Figure
 from greentrack.account.tiers import COUNTER_DEFAULT, SAMPLING, node_range, residual_of
 from greentrack.launcher import RankInfo
 from greentrack.meters.fake import ManualClock
+from greentrack.numbers import ENERGY, quantities
 from greentrack.rundir.reader import load_run
 from greentrack.units import J_PER_KWH
 from greentrack.views.summary import Summary
@@ -122,6 +124,8 @@ def test_node_above_devices_is_the_it_total_with_a_residual(tmp_path):
     )
     text = str(Summary(a))
     assert "total (the node tier)" in text and "residual" in text and "facility" in text
+    # real plurals: one node, one node meter
+    assert "1 of 1 node measured" in text and "measured by its node meter\n" in text
     md = Summary(a).to_markdown()
     assert "| residual |" in md and "IT total: node" in md
     assert a.to_dict()["tiers"]["residual_is"] == "fans, power supplies, networking and idle"
@@ -146,6 +150,11 @@ def test_node_below_its_devices_beyond_bounds_is_flagged(tmp_path):
     assert t is not None and t.flagged is not None and t.it_tier == "devices"
     assert a.it_kwh.value == pytest.approx(DEVICES_J / J_PER_KWH)  # the devices stand
     assert any("beyond both meters' bounds" in n for n in a.notes)
+    # one meter, in words: "the node meter reads 1.53 Wh at most, below the 2.80 Wh ..."
+    flagged = re.search(r"the node meter reads (\S+ \S+) at most, below the (\S+ \S+) ", t.flagged)
+    assert flagged is not None, t.flagged
+    high, low = quantities([t.node_kwh.high, t.covered_devices_kwh.low], ENERGY)
+    assert flagged.groups() == (high, low)
     assert "flagged" in str(Summary(a)) and "total (the devices tier)" in str(Summary(a))
 
 
@@ -222,7 +231,9 @@ def test_a_node_without_a_node_meter_counts_its_devices(tmp_path):
     assert t.covered_devices_kwh.value == pytest.approx(per_node_devices / J_PER_KWH)
     assert t.uncovered_devices_kwh.value == pytest.approx(per_node_devices / J_PER_KWH)
     assert a.it_kwh.value == pytest.approx((DEVICES_J * 3.0 + per_node_devices) / J_PER_KWH)
-    assert any("without a node meter" in n for n in a.notes)
+    assert any(n.startswith("tiers: 1 node without a node meter counts") for n in a.notes)
+    text = str(Summary(a))
+    assert "1 of 2 nodes measured" in text
 
 
 def test_a_slurm_step_covers_every_node_of_its_segment(tmp_path):

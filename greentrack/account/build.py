@@ -34,8 +34,11 @@ from greentrack.account.crosscheck import power_check, widened
 from greentrack.account.curve import combined_curve, placed_curve, truncated, with_floor
 from greentrack.account.federated import PARTS, FederatedParts, federated_parts
 from greentrack.account.figures import Figure, total
+from greentrack.account.notes import with_advice
 from greentrack.account.tiers import Tiers, node_tiers
 from greentrack.carbon.settings import CarbonSettings, resolve_settings, settings_from_meta
+from greentrack.numbers import ENERGY, num, plural, quantity
+from greentrack.numbers import duration as duration_text
 from greentrack.units import J_PER_KWH, kwh_from_j
 
 if TYPE_CHECKING:
@@ -313,13 +316,14 @@ def account_run(
     settings, chosen_by = _settings(run, opts)
     damaged_carbon = recorded_settings(run)[1]
     if damaged_carbon is not None:  # meta.json's carbon block: never applied (reader's door)
+        damaged = f"meta.json: its carbon block is damaged ({damaged_carbon}): not used; "
         notes.append(
-            f"meta.json: its carbon block is damaged ({damaged_carbon}): not used; "
-            + (
-                "the run is charged at the region given, with that region's PUE"
-                if opts.region is not None
-                else "no CO2e is charged from it. Charge the run at its region: greentrack "
-                "report RUN_DIR --region REGION (or whatif), e.g. --region DE"
+            damaged + "the run is charged at the region given, with that region's PUE"
+            if opts.region is not None
+            else with_advice(
+                damaged + "no CO2e is charged from it",
+                "charge the run at its region: greentrack report RUN_DIR --region REGION "
+                "(or whatif), e.g. --region DE",
             )
         )
 
@@ -341,9 +345,10 @@ def account_run(
             provenance = str(ch["source"])
             if joules == 0.0 and provenance == "estimated" and r.duration_s > 0:
                 notes.append(
-                    f"{prefix}{ch['id']}: no CPU time was recorded in {r.duration_s:.3g} s (the "
-                    "kernel counts it in ticks of about 10 ms): its estimate is 0, below the "
-                    "resolution of the model, not a measured zero"
+                    f"{prefix}{ch['id']}: no CPU time was recorded in "
+                    f"{duration_text(r.duration_s)} (the kernel counts it in ticks of about "
+                    "10 ms): its estimate is 0, below the resolution of the model, not a "
+                    "measured zero"
                 )
             method = str(ch.get("method") or "")
             # gaps (counter_trouble) widen the range; a shared GPU is split (accuracy.py)
@@ -395,7 +400,8 @@ def account_run(
     meter_errors = sum(1 for r in runs for e in r.events if e.get("event") == "meter_error")
     if meter_errors:
         notes.append(
-            f"{meter_errors} meter read(s) failed; affected rows are flagged in the timeline"
+            f"{plural(meter_errors, 'meter read')} failed; affected rows are flagged in the "
+            "timeline"
         )
     duration, part_notes = _duration(run, runs)
     notes += part_notes + _missing_ranks(runs)
@@ -594,6 +600,16 @@ def _same_region(region: str, run: Run, series_region: str) -> bool:
     return bool(resolve_region(region).grid_key == recorded.intensity.grid_key)
 
 
+def _records(lost: Any) -> str:
+    """A count of records in words ("1 record", "3 records"); "records" when the count is
+    not known.
+
+    >>> _records(1), _records(3), _records(None)
+    ('1 record', '3 records', 'records')
+    """
+    return plural(lost, "record") if isinstance(lost, int) else "records"
+
+
 def _trouble_notes(r: Run, prefix: str) -> list[str]:
     """What a run lost: records it could not write, energy counters that failed."""
     from greentrack.metadata import utc_iso
@@ -603,7 +619,7 @@ def _trouble_notes(r: Run, prefix: str) -> list[str]:
     io = final.get("io_trouble")
     if isinstance(io, dict):
         out.append(
-            f"{prefix or 'the run'}: {io.get('records_lost', '?')} record(s) could not be "
+            f"{prefix or 'the run'}: {_records(io.get('records_lost'))} could not be "
             f"written ({io.get('error', 'I/O error')}) between "
             f"{utc_iso(float(io.get('first_unix_s') or 0))} and "
             f"{utc_iso(float(io.get('last_unix_s') or 0))}: the timeline and spans have a "
@@ -643,7 +659,7 @@ def recorded_settings(run: Run) -> tuple[CarbonSettings | None, str | None]:
     value = grid.gco2e_per_kwh
     if not (math.isfinite(value) and 0 <= value <= MAX_GCO2E_PER_KWH):
         return None, (
-            f"an intensity of {value:.6g} gCO2e/kWh, not one from 0 to {MAX_GCO2E_PER_KWH:g}"
+            f"an intensity of {value:.6g} gCO2e/kWh, not one from 0 to {num(MAX_GCO2E_PER_KWH)}"
         )
     try:
         validate_pue(settings.pue.value)
@@ -830,10 +846,15 @@ def _missing_ranks(runs: list[Run]) -> list[str]:
     for seg, world in sorted(expected.items()):
         missing = sorted(set(range(world)) - present.get(seg, set()))
         if missing:
+            one = len(missing) == 1
             out.append(
-                f"segment {seg}: rank(s) {', '.join(map(str, missing))} of {world} left no run "
-                "directory (not started, killed before starting, or written on another host: "
-                "merge them with `greentrack merge`); their energy is not counted"
+                with_advice(
+                    f"segment {seg}: {'rank' if one else 'ranks'} {', '.join(map(str, missing))} "
+                    f"of {world} left no run directory (not started, killed before starting, "
+                    f"or written on another host); {'its' if one else 'their'} energy is not "
+                    "counted",
+                    "parts written on another host join the run with `greentrack merge`",
+                )
             )
     return out
 
@@ -1139,19 +1160,17 @@ def _federated_curve(
     note = None
     if unplaced_j > 0 and (unplaced_rounds or not windows):
         what = (
-            f"{unplaced_rounds} round(s) have no round span"
+            f"{plural(unplaced_rounds, 'round')} "
+            + ("has" if unplaced_rounds == 1 else "have")
+            + " no round span"
             if unplaced_rounds
             else "the replies could not be placed in time"
         )
         note = (
-            f"{what}: {_kwh_note(kwh_from_j(unplaced_j))} of client and network energy is "
+            f"{what}: {quantity(kwh_from_j(unplaced_j), ENERGY)} of client and network energy is "
             "weighted by the series along the server process's own curve"
         )
     return placed_curve(server, server_j, windows, unplaced_j), note
-
-
-def _kwh_note(kwh: float) -> str:
-    return f"{kwh:.3g} kWh" if kwh >= 1 else f"{kwh * 1000:.3g} Wh"
 
 
 def _federated_block(fed: FederatedParts, carbon: CarbonBasis | None) -> dict[str, Any]:

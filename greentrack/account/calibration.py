@@ -250,7 +250,7 @@ def compare(
     it_tier = t.it_tier if t is not None else "devices"
     devices = t.devices_kwh if t is not None else account.it_kwh
     devices_w = devices.scaled(device_share)
-    tiers.append(_error("devices", "devices (GPU + CPU + DRAM)", devices_w, meter))
+    tiers.append(_error("devices", _devices_label(account), devices_w, meter))
     it_share = device_share
     if t is not None:
         node_share = _node_share(runs, windows)
@@ -310,6 +310,25 @@ def compare(
         nodes=nodes,
         notes=tuple(notes),
     )
+
+
+_COMPONENT_NAMES = {"gpu": "GPU", "cpu": "CPU", "dram": "DRAM"}
+
+
+def _devices_label(account: RunAccount) -> str:
+    """``devices (GPU measured, CPU estimated)``: the components the devices tier holds, each
+    with its provenance (not a fixed "GPU + CPU + DRAM": a run without a GPU has none, and an
+    estimate compared with a meter must say it is one)."""
+    seen: dict[str, set[str]] = {}
+    for c in account.components:
+        if c.in_total:
+            seen.setdefault(c.component, set()).add(c.provenance)
+    if not seen:
+        return "devices (none counted)"
+    order = list(_COMPONENT_NAMES)
+    keys = sorted(seen, key=lambda k: (order.index(k) if k in order else len(order), k))
+    parts = [f"{_COMPONENT_NAMES.get(k, k)} {' and '.join(sorted(seen[k]))}" for k in keys]
+    return f"devices ({', '.join(parts)})"
 
 
 def _error(tier: str, label: str, energy: Figure, meter: Figure) -> TierError:
@@ -471,11 +490,12 @@ def apply_calibration(
         f"calibrated against a wall meter, factor {_num(f.value)} ({_num(f.low)}–{_num(f.high)})"
     )
     files = ", ".join(str(m.get("file")) for m in rec.get("meters") or ())
+    own = " and ".join(sorted(p for p, v in kwh_by_provenance.items() if v > 0))
     note = (
         f"IT total {label}: the wall meter ({files or 'its readings'}, "
         f"+/-{float(rec['accuracy_percent']):g} %) covered {float(rec['coverage']):.0%} of the "
         f"run, on {str(rec['created_utc'])[:10]}; the run's own {rec['it_tier']} total was "
-        f"{_wh(it_kwh.value)} ({CALIBRATION}, greentrack calibrate)"
+        f"{_wh(it_kwh.value)}{f', {own}' if own else ''} ({CALIBRATION}, greentrack calibrate)"
     )
     record = {**rec, "label": label, "it_kwh_calibrated": corrected.to_dict()}
     return Applied(corrected, by_prov, (note,), record)
@@ -514,7 +534,15 @@ def _num(x: float) -> str:
 
 
 def _wh(kwh: float) -> str:
-    return f"{kwh:.4g} kWh" if abs(kwh) >= 1 else f"{kwh * 1000:.4g} Wh"
+    """Energy in the unit that reads best, four significant figures, by the one formatter
+    every view uses (:func:`greentrack.numbers.quantity`): ``17.31 mWh``, not ``0.01731 Wh``.
+
+    >>> _wh(2.5), _wh(1.731e-5)
+    ('2.500 kWh', '17.31 mWh')
+    """
+    from greentrack.numbers import ENERGY, quantity
+
+    return quantity(kwh, ENERGY, 4)
 
 
 __all__ = [

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from greentrack.account.accuracy import energy_accuracy, widest
 from greentrack.account.figures import Figure, total
 from greentrack.carbon.network import NetworkCoefficient, coefficient, network_kwh, network_range
+from greentrack.numbers import ENERGY, num, plural, quantity
 from greentrack.units import kwh_from_j
 
 if TYPE_CHECKING:
@@ -109,8 +110,11 @@ def _recorded_coefficient(run: Run, direction: str, block: Any) -> NetworkCoeffi
 
 def _describe(up: NetworkCoefficient, down: NetworkCoefficient) -> str:
     if up == down:
-        return f"{up.kwh_per_gb:g} kWh/GB ({up.source.split(',')[0]}, {up.scope})"
-    return f"upload {up.kwh_per_gb:g} kWh/GB ({up.scope}), download {down.kwh_per_gb:g} kWh/GB"
+        return f"{num(up.kwh_per_gb, 6)} kWh/GB ({up.source.split(',')[0]}, {up.scope})"
+    return (
+        f"upload {num(up.kwh_per_gb, 6)} kWh/GB ({up.scope}), "
+        f"download {num(down.kwh_per_gb, 6)} kWh/GB"
+    )
 
 
 def _network_figure(nbytes: int, coeff: NetworkCoefficient) -> Figure:
@@ -290,20 +294,23 @@ def federated_parts(
     server_split, server_figure, taken_j = tally.server(server_channels)
     if co_located and taken_j > 0:
         notes.append(
-            f"{co_located} client replies ran on the server's host: the host's energy is "
+            f"{_replies(co_located)} ran on the server's host: the host's energy is "
             "counted once (what the clients reported that the server's own meters also "
-            f"counted, {_kwh_text(kwh_from_j(taken_j))}, is taken out of the server's part)"
+            f"counted, {quantity(kwh_from_j(taken_j), ENERGY)}, is taken out of the server's "
+            "part)"
         )
     elif co_located:
+        it, its = ("it", "its") if co_located == 1 else ("they", "their")
         notes.append(
-            f"{co_located} client replies ran on the server's host; they measured nothing the "
-            "server's meters also see, so their energy adds to the server's"
+            f"{_replies(co_located)} ran on the server's host; {it} measured nothing the "
+            f"server's meters also see, so {its} energy adds to the server's"
         )
     if in_process:
+        its, them = ("its", "it") if in_process == 1 else ("their", "them")
         notes.append(
-            f"{in_process} client replies ran in the server's process or one it started (a "
-            "simulation's workers): their CPU estimate is taken out of the server's "
-            "process-level estimate, which includes them"
+            f"{_replies(in_process)} ran in the server's process or one it started (a "
+            f"simulation's workers): {its} CPU estimate is taken out of the server's "
+            f"process-level estimate, which includes {them}"
         )
 
     # --- network -----------------------------------------------------------------------------
@@ -311,22 +318,26 @@ def federated_parts(
     if apart is not None:
         notes.append(
             "traffic between parties on one host crossed no network: its energy "
-            f"({_kwh_text(apart.value)} at the coefficient) is modeled for a real deployment "
-            "and shown apart, not added to the total"
+            f"({quantity(apart.value, ENERGY)} at the coefficient) is modeled for a real "
+            "deployment and shown apart, not added to the total"
         )
     if modeled:
-        notes.append(f"{modeled} client replies were modeled from a device profile, not measured")
+        notes.append(
+            f"{_replies(modeled)} {'was' if modeled == 1 else 'were'} modeled from a device "
+            "profile, not measured"
+        )
     if shared:
         notes.append(
-            f"{shared} client replies shared a GPU with concurrent clients: its measured "
-            "energy is split among them by time windows (their sum is the GPU's energy)"
+            f"{_replies(shared)} shared a GPU with concurrent clients: its measured "
+            "energy is split among the clients by time windows (their sum is the GPU's energy)"
         )
     if unmeasured:
         notes.append(
-            f"{unmeasured} client replies carried no energy record (no energy_mod, a client "
-            "that could not measure, or a record the server could not read): their compute is "
-            "not in client compute (a client in the server's process tree, as in a "
-            "simulation, is still in the server's CPU estimate)"
+            f"{_replies(unmeasured)} carried no energy record (no energy_mod, a client "
+            "that could not measure, or a record the server could not read): "
+            f"{'its' if unmeasured == 1 else 'their'} compute is not in client compute (a "
+            "client in the server's process tree, as in a simulation, is still in the "
+            "server's CPU estimate)"
         )
     parts = {
         "client_compute": tally.client(),
@@ -367,13 +378,13 @@ def _in_server_process(row: dict[str, Any], pid: int | None) -> bool:
     return row.get("client_pid") == pid or (isinstance(ancestors, list) and pid in ancestors)
 
 
-def _kwh_text(kwh: float) -> str:
-    """kWh in words for a note (Wh below 1 kWh).
+def _replies(n: int) -> str:
+    """A count of client replies in words.
 
-    >>> _kwh_text(0.0000889), _kwh_text(2.5)
-    ('0.0889 Wh', '2.5 kWh')
+    >>> _replies(1), _replies(3)
+    ('1 client reply', '3 client replies')
     """
-    return f"{kwh:.3g} kWh" if kwh >= 1 else f"{kwh * 1000:.3g} Wh"
+    return plural(n, "client reply", "client replies")
 
 
 def _local(row: dict[str, Any], simulation: bool, host: str | None) -> bool:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.figures import Figure, total
+from greentrack.numbers import ENERGY, num, plural, quantities, quantity
 from greentrack.rundir.checks import MAX_REPLY_W
 from greentrack.units import kwh_from_j
 
@@ -185,8 +186,10 @@ def node_tiers(
     residual, beyond = residual_of(node, devices_in)
     flagged = None
     if beyond:
+        most, least = quantities([node.high, devices_in.low], ENERGY)
+        meters = "the node meter reads" if len(figures) == 1 else "the node meters read"
         flagged = (
-            f"the node meter(s) read {_wh(node.high)} at most, below the {_wh(devices_in.low)} "
+            f"{meters} {most} at most, below the {least} "
             "its devices read at least: beyond both meters' bounds. The node figure is not used "
             "as the IT total (does the meter see every power supply? are devices outside the "
             "chassis?); the devices' figure stands"
@@ -194,7 +197,8 @@ def node_tiers(
         notes.append(f"tiers: {flagged}")
     elif raw < 0:
         notes.append(
-            f"tiers: the node read {_wh(-raw)} less than its devices, within the meters' "
+            f"tiers: the node read {quantity(-raw, ENERGY)} less than its devices, within the "
+            "meters' "
             "combined bounds: the residual is shown as 0 with its range"
         )
     by_prov: dict[str, float] = defaultdict(float)
@@ -209,9 +213,11 @@ def node_tiers(
             if c.in_total:
                 by_prov[c.provenance] += c.energy_kwh.value
     if outside and flagged is None:
+        bare = len({where.get(c.key) for c in outside})
         notes.append(
-            f"tiers: {len({where.get(c.key) for c in outside})} node(s) without a node meter "
-            f"count their devices ({_wh(devices_out.value)}) in the IT total"
+            f"tiers: {plural(bare, 'node')} without a node meter "
+            f"{'counts its' if bare == 1 else 'count their'} devices "
+            f"({quantity(devices_out.value, ENERGY)}) in the IT total"
         )
     tiers = Tiers(
         it_tier="node" if flagged is None else "devices",
@@ -246,10 +252,6 @@ def residual_of(node: Figure, devices: Figure) -> tuple[Figure, bool]:
     value = min(max(node.value - devices.value, 0.0), max(high, 0.0))
     low = min(max(node.low - devices.high, 0.0), value)
     return Figure(value, low, max(high, 0.0)), high < 0
-
-
-def _wh(kwh: float) -> str:
-    return f"{kwh:.4g} kWh" if abs(kwh) >= 1 else f"{kwh * 1000:.4g} Wh"
 
 
 def _float(value: Any) -> float | None:
@@ -297,7 +299,7 @@ def _node_figure(
     bound_j = MAX_REPLY_W * max(r.duration_s, 1.0)
     if joules > bound_j:
         notes.append(
-            f"{key}: the node's energy {joules:.6g} J is more than {MAX_REPLY_W / 1000:g} kW "
+            f"{key}: the node's energy {joules:.6g} J is more than {num(MAX_REPLY_W / 1000)} kW "
             "over the run; the reading is damaged and the node is not a tier here"
         )
         return None, notes
@@ -310,7 +312,7 @@ def _node_figure(
     host = None if scope == "job" else host_of(r)
     if info.get("failures"):
         notes.append(
-            f"{key}: {int(info['failures'])} node reading(s) failed"
+            f"{key}: {plural(int(info['failures']), 'node reading')} failed"
             + (f" (last: {info.get('last_error')})" if info.get("last_error") else "")
         )
     check = info.get("average_check")
@@ -318,8 +320,8 @@ def _node_figure(
         bmc, mine = _float(check.get("bmc_average_w")), _float(check.get("readings_mean_w"))
         if bmc and mine is not None:
             notes.append(
-                f"{key}: over the BMC's last {float(check.get('window_s') or 0) / 60:g} min its "
-                f"own average was {bmc:.4g} W, the readings' mean {mine:.4g} W "
+                f"{key}: over the BMC's last {num(float(check.get('window_s') or 0) / 60)} min "
+                f"its own average was {num(bmc, 4)} W, the readings' mean {num(mine, 4)} W "
                 f"({(mine - bmc) / bmc:+.1%})"
             )
     return (
@@ -344,7 +346,7 @@ def node_range(
     stated = _float(details.get("accuracy_percent"))
     a = stated / 100.0 if stated is not None else COUNTER_DEFAULT
     basis = (
-        f"the BMC's stated sensor accuracy +/-{stated:g}% (Redfish Sensor.Accuracy)"
+        f"the BMC's stated sensor accuracy +/-{num(stated)}% (Redfish Sensor.Accuracy)"
         if stated is not None
         else f"+/-{COUNTER_DEFAULT:.0%}: no accuracy stated by the source (greentrack's "
         "assumption for BMC and scheduler energy)"
@@ -361,15 +363,15 @@ def node_range(
     step = _float(info.get("counter_step_j")) if not (integrated or slurm) else None
     if step:
         low, high = low - step, high + step
-        basis += f"; +/-{step:.4g} J, the counter's resolution"
+        basis += f"; +/-{num(step, 4)} J, the counter's resolution"
     uncovered = _float(info.get("uncovered_s")) or 0.0
     if uncovered > 0 and mean_w > 0:
         low, high = low - mean_w * uncovered, high + mean_w * uncovered
-        basis += f"; +/- the mean power over {uncovered:.3g} s without a reading"
+        basis += f"; +/- the mean power over {num(uncovered)} s without a reading"
     if slurm:
         interval = _float(details.get("interval_s")) or 0.0
         if interval > 0 and mean_w > 0:
             low, high = low - 2 * interval * mean_w, high + 2 * interval * mean_w
-            basis += f"; +/- the mean power over two {interval:g} s accounting intervals"
+            basis += f"; +/- the mean power over two {num(interval)} s accounting intervals"
     low = max(low, 0.0)
     return Figure(kwh_from_j(joules), kwh_from_j(low), kwh_from_j(high)), basis

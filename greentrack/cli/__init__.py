@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from importlib import import_module
+from pathlib import Path
 
 from greentrack._version import __version__
 
@@ -61,10 +63,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """``warnings.formatwarning`` for the command: greentrack's own warnings (a meter, the
+    node meter, live metrics) as the one line they were written as, without Python's
+    ``file:line: RuntimeWarning:`` and source line, which point into greentrack's code, not
+    the user's; every other warning as Python writes it. (Formatting only: a test recording
+    warnings still records them.)"""
+    text = str(message)
+    if not (text.startswith("greentrack") or _in_package(filename)):
+        return _FORMAT_WARNING(message, category, filename, lineno, line)
+    return (text if text.startswith("greentrack") else f"greentrack: {text}") + "\n"
+
+
+def _in_package(filename: str) -> bool:
+    try:
+        return Path(filename).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        return False
+
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+_FORMAT_WARNING = warnings.formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module, name = COMMANDS[args.command]
     handler: Callable[[argparse.Namespace], int] = getattr(import_module(module), name)
+    previous, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return handler(args)
     except BrokenPipeError:  # e.g. `greentrack regions | head`: not an error of ours
@@ -72,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        warnings.formatwarning = previous
 
 
 __all__ = ["COMMANDS", "build_parser", "main"]

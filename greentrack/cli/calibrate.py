@@ -74,8 +74,10 @@ def add_parser(sub: Any) -> None:
         type=number("%", 0, 50, low_open=True),
         default=None,
         metavar="PERCENT",
+        # argparse %-formats help: a literal % (in ACCURACY_BASIS too) must be doubled
         help=f"the meter's accuracy, +/- percent of its energy (above 0 up to 50; default "
-        f"{DEFAULT_ACCURACY_PERCENT:g}: {ACCURACY_BASIS}); state your meter's class",
+        f"{DEFAULT_ACCURACY_PERCENT:g}: {ACCURACY_BASIS.replace('%', '%%')}); state your "
+        "meter's class",
     )
     p.add_argument(
         "--max-rows",
@@ -88,7 +90,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help=f"write the correction into the run directory (calibration.json) for later "
         f"summaries and reports; refused when the meter covers less than "
-        f"{MIN_STORE_COVERAGE:.0%} of the run",
+        f"{MIN_STORE_COVERAGE:.0%}% of the run",
     )
     p.add_argument(
         "--format", choices=("text", "json"), default="text", help="text (default) or json"
@@ -166,12 +168,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def describe(result: Any, run_path: Path, stored: tuple[Path, bool] | None) -> str:
     """The comparison in words: the window, the meter, each tier's error, the factor."""
     from greentrack.views.escape import terminal_safe
+    from greentrack.views.numbers import plural
     from greentrack.views.summary import format_range
 
     files = ", ".join(str(m["file"]) for m in result.meters)
     lines = [
-        f"greentrack calibrate: run {result.run_id[:8]} against {len(result.meters)} wall "
-        f"meter(s) ({files})",
+        f"greentrack calibrate: run {result.run_id[:8]} against "
+        f"{plural(len(result.meters), 'wall meter')} ({files})",
         f"  window: {_utc(result.windows[0][0])} to {_utc(result.windows[-1][1])}: the meter "
         f"covers {result.covered_s:.1f} s of the run's {result.measured_s:.1f} s "
         f"({result.coverage:.0%})",
@@ -181,7 +184,11 @@ def describe(result: Any, run_path: Path, stored: tuple[Path, bool] | None) -> s
     width = max(len(t.label) for t in result.tiers)
     for t in result.tiers:
         inside = "inside its range" if t.meter_inside else "outside its range"
-        agree = "" if t.meter_inside else ("; the ranges meet" if t.overlap else "; apart")
+        agree = (
+            ""
+            if t.meter_inside
+            else ("; the two ranges overlap" if t.overlap else "; the two ranges do not overlap")
+        )
         lines.append(
             f"  {t.label:<{width}}  {format_range(t.energy_kwh)}  {t.error:+.1%} vs the meter; "
             f"the meter is {inside}{agree}"

@@ -338,12 +338,13 @@ def _quality(a: RunAccount) -> str | None:
 
 def _description(a: RunAccount) -> str:
     """The figures BoAmps has no field for, in one paragraph."""
+    from greentrack.views.numbers import ENERGY, quantities
     from greentrack.views.summary import format_range
 
+    measured, estimated = quantities([a.measured_kwh, a.estimated_kwh], ENERGY)
     parts = [
         f"greentrack run {a.run_id} ({a.name or a.path}): IT energy "
-        f"{format_range(a.it_kwh)} (measured {a.measured_kwh:.6g} kWh, estimated "
-        f"{a.estimated_kwh:.6g} kWh)"
+        f"{format_range(a.it_kwh)} (measured {measured}, estimated {estimated})"
     ]
     counted = sorted({f"{c.component} {c.provenance}" for c in a.components})
     if counted:

@@ -276,8 +276,8 @@ class EstimatedCpuMeter:
                 vcpu_max_w=CCF_VCPU_MAX_W,
                 note=(
                     f"CPU model {model!r} is not in the TDP table: per-vCPU coefficients of "
-                    "Cloud Carbon Footprint (AWS average, SPECpower). Pass cpu_tdp_w to use a "
-                    "TDP instead."
+                    "Cloud Carbon Footprint (AWS average, SPECpower). To use a TDP instead, "
+                    "pass --cpu-tdp-w W (cpu_tdp_w=W in Python)."
                 ),
             )
             method = VCPU_METHOD

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack.errors import RunFormatError
+from greentrack.numbers import num
 
 if TYPE_CHECKING:
     import numpy as np
@@ -194,7 +195,7 @@ def check_meta(path: Path, meta: Any, fix: str) -> tuple[dict[str, Any], list[st
         if bad:
             notes.append(
                 f"{name}: sampling.{bad[0]} is {shown(sampling[bad[0]])}, not a number from 0 to "
-                f"{_SAMPLING[bad[0]]:g}: ignored"
+                f"{num(_SAMPLING[bad[0]])}: ignored"
             )
             meta["sampling"] = {k: v for k, v in sampling.items() if k not in bad}
     meta["channels"] = _check_channels(path, meta.get("channels", []), notes, fix)
@@ -344,7 +345,7 @@ def _check_channels(path: Path, channels: Any, notes: list[str], fix: str) -> li
         if limit is not None and not (_positive(limit) and limit <= MAX_CHANNEL_W):
             notes.append(
                 f"{path.name}: channel {cid}: power_limit_w is {shown(limit)}, not a power from "
-                f"0 to {MAX_CHANNEL_W:g} W: ignored"
+                f"0 to {num(MAX_CHANNEL_W)} W: ignored"
             )
             ch["details"] = {k: v for k, v in ch["details"].items() if k != "power_limit_w"}
         out.append(ch)
@@ -385,7 +386,7 @@ def summary_problem(final: Any, meta: Mapping[str, Any], channel_ids: Sequence[s
         if value > ceiling:
             return (
                 f"says {cid} used {value:.6g} J in {duration:.6g} s, more than "
-                f"{MAX_CHANNEL_W:g} W could"
+                f"{num(MAX_CHANNEL_W)} W could"
             )
     for key in ("counter_trouble", "io_trouble"):
         if key in final and (not isinstance(final[key], dict) or depth(final[key]) > MAX_DEPTH):
@@ -653,7 +654,10 @@ class _History:
             if t_mono < last[1] - 1e-3:
                 return f"t_mono_s runs backwards ({t_mono:.6g} after {last[1]:.6g})"
             if abs((t_unix - last[0]) - (t_mono - last[1])) > CLOCK_SLACK_S:
-                return f"t_unix_s = {t_unix:.6g}, not {t_mono - last[1]:.6g} s after the row before"
+                return (
+                    f"t_unix_s = {shown(float(t_unix))}, not {t_mono - last[1]:.6g} s after "
+                    "the row before"
+                )
         for k, e in enumerate(energies):
             if math.isnan(e):
                 continue
@@ -754,7 +758,10 @@ def span_problem(
         if e is None:
             continue
         if e > MAX_CHANNEL_W * (duration + 1.0):
-            return f"{cid} used {e:.6g} J in {duration:.6g} s, more than {MAX_CHANNEL_W:g} W could"
+            return (
+                f"{cid} used {e:.6g} J in {duration:.6g} s, more than {num(MAX_CHANNEL_W)} W "
+                "could"
+            )
         total = totals_j.get(cid) if totals_j is not None else None
         if total is not None and math.isfinite(total) and e > total * (1 + FALL) + 1.0:
             return f"{cid} used {e:.6g} J, more than the run's total {total:.6g} J"

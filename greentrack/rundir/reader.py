@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack.errors import RunFormatError
+from greentrack.numbers import num, plural
 from greentrack.rundir.checks import (
     MAX_CHANNEL_W,
     MAX_DEPTH,
@@ -103,7 +104,7 @@ def _jsonl(path: Path, damage: list[str] | None = None) -> list[dict[str, Any]]:
         else:
             bad += 1
     if bad and damage is not None:
-        damage.append(f"{path.name}: {bad} damaged line(s) skipped")
+        damage.append(f"{path.name}: {plural(bad, 'damaged line')} skipped")
     return out
 
 
@@ -120,7 +121,8 @@ def _check_version(path: Path, meta: Any) -> None:
     if version > FORMAT_VERSION:
         raise RunFormatError(
             f"{path.parent} has run format version {version}; this greentrack reads up to "
-            f"{FORMAT_VERSION}. Upgrade greentrack: pip install -U greentrack"
+            f"{FORMAT_VERSION}. Upgrade greentrack: update your clone (git pull) and install "
+            "it again (pip install /path/to/greentrack)"
         )
 
 
@@ -406,7 +408,7 @@ class Run:
         if len(good) < len(records):
             first = next(event_problem(r) for r in records if event_problem(r) is not None)
             self.damage.append(
-                f"{EVENTS}: {len(records) - len(good)} record(s) with impossible values "
+                f"{EVENTS}: {plural(len(records) - len(good), 'record')} with impossible values "
                 f"skipped ({first})"
             )
         return good
@@ -475,7 +477,7 @@ class Run:
                 cells_n = lines[torn].count(",") + 1
                 first = (torn + first_line, f"{cells_n} cells, not {len(columns)}")
             where = f" (line {first[0]}: {first[1]})" if first else ""
-            self.damage.append(f"{TIMELINE}: {dropped} damaged row(s) skipped{where}")
+            self.damage.append(f"{TIMELINE}: {plural(dropped, 'damaged row')} skipped{where}")
         frame = frame[valid].reset_index(drop=True)
         frame["gaps"] = frame["gaps"].fillna("").astype(str)
         checked: pd.DataFrame = self._checked_rows(frame).drop(columns="line")
@@ -496,7 +498,8 @@ class Run:
                 frame.loc[bad, f"{cid}_power_w"] = np.nan
         if blanked:
             self.damage.append(
-                f"{TIMELINE}: {blanked} power reading(s) not from 0 to {MAX_CHANNEL_W:g} W "
+                f"{TIMELINE}: {plural(blanked, 'power reading')} not from 0 to "
+                f"{num(MAX_CHANNEL_W)} W "
                 "left out (energy is read from the energy columns)"
             )
         energy = (
@@ -518,7 +521,7 @@ class Run:
             return frame
         self._timeline_problem = f"line {int(frame['line'].iloc[first[0]])}: {first[1]}"
         self.damage.append(
-            f"{TIMELINE}: {keep.count(False)} row(s) with impossible values skipped "
+            f"{TIMELINE}: {plural(keep.count(False), 'row')} with impossible values skipped "
             f"({self._timeline_problem})"
         )
         kept: pd.DataFrame = frame[np.asarray(keep, dtype=bool)].reset_index(drop=True)
@@ -653,7 +656,7 @@ class Run:
         for sid in damaged:  # a span with a damaged line is left out whole (never "open")
             begins.pop(sid, None)
         if bad:
-            self.damage.append(f"{SPANS}: {bad} damaged line(s) skipped{first}")
+            self.damage.append(f"{SPANS}: {plural(bad, 'damaged line')} skipped{first}")
         tags_dropped = 0
         for sid, b in begins.items():
             tags, dropped = clean_tags(b.get("tags", {}))
@@ -662,7 +665,8 @@ class Run:
                 tags_dropped += 1
         if tags_dropped:
             self.damage.append(
-                f"{SPANS}: {tags_dropped} span(s) with tags that are not JSON scalars (left out)"
+                f"{SPANS}: {plural(tags_dropped, 'span')} with tags that are not JSON scalars "
+                "(left out)"
             )
         totals = self.totals_j() if self.final is not None else None
         skipped: list[str] = []
@@ -675,7 +679,8 @@ class Run:
                 del begins[sid]
         if skipped:
             self.damage.append(
-                f"{SPANS}: {len(skipped)} span(s) with impossible values skipped ({skipped[0]})"
+                f"{SPANS}: {plural(len(skipped), 'span')} with impossible values skipped "
+                f"({skipped[0]})"
             )
         return begins, ends
 
@@ -748,14 +753,18 @@ class Run:
         rows = _jsonl(path, self.damage) if path is not None else []
         good = [r for r in rows if isinstance(r.get("round"), int)]
         if len(good) < len(rows):
-            self.damage.append(f"{FL}: {len(rows) - len(good)} line(s) without a round skipped")
+            self.damage.append(
+                f"{FL}: {plural(len(rows) - len(good), 'line')} without a round skipped"
+            )
         run_s = self.duration_s
         checked = [r for r in good if fl_problem(r, run_s) is None]
         if len(checked) < len(good):
             first = next(p for r in good if (p := fl_problem(r, run_s)) is not None)
             self.damage.append(
-                f"{FL}: {len(good) - len(checked)} line(s) with impossible values skipped "
-                f"({first}); their replies are not counted"
+                f"{FL}: {plural(len(good) - len(checked), 'line')} with impossible values "
+                f"skipped ({first}); "
+                + ("its reply is" if len(good) - len(checked) == 1 else "their replies are")
+                + " not counted"
             )
         return checked
 

@@ -15,7 +15,16 @@ from typing import Any
 from greentrack.account import EnergyItem, Figure, RunAccount
 from greentrack.units import j_from_kwh
 from greentrack.views.escape import terminal_safe
-from greentrack.views.numbers import ENERGY, MASS, Column, column, num, quantities, quantity
+from greentrack.views.numbers import (
+    ENERGY,
+    MASS,
+    Column,
+    column,
+    num,
+    plural,
+    quantities,
+    quantity,
+)
 
 MAX_SPAN_LINES = 40
 
@@ -178,9 +187,11 @@ def tier_lines(a: RunAccount) -> list[str]:
     if t is None:
         return []
     share = f", {t.residual_share:.0%} of the node" if t.residual_share is not None else ""
+    meters = "its node meter" if len(t.figures) == 1 else "its node meters"
     out = [
-        f"  tiers (IT total = {t.it_tier}; {t.nodes_measured} of {t.nodes} node(s) measured):",
-        f"    node      {format_range(t.node_kwh)}  measured by its node meter(s)",
+        f"  tiers (IT total = {t.it_tier}; {t.nodes_measured} of {plural(t.nodes, 'node')} "
+        "measured):",
+        f"    node      {format_range(t.node_kwh)}  measured by {meters}",
         f"    devices   {format_range(t.covered_devices_kwh)}  GPU + CPU + DRAM on those nodes",
         f"    residual  {format_range(t.residual_kwh)}  fans, power supplies, networking and "
         f"idle{share}",
