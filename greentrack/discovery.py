@@ -26,6 +26,7 @@ from greentrack.meters.node import NodeMeter, NodeMeterSpec, NodeSource, parse_n
 from greentrack.meters.nvml import NvmlMeter, missing_driver
 from greentrack.meters.rapl import RaplMeter
 from greentrack.meters.sysfs import sysfs_root
+from greentrack.numbers import duration, num, plural
 
 Status = Literal["measured", "estimated", "not counted"]
 MEASURED_REQUIREMENTS = ("measured:gpu", "measured:cpu", "measured:dram")
@@ -198,7 +199,7 @@ def _shared_note(rank: RankInfo | None, visible: int, what: str = "GPU") -> str:
     if rank is None or not rank.distributed or rank.local_world_size <= visible:
         return ""
     return (
-        f"; {rank.local_world_size} local ranks, {visible} visible {what}(s): "
+        f"; {rank.local_world_size} local ranks, {plural(visible, f'visible {what}')}: "
         + ("ranks share them" if visible > 1 else f"if other ranks see this {what}")
         + f", each measures all of its {what} and the account splits a {what} measured by "
         "several ranks equally (same UUID on one host)"
@@ -353,7 +354,7 @@ def _discover_cpu(
     whose = "this process and its children" if est.scope == "process" else "all CPUs"
     if "tdp_w" in cpu.details:
         how = (
-            f"TDP {cpu.details['tdp_w']:g} W x CPU utilisation of {whose} "
+            f"TDP {num(cpu.details['tdp_w'], 4)} W x CPU utilisation of {whose} "
             f"({cpu.details['tdp_source']})"
         )
     elif est.scope == "process":
@@ -542,5 +543,5 @@ def discover_node(
     ch = source.channel
     how = ch.energy_method or f"integral of {ch.power_method}"
     return meter, ComponentStatus(
-        "node", "measured", f"{spec.url}: {how}, read every {source.interval_s:g} s"
+        "node", "measured", f"{spec.url}: {how}, read every {duration(source.interval_s, 4)}"
     )

@@ -363,9 +363,12 @@ def gpus_for(info: RankInfo, visible: int) -> list[int] | None:
             "openmpi": "OMPI_COMM_WORLD_LOCAL_RANK",
             "mpich": "MPI_LOCALRANKID",
         }.get(info.launcher, "LOCAL_RANK")
+        # real plurals, written here: this layer may not import greentrack.numbers
+        processes = f"{per_node} process" + ("es" if per_node != 1 else "")
+        gpus = f"{visible} visible GPU" + ("s" if visible != 1 else "")
         raise ValueError(
-            f"{var}={local} but this node runs {per_node} process(es) (local ranks 0-"
-            f"{per_node - 1}) on {visible} visible GPU(s): start one process per GPU "
+            f"{var}={local} but this node runs {processes} (local ranks 0-"
+            f"{per_node - 1}) on {gpus}: start one process per GPU "
             f"(torchrun --nproc_per_node={visible}) or choose the GPUs with CUDA_VISIBLE_DEVICES"
         )
     if visible == 1:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack.errors import GreentrackError
+from greentrack.numbers import num
 
 if TYPE_CHECKING:
     import yaml
@@ -240,7 +241,7 @@ def _too_deep(source: str, limits: Limits) -> str:
 
 
 def _size(n: int) -> str:
-    return f"{n / 1024 / 1024:g} MiB" if n >= 1024 * 1024 else f"{n / 1024:g} KiB"
+    return f"{num(n / 1024 / 1024, 6)} MiB" if n >= 1024 * 1024 else f"{num(n / 1024, 6)} KiB"
 
 
 def _one_line(text: str) -> str:
@@ -305,14 +306,17 @@ def _bounded_loader_class() -> type[Any]:
                         event.start_mark,
                         "deeper than anything greentrack reads: give the right file",
                     )
-                return super().compose_node(parent, index)
+                node = super().compose_node(parent, index)
             finally:
                 self.depth -= nests
+            if isinstance(node, yaml.MappingNode):
+                _check_duplicate_keys(node)
+            return node
 
         def get_single_node(self) -> Any:
             node = super().get_single_node()
             if node is not None:
-                _check_expansion(node, self.limits)
+                _check_expansion(node, self.limits, self.aliases)
             return node
 
     _LOADER.append(BoundedSafeLoader)
@@ -329,7 +333,30 @@ class _Refused(Exception):
         self.fix = fix
 
 
-def _check_expansion(root: yaml.Node, limits: Limits) -> None:
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _check_duplicate_keys(node: yaml.MappingNode) -> None:
+    """Refuse a mapping that names one key twice (``count: 1`` then ``count: 1000``): YAML
+    forbids it, and PyYAML would silently keep the last. Keys are compared as written, with
+    their resolved tags (``1`` and ``'1'`` differ); ``<<`` merge keys are YAML's own."""
+    import yaml
+
+    seen: dict[tuple[str, str], Any] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == MERGE_TAG:
+            continue
+        earlier = seen.setdefault((key.tag, key.value), key.start_mark)
+        if earlier is not key.start_mark:
+            raise _Refused(
+                f"the key {shown(key.value, 40)} appears twice in one mapping (first on line "
+                f"{earlier.line + 1})",
+                key.start_mark,
+                "keep one of them (YAML forbids a repeated key; which one counts is ambiguous)",
+            )
+
+
+def _check_expansion(root: yaml.Node, limits: Limits, aliases: int = 0) -> None:
     """Refuse a node graph whose aliases expand it past ``limits.max_nodes`` nodes or
     ``limits.max_depth`` levels, or that contains itself, without expanding it: the expanded
     size and depth of each distinct node are computed once (iteratively), from its children's.
@@ -351,9 +378,12 @@ def _check_expansion(root: yaml.Node, limits: Limits) -> None:
             deepest = isinstance(node, yaml.CollectionNode) + nested
             if total > limits.max_nodes:
                 raise _Refused(
-                    f"its aliases expand it to more than {limits.max_nodes:,} values",
+                    f"{'its aliases expand it to' if aliases else 'it holds'} more than "
+                    f"{limits.max_nodes:,} values",
                     node.start_mark,
-                    "write the values out, or use fewer anchors and aliases",
+                    "write the values out, or use fewer anchors and aliases"
+                    if aliases
+                    else "give the right file, or split it",
                 )
             if deepest > limits.max_depth:
                 raise _Refused(

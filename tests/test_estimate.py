@@ -125,7 +125,7 @@ def test_cli_json_and_yaml(tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert text.startswith("estimate (not a measurement): 42.24 kWh")  # 8x400 Wx12 hx1.1
+    assert text.startswith("estimate (not a measurement): 42.2 kWh")  # 8x400 Wx12 hx1.1
     assert "sensitivity" in text and "uptime-2024" in text
     bad = tmp_path / "bad.yaml"
     bad.write_text("count: 8\nwatts: 300\n")

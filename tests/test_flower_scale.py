@@ -380,7 +380,9 @@ def test_live_children_found_at_rescans_and_reused_pids_not_counted(monkeypatch)
         # a pid that is no longer our child's (reused) is not counted
         known = estimate._CHILDREN[0]
         me = os.readlink("/proc/self")  # our pid as /proc numbers it
-        assert known.pids == ((str(child.pid), me),)
+        # other children of this test process (an earlier test's, still exiting) may be there
+        assert (str(child.pid), me) in known.pids
+        assert all(parent == me for _, parent in known.pids)
         assert estimate._stat_cpu_s(str(child.pid), "1") == 0.0
         assert estimate._stat_cpu_s(str(child.pid), me) > 0.3
     finally:

@@ -187,7 +187,7 @@ def test_mig_gpu_addressed_without_its_slice_is_not_counted_with_the_fix(clock, 
     meter = NvmlMeter(nvml, environ={})
     assert [c.id for c in meter.channels] == ["gpu1"]
     why = meter.not_counted["gpu0"]
-    assert "2 MIG device(s)" in why and "CUDA_VISIBLE_DEVICES=MIG-<uuid>" in why
+    assert "2 MIG devices" in why and "CUDA_VISIBLE_DEVICES=MIG-<uuid>" in why
 
 
 def test_mig_gpu_with_one_slice_is_that_slice(clock):

@@ -54,7 +54,7 @@ def test_partial_coverage_is_flagged_and_the_range_covers_the_truth(tmp_path):
     assert "widened" in item.accuracy
     flagged = [n for n in a.notes if "power samples integrate to" in n]
     assert len(flagged) == 1 and "Yang et al., SC24" in flagged[0]
-    assert "so do 3 of its 3 span(s)" in flagged[0]
+    assert "so do 3 of its 3 spans" in flagged[0]
 
 
 def test_full_coverage_agrees_and_changes_nothing(tmp_path):

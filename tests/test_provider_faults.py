@@ -357,7 +357,7 @@ def test_identical_duplicates_are_merged_with_a_note(api):  # type: ignore[no-un
     api.app = lambda path, query, headers: (200, {"data": rows}, {})
     s = UKCIProvider(http=SHORT).history("GB", T12, T14).series
     assert s.values[:2] == (263.0, 250.0) and math.isnan(s.values[2]) and s.values[3] == 240.0
-    merged = "2 repeated row(s) with the same timestamp and value were merged"
+    merged = "2 repeated rows with the same timestamp and value were merged"
     assert merged in s.notes
 
 

@@ -728,7 +728,7 @@ def test_cli_when_text(api, capsys):
     assert "best start  2024-03-14T05:00:00Z   mean   100.0 gCO2e/kWh   (+4 h 50 min" in out
     assert "start now   2024-03-14T00:10:00Z   mean   200.0 gCO2e/kWh" in out
     # 400 W x 1.5 h = 0.6 kWh: 120 g now, 60 g at 05:00
-    assert "120.0 g now -> 60.0 g at the best start; saves 60.0 g (50.0 %)" in out
+    assert "120 g now -> 60 g at the best start; saves 60 g (50.0 %)" in out
     assert "GB (ukci)" in out and "figures     average;" in out and "NESO" in out
 
 

@@ -72,7 +72,7 @@ def test_two_ranks_on_one_gpu_count_it_once_and_say_so(tmp_path: Path) -> None:
     assert all("shared by 2 ranks, split equally" in c.method for c in acct.components)
     assert any("measured by 2 processes at once" in n for n in acct.notes)
     boundary = " ".join(b["detail"] for b in run.meta["boundary"])
-    assert "2 local ranks, 1 visible GPU(s)" in boundary
+    assert "2 local ranks, 1 visible GPU:" in boundary
 
 
 def test_ranks_sharing_two_gpus_split_each_by_its_uuid(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_a_local_rank_without_a_device_is_an_error_naming_the_fix(launcher: str,
     with pytest.raises(ValueError, match=rf"^{var}=5 but this node runs 2 process") as e:
         gpus_for(_info(5, 2, launcher), 2)
     message = str(e.value)
-    assert "2 visible GPU(s)" in message and "--nproc_per_node=2" in message
+    assert "2 visible GPUs" in message and "--nproc_per_node=2" in message
     assert "CUDA_VISIBLE_DEVICES" in message and "\n" not in message
 
 

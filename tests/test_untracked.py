@@ -126,7 +126,7 @@ def test_latex_with_declared_work_compiles_without_overfull(
         ("untracked:\n  - {watts: 300, hours: 2, region: [DE]}\n", "region must be a region"),
         ("untracked:\n  - {processor: tpu-v99, hours: 2}\n", "--list-processors"),
         ("untracked:\n  - {watts: 300, hours: 2, region: XX-NOPE}\n", "`greentrack regions`"),
-        ("untracked:\n  - {watts: 300, hours: 2, colour: red}\n", "unknown key(s) ['colour']"),
+        ("untracked:\n  - {watts: 300, hours: 2, colour: red}\n", "unknown key ['colour']"),
         ("untracked:\n  - {watts: 300, hours: -2}\n", "hours must be in (0, 100000]"),
         ("untracked:\n  - {watts: 300, count: 0, hours: 2}\n", "count must be a whole number"),
         ("untracked:\n  - {hours: 2}\n", "give either processor: KEY or watts"),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.figures import Figure
+from greentrack.numbers import duration, num, quantity
 from greentrack.rundir.checks import MAX_CHANNEL_W
 from greentrack.units import kwh_from_j
 
@@ -301,30 +302,31 @@ def channel_energy(
             bridged_s = min(_float(t.get("bridged_s", max(seconds - uncovered, 0.0))), seconds)
             notes.append(
                 f"{cid}: the energy counter failed for the last {seconds:.1f} s; "
-                f"{kwh_from_j(bridged_j) * 1000:.4g} Wh of that time are bridged from power "
+                f"{quantity(kwh_from_j(bridged_j))} of that time are bridged from power "
                 f"readings ({t.get('method')}, {bridged_s:.1f} s)"
                 + (f"; {uncovered:.1f} s have no reading at all" if uncovered > 0 else "")
             )
-            label = f"{method}; {seconds:.3g} s missing ({bridged_s:.3g} s bridged from power"
-            label += f", {uncovered:.3g} s not covered)" if uncovered > 0 else ")"
+            label = f"{method}; {duration(seconds)} missing ({duration(bridged_s)} bridged"
+            label += " from power"
+            label += f", {duration(uncovered)} not covered)" if uncovered > 0 else ")"
             basis += f"; bridged from power: {b.basis}"
         elif how == "missing":
             notes.append(
                 f"{cid}: the energy counter failed for the last {seconds:.1f} s; its energy in "
                 "that time is missing (not counted)"
             )
-            label = f"{method}; {uncovered:.3g} s missing (not covered)"
+            label = f"{method}; {duration(uncovered)} missing (not covered)"
         elif how == "power-gaps" and uncovered > 0:
             notes.append(
                 f"{cid}: its power readings failed; {uncovered:.1f} s have no reading "
                 "(integration restarted after each gap)"
             )
-            label = f"{method}; {uncovered:.3g} s missing (not covered)"
+            label = f"{method}; {duration(uncovered)} missing (not covered)"
         if uncovered > 0:
             peak, whence = _peak_w(channel, joules, duration_s - uncovered)
             counted = Figure(counted.value, counted.low, counted.high + peak * uncovered)
             gap_basis = (
-                f"{uncovered:.3g} s with no reading: from nothing to {peak:.4g} W ({whence}) "
+                f"{duration(uncovered)} with no reading: from nothing to {num(peak)} W ({whence}) "
                 "for that time"
             )
             basis += f"; {gap_basis}"
@@ -359,8 +361,8 @@ def _peak_w(channel: Mapping[str, Any], joules: float, read_s: float) -> tuple[f
         return limit, "its power limit"
     average = joules / read_s if read_s > 0 else 0.0
     if average > 0 and GAP_ASSUMED_PEAK * average <= DEVICE_MAX_W:
-        return GAP_ASSUMED_PEAK * average, f"assumed: {GAP_ASSUMED_PEAK:g}x its average power"
-    return DEVICE_MAX_W, f"assumed: {DEVICE_MAX_W:g} W, greentrack's bound for one device"
+        return GAP_ASSUMED_PEAK * average, f"assumed: {num(GAP_ASSUMED_PEAK)}x its average power"
+    return DEVICE_MAX_W, f"assumed: {num(DEVICE_MAX_W)} W, greentrack's bound for one device"
 
 
 def device_shares(runs: Sequence[Run]) -> dict[tuple[str, str], int]:

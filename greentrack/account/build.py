@@ -659,12 +659,13 @@ def recorded_settings(run: Run) -> tuple[CarbonSettings | None, str | None]:
     value = grid.gco2e_per_kwh
     if not (math.isfinite(value) and 0 <= value <= MAX_GCO2E_PER_KWH):
         return None, (
-            f"an intensity of {value:.6g} gCO2e/kWh, not one from 0 to {num(MAX_GCO2E_PER_KWH)}"
+            f"an intensity of {value:.6g} gCO2e/kWh, "  # raw value
+            f"not one from 0 to {num(MAX_GCO2E_PER_KWH)}"
         )
     try:
         validate_pue(settings.pue.value)
     except (TypeError, ValueError):
-        return None, f"a PUE of {settings.pue.value:.6g}, not one from 1.0 to 5.0"
+        return None, f"a PUE of {settings.pue.value:.6g}, not one from 1.0 to 5.0"  # raw value
     i, p = block["intensity"], block["pue"]
     texts = [(k, i.get(k)) for k in ("region", "name", "basis", "source", "source_id", "licence")]
     texts += [("pue.source", p.get("source")), ("pue.note", p.get("note", ""))]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from greentrack.account.figures import Figure
+from greentrack.numbers import PLAIN, duration, num, quantity_range
 from greentrack.units import kwh_from_j
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ ACCURACY_BASIS = (
 MIN_STORE_COVERAGE = 0.5
 """A meter covering less of the run than this is not stored as its correction."""
 MAX_FACTOR = 100.0
+"""A meter reading more than this many times the run's IT energy, or less than its inverse,
+is not the same machine or not the same unit (kW read as W): refused, stored or read back."""
 STORE_MAX_BYTES = 256 * 1024
 
 
@@ -275,13 +278,20 @@ def compare(
         factor = Figure(f, meter.low / it_w, meter.high / it_w)
         if factor.high > MAX_FACTOR:
             raise CalibrationError(
-                f"the meter read {factor.value:.3g} x the run's IT energy: not the same machine "
+                f"the meter read {num(factor.value)} x the run's IT energy: not the same machine "
                 "or not the same time? (check the file, its unit and the clocks)"
+            )
+        if factor.low < 1 / MAX_FACTOR:  # a kW column read as W, or another outlet
+            raise CalibrationError(
+                f"the meter read {num(factor.value)} x the run's IT energy, less than "
+                f"1/{num(MAX_FACTOR)} of what the devices alone measured: a column in kW "
+                "rather than W, or a meter on another outlet? (check the file, its unit and "
+                "the clocks)"
             )
     nodes = t.nodes if t is not None else len({_host(r) for r in runs})
     if nodes > 1:
         notes.append(
-            f"the run spans {nodes} nodes: the meter file(s) must hold all of them (one "
+            f"the run spans {nodes} nodes: the meter files must hold all of them (one "
             "--meter per outlet or node); a meter on one node compares it to the whole run"
         )
     for m in meters:
@@ -290,8 +300,8 @@ def compare(
         median = sorted(steps)[len(steps) // 2]
         if gaps and max(gaps) > max(10 * median, 60.0):
             notes.append(
-                f"{m.source}: {max(gaps):.3g} s without a reading (its median step is "
-                f"{median:.3g} s): the meter's power across it is interpolated"
+                f"{m.source}: {duration(max(gaps))} without a reading (its median step is "
+                f"{duration(median)}): the meter's power across it is interpolated"
             )
     return Comparison(
         run_id=account.run_id,
@@ -486,14 +496,14 @@ def apply_calibration(
     split = {p: v / total for p, v in kwh_by_provenance.items()} if total > 0 else {}
     by_prov: dict[str, float] = {p: f.value * rest.value * s for p, s in split.items()}
     by_prov["measured"] = by_prov.get("measured", 0.0) + f.value * covered
-    label = (
-        f"calibrated against a wall meter, factor {_num(f.value)} ({_num(f.low)}–{_num(f.high)})"
-    )
+    # the factor and its range as the report writes a range: rounded outward, one precision
+    factor = quantity_range(f.value, f.low, f.high, PLAIN, 4)
+    label = f"calibrated against a wall meter, factor {factor}"
     files = ", ".join(str(m.get("file")) for m in rec.get("meters") or ())
     own = " and ".join(sorted(p for p, v in kwh_by_provenance.items() if v > 0))
     note = (
         f"IT total {label}: the wall meter ({files or 'its readings'}, "
-        f"+/-{float(rec['accuracy_percent']):g} %) covered {float(rec['coverage']):.0%} of the "
+        f"+/-{num(float(rec['accuracy_percent']))} %) covered {float(rec['coverage']):.0%} of the "
         f"run, on {str(rec['created_utc'])[:10]}; the run's own {rec['it_tier']} total was "
         f"{_wh(it_kwh.value)}{f', {own}' if own else ''} ({CALIBRATION}, greentrack calibrate)"
     )
@@ -517,7 +527,7 @@ def _load(path: Any) -> dict[str, Any]:
         raise ValueError("no run_id")
     low, value, high = (float(rec["factor"][k]) for k in ("low", "value", "high"))
     if not all(math.isfinite(x) for x in (low, value, high)) or not (
-        0 < low <= value <= high <= MAX_FACTOR
+        1 / MAX_FACTOR <= low <= value <= high <= MAX_FACTOR
     ):
         raise ValueError(f"a factor of {value!r} ({low!r} to {high!r})")
     share = float(rec["it_share_in_window"])
@@ -527,10 +537,6 @@ def _load(path: Any) -> dict[str, Any]:
     if not math.isfinite(float(rec["it_kwh"]["value"])) or float(rec["accuracy_percent"]) < 0:
         raise ValueError("an IT total or an accuracy that is not a number")
     return rec
-
-
-def _num(x: float) -> str:
-    return f"{x:.4g}"
 
 
 def _wh(kwh: float) -> str:

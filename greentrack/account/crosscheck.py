@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from greentrack.account.accuracy import NVML, ChannelEnergy
 from greentrack.account.figures import Figure
+from greentrack.numbers import duration, num, plural, quantities
 from greentrack.units import kwh_from_j
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class PowerCheck:
         'counter update interval 25 ms, probed on 2025-01-02'
         """
         u = self.counter_update_s
-        ms = f"{u * 1000:.3g} ms" if u < 1 else f"{u:.3g} s"
+        ms = f"{num(u * 1000)} ms" if u < 1 else duration(u)
         if self.probed_utc:
             return f"counter update interval {ms}, probed on {self.probed_utc[:10]}"
         return f"counter update interval {ms} (assumed: not probed on this GPU)"
@@ -241,8 +242,8 @@ def widened(ce: ChannelEnergy, check: PowerCheck, shared_by: int = 1) -> Channel
         )
     if check.spans_flagged and not check.flagged:
         notes.append(
-            f"{check.key}: in {check.spans_flagged} of {check.spans_checked} span(s) the power "
-            f"samples disagree with the energy counter beyond both bounds (worst: "
+            f"{check.key}: in {check.spans_flagged} of {plural(check.spans_checked, 'span')} the "
+            f"power samples disagree with the energy counter beyond both bounds (worst: "
             f"{check.worst_span!r}, {check.worst_rel:+.0%}); {YANG}"
         )
     if not check.flagged:
@@ -252,13 +253,14 @@ def widened(ce: ChannelEnergy, check: PowerCheck, shared_by: int = 1) -> Channel
     high = kwh_from_j(check.power_j * (1.0 + ACCURACY) * share)
     e = ce.energy_kwh
     spans = (
-        f"; so do {check.spans_flagged} of its {check.spans_checked} span(s)"
+        f"; so do {check.spans_flagged} of its {plural(check.spans_checked, 'span')}"
         if check.spans_flagged
         else ""
     )
+    power_e, counter_e = quantities([kwh_from_j(check.power_j), kwh_from_j(check.counter_j)])
     notes.append(
-        f"{check.key}: its power samples integrate to {kwh_from_j(check.power_j) * 1000:.4g} Wh, "
-        f"its energy counter reads {kwh_from_j(check.counter_j) * 1000:.4g} Wh "
+        f"{check.key}: its power samples integrate to {power_e}, "
+        f"its energy counter reads {counter_e} "
         f"({check.rel:+.0%}), beyond both bounds{spans}: {YANG}. The energy is the counter's; "
         "its range is widened to hold both"
     )

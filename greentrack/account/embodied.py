@@ -155,7 +155,9 @@ def embodied(
     ``None`` without a GPU (CPU servers' embodied carbon is not estimated)."""
     years = DEFAULT_LIFETIME_YEARS if lifetime_years is None else float(lifetime_years)
     if not 0 < years <= 30:
-        raise ValueError(f"device lifetime must be in (0, 30] years, got {years:g}")
+        raise ValueError(
+            f"device lifetime must be in (0, 30] years, got {years:.6g}"  # raw value
+        )
     p = preset(key)
     used_s = gpus * max(duration_s, 0.0) if device_s is None else max(device_s, 0.0)
     if gpus <= 0 or (device_s is not None and used_s <= 0):

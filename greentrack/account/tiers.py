@@ -299,7 +299,8 @@ def _node_figure(
     bound_j = MAX_REPLY_W * max(r.duration_s, 1.0)
     if joules > bound_j:
         notes.append(
-            f"{key}: the node's energy {joules:.6g} J is more than {num(MAX_REPLY_W / 1000)} kW "
+            f"{key}: the node's energy {joules:.6g} J "  # raw value
+            f"is more than {num(MAX_REPLY_W / 1000)} kW "
             "over the run; the reading is damaged and the node is not a tier here"
         )
         return None, notes

@@ -21,10 +21,28 @@ from typing import Any
 from greentrack.account.charge import co2e_g
 from greentrack.carbon.intensity import GridIntensity, explicit_intensity, resolve_region
 from greentrack.carbon.pue import Pue, resolve_pue
+from greentrack.numbers import Scale, num, quantity
 from greentrack.units import G_PER_KG
 
 SENSITIVITY_REGIONS = ("SE", "FR", "US-CA", "DE", "US-TX", "PL", "IN", "ZA")
 SENSITIVITY_PUES = ("google", "uptime-2024", "on-premise")
+FLOP = Scale(
+    "compute",
+    (
+        ("YFLOP", 1e-24),
+        ("ZFLOP", 1e-21),
+        ("EFLOP", 1e-18),
+        ("PFLOP", 1e-15),
+        ("TFLOP", 1e-12),
+        ("GFLOP", 1e-9),
+        ("MFLOP", 1e-6),
+        ("kFLOP", 1e-3),
+        ("FLOP", 1.0),
+    ),
+    "FLOP",
+)
+"""Floating-point operations with SI prefixes, written by the one formatter (``314 ZFLOP``,
+never ``3.14e+23 FLOPs``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +148,7 @@ def estimate(
         raise ValueError(f"--count must be a positive number of processors, got {count!r}")
     proc = processor(processor_key) if processor_key else None
     watts, basis = _power(power_w, proc)
-    assumptions = [f"average power {watts:g} W per processor: {basis}"]
+    assumptions = [f"average power {num(watts, 4)} W per processor: {basis}"]
     if (hours is None) == (flops is None):
         raise ValueError("give exactly one of --hours or --flops (with --utilization)")
     if flops is not None:
@@ -143,8 +161,8 @@ def estimate(
             )
         hours = flops / (count * proc.peak_tflops * 1e12 * utilization) / 3600.0
         assumptions.append(
-            f"{hours:.4g} h = {flops:.3g} FLOPs / ({count} x {proc.peak_tflops:g} TFLOP/s peak "
-            f"x {utilization:g} utilisation)"
+            f"{num(hours, 4)} h = {quantity(flops, FLOP)} / ({count} x "
+            f"{num(proc.peak_tflops, 4)} TFLOP/s peak x {num(utilization, 4)} utilisation)"
         )
     assert hours is not None
     if hours <= 0:
@@ -159,12 +177,12 @@ def estimate(
     chosen_pue: Pue = resolve_pue(pue, grid)
     energy_it = hours * count * watts / 1000.0
     energy = energy_it * chosen_pue.value
-    assumptions.append(f"PUE {chosen_pue.value:g} ({chosen_pue.source})")
+    assumptions.append(f"PUE {num(chosen_pue.value, 4)} ({chosen_pue.source})")
     co2e = None
     if grid is not None:
         co2e = co2e_g(energy_it, chosen_pue.value, grid.gco2e_per_kwh) / G_PER_KG
         assumptions.append(
-            f"intensity {grid.gco2e_per_kwh:g} gCO2e/kWh ({grid.region}: {grid.source.cite()}"
+            f"intensity {num(grid.gco2e_per_kwh, 4)} gCO2e/kWh ({grid.region}: {grid.source.cite()}"
             + (f", {grid.year}" if grid.year else "")
             + ")"
         )
@@ -218,7 +236,7 @@ def sensitivity(
         row("region", f"{key} ({g.gco2e_per_kwh:.0f} g/kWh)", base.energy_kwh, g.gco2e_per_kwh)
     for key in SENSITIVITY_PUES:
         p = resolve_pue(key)
-        row("PUE", f"{key} ({p.value:g})", base.energy_kwh_it * p.value, base.gco2e_per_kwh)
+        row("PUE", f"{key} ({num(p.value, 4)})", base.energy_kwh_it * p.value, base.gco2e_per_kwh)
     if flops is not None and utilization is not None:
         for proc in processors().values():
             watts = proc.measured_avg_w or proc.tdp_w
@@ -227,7 +245,7 @@ def sensitivity(
             hours = flops / (base.count * proc.peak_tflops * 1e12 * utilization) / 3600.0
             row(
                 "accelerator",
-                f"{proc.key} ({watts:g} W, {proc.peak_tflops:g} TFLOP/s)",
+                f"{proc.key} ({num(watts, 4)} W, {num(proc.peak_tflops, 4)} TFLOP/s)",
                 hours * base.count * watts / 1000.0 * base.pue,
                 base.gco2e_per_kwh,
             )

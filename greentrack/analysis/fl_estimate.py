@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from greentrack.account.charge import co2e_g
 from greentrack.carbon.intensity import resolve_region
 from greentrack.carbon.network import coefficient, coefficients, network_kwh
+from greentrack.numbers import DATA, duration, num, quantity
 from greentrack.units import G_PER_KG, J_PER_KWH
 
 if TYPE_CHECKING:
@@ -141,8 +142,9 @@ def units_from_assumptions(
         download_bytes_per_client=model_bytes,
         server_j_per_client_round=server_j_per_client_round,
         notes=(
-            f"client {client_power_w:g} W x {seconds_per_epoch:g} s per local epoch over "
-            f"{samples_per_client:g} samples; model {model_bytes:g} bytes each way",
+            f"client {num(client_power_w, 4)} W x {duration(seconds_per_epoch, 4)} per local "
+            f"epoch over {num(samples_per_client, 6)} samples; model {quantity(model_bytes, DATA)} "
+            "each way",
         ),
     )
 
@@ -289,8 +291,8 @@ def estimate_fl(
     assumptions = [
         f"per-unit costs: {units.source}",
         *units.notes,
-        f"network: upload {up_c.kwh_per_gb:g} kWh/GB ({up_c.key}), download "
-        f"{down_c.kwh_per_gb:g} kWh/GB ({down_c.key}); range over all bundled coefficients",
+        f"network: upload {num(up_c.kwh_per_gb, 4)} kWh/GB ({up_c.key}), download "
+        f"{num(down_c.kwh_per_gb, 4)} kWh/GB ({down_c.key}); range over all bundled coefficients",
         "client compute scales with rounds x clients x local epochs x samples; the range "
         f"spans x{lo:.2f} to x{hi:.2f} of it",
     ]
@@ -360,14 +362,14 @@ def sensitivity_fl(
         clients = max(1, round(base.setup.clients_per_round * factor))
         add("clients/round", f"{clients}", with_(replace(base.setup, clients_per_round=clients)))
         epochs = base.setup.local_epochs * factor
-        add("local epochs", f"{epochs:g}", with_(replace(base.setup, local_epochs=epochs)))
+        add("local epochs", num(epochs, 4), with_(replace(base.setup, local_epochs=epochs)))
     if base.settings.get("region") is not None:
         for key in regions:
             add("client region", key, with_(client_regions={key: 1.0}))
     for c in sorted(coefficients().values(), key=lambda c: c.kwh_per_gb):
         add(
             "network",
-            f"{c.key} ({c.kwh_per_gb:g} kWh/GB)",
+            f"{c.key} ({num(c.kwh_per_gb, 4)} kWh/GB)",
             with_(network=c.key, upload_network=None, download_network=None),
         )
     return rows

@@ -34,6 +34,7 @@ from greentrack.account.accuracy import DECLARED
 from greentrack.account.build import AccountOptions, carbon_basis, charge
 from greentrack.account.figures import Figure
 from greentrack.carbon.settings import resolve_settings
+from greentrack.numbers import num
 from greentrack.safeload import shown
 
 KEYS = {"label", "processor", "watts", "count", "hours", "region", "pue"}
@@ -108,7 +109,9 @@ def _number(where: str, key: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{where}: {key} must be a number, got {shown(value)}")
     if not math.isfinite(value) or not low < value <= high:
-        raise ValueError(f"{where}: {key} must be in ({low:g}, {high:g}], got {shown(value)}")
+        raise ValueError(
+            f"{where}: {key} must be in ({num(low, 6)}, {num(high, 6)}], got {shown(value)}"
+        )
     return float(value)
 
 
@@ -119,7 +122,8 @@ def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
     unknown = set(e) - KEYS
     if unknown:
         raise ValueError(
-            f"{where}: unknown key(s) {sorted(map(str, unknown))}; known: {sorted(KEYS)}"
+            f"{where}: unknown {'key' if len(unknown) == 1 else 'keys'} "
+            f"{sorted(map(str, unknown))}; known: {sorted(KEYS)}"
         )
     label = e.get("label", f"entry {i}")
     if (
@@ -161,7 +165,7 @@ def _entry(path: Path, i: int, e: Any) -> DeclaredWork:
         gpu_hours = count * hours if proc.kind == "gpu" else None
     else:
         watts = _number(where, "watts", e["watts"], 0.0, MAX_WATTS)
-        source, hardware = "given in the declaration", f"{watts:g} W devices"
+        source, hardware = "given in the declaration", f"{num(watts, 4)} W devices"
     kwh = count * hours * watts / 1000.0  # W x h = Wh; / 1000 = kWh
     energy = Figure.relative(kwh, DECLARED.low, DECLARED.high)
     co2e = carbon_source = region_name = pue = intensity = None

@@ -32,6 +32,7 @@ from typing import Any
 from greentrack.account.charge import co2e_g
 from greentrack.carbon.series import IntensitySeries
 from greentrack.errors import GreentrackError
+from greentrack.numbers import num
 from greentrack.units import kwh_from_j
 
 DEFAULT_WITHIN = "24h"
@@ -234,7 +235,7 @@ def iso_utc(t: float) -> str:
 
 
 def hours_text(seconds: float) -> str:
-    return f"{seconds / 3600:g} h"
+    return f"{num(seconds / 3600, 4)} h"
 
 
 def clock_text(seconds: float) -> str:

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any
 
 from greentrack.errors import GreentrackError
+from greentrack.numbers import num
 
 TABLES = (
     "intensity_countries.csv",
@@ -351,8 +352,8 @@ def explicit_intensity(
         or not 0 <= gco2e_per_kwh <= MAX_GCO2E_PER_KWH
     ):
         raise ValueError(
-            f"intensity must be gCO2e/kWh in [0, {MAX_GCO2E_PER_KWH:g}] (the dirtiest grids are "
-            f"about 1,200), got {gco2e_per_kwh!r}"
+            f"intensity must be gCO2e/kWh in [0, {num(MAX_GCO2E_PER_KWH, 6)}] (the dirtiest "
+            f"grids are about 1,200), got {gco2e_per_kwh!r}"
         )
     if not source or not str(source).strip():
         raise ValueError(

@@ -49,9 +49,10 @@ def validate_pue(value: float) -> float:
         raise TypeError(f"a PUE is a number from 1.0 to 5.0 or a preset name, got {value!r}")
     if not 1.0 <= value <= 5.0:
         raise ValueError(
-            f"a PUE of {value:g} is not a PUE: it is facility energy / IT energy, from 1.0 (no "
-            "overhead) to 5.0 (hyperscale clouds ~1.1, industry average ~1.56); give a number "
-            "in that range or a preset: " + ", ".join(presets())
+            f"a PUE of {value:.6g} is not a PUE: "  # raw value
+            "it is facility energy / IT energy, from 1.0 (no overhead) to 5.0 (hyperscale "
+            "clouds ~1.1, industry average ~1.56); give a number in that range or a preset: "
+            + ", ".join(presets())
         )
     return float(value)
 

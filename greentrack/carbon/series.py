@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from greentrack.errors import GreentrackError
+from greentrack.numbers import duration, num, plural
 from greentrack.units import kwh_from_j
 
 if TYPE_CHECKING:
@@ -135,21 +136,21 @@ class IntensitySeries:
             raise IntensitySeriesError("timestamps must increase")
         if step < MIN_STEP_S:
             raise IntensitySeriesError(
-                f"the timestamps are {step:g} s apart; greentrack reads series with a step of "
-                f"{MIN_STEP_S:g} s or more (resample it)"
+                f"the timestamps are {duration(step)} apart; greentrack reads series with a "
+                f"step of {duration(MIN_STEP_S, 6)} or more (resample it)"
             )
         n = round(float(secs.iloc[-1] - secs.iloc[0]) / step) + 1
         if n > MAX_SERIES_POINTS:
             raise IntensitySeriesError(
                 f"the timestamps span {_iso(float(secs.iloc[0]))} to {_iso(float(secs.iloc[-1]))}"
-                f" at a {step:g} s step: {n:,} intervals, more than the {MAX_SERIES_POINTS:,} a "
-                "series may hold; give the hours that matter"
+                f" at a {duration(step, 6)} step: {n:,} intervals, more than the "
+                f"{MAX_SERIES_POINTS:,} a series may hold; give the hours that matter"
             )
         offsets = (secs - secs.iloc[0]) / step
         if not (offsets - offsets.round()).abs().lt(1e-6).all():
             raise IntensitySeriesError(
-                f"irregular series: timestamps are not all multiples of the {step:g} s step; "
-                "resample it to a regular grid first"
+                "irregular series: timestamps are not all multiples of the "
+                f"{duration(step, 6)} step; resample it to a regular grid first"
             )
         grid = [math.nan] * n
         for k, v in zip(offsets.round().astype(int), frame["v"], strict=True):
@@ -269,14 +270,14 @@ def _merge_repeats(
     if differ.any():
         when = differ[differ].index[0]
         values = frame.loc[frame["t"] == when, "v"].tolist()
-        shown = ", ".join("empty" if v != v else f"{v:g}" for v in values)
+        shown = ", ".join("empty" if v != v else f"{v:.6g}" for v in values)  # raw value
         raise IntensitySeriesError(
             f"timestamp {_iso(when.timestamp())} appears {len(values)} times with different "
             f"values ({shown} gCO2e/kWh); greentrack will not pick one: give one value per "
             "interval"
         )
     merged = int(repeated.sum()) - int(groups.ngroups)
-    note = f"{merged} repeated row(s) with the same timestamp and value were merged"
+    note = f"{plural(merged, 'repeated row')} with the same timestamp and value were merged"
     return frame.drop_duplicates("t"), (*notes, note)
 
 
@@ -308,8 +309,9 @@ def _check_range(values: pd.Series, path: Path, name: str) -> None:
     if bad.any():
         i = int(bad.to_numpy().argmax())
         raise IntensitySeriesError(
-            f"{path}, line {i + 2}: {name} is {values.iloc[i]!r}, outside [0, "
-            f"{MAX_GCO2E_PER_KWH:g}] gCO2e/kWh; check the unit (lbs/MWh? kg/MWh?) and the value"
+            f"{path}, line {i + 2}: {name} is {float(values.iloc[i])!r}, outside [0, "
+            f"{num(MAX_GCO2E_PER_KWH, 6)}] gCO2e/kWh; check the unit (lbs/MWh? kg/MWh?) and "
+            "the value"
         )
 
 

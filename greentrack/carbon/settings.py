@@ -14,6 +14,7 @@ from greentrack.carbon.intensity import (
     resolve_region,
 )
 from greentrack.carbon.pue import Pue, resolve_pue, validate_pue
+from greentrack.numbers import num
 
 REGION_ENV = "GREENTRACK_REGION"
 
@@ -168,7 +169,7 @@ def carbon_arguments(
     if not (math.isfinite(value) and 0 <= value <= MAX_GCO2E_PER_KWH):
         raise ValueError(
             f"carbon= holds an intensity of {value!r} gCO2e/kWh, not a number from 0 to "
-            f"{MAX_GCO2E_PER_KWH:g}: build it with CarbonSettings.resolve(...)"
+            f"{num(MAX_GCO2E_PER_KWH, 6)}: build it with CarbonSettings.resolve(...)"
         )
     validate_pue(carbon.pue.value)
     return carbon

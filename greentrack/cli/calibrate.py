@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack.cli.values import integer, number
+from greentrack.numbers import PLAIN, num, plural, quantity_range
 
 MAX_METER_W = 20_000.0
 """The most one meter may read: 20 kW (an 8-GPU server peaks near 10 kW; Latif et al. 2025)."""
@@ -76,7 +77,7 @@ def add_parser(sub: Any) -> None:
         metavar="PERCENT",
         # argparse %-formats help: a literal % (in ACCURACY_BASIS too) must be doubled
         help=f"the meter's accuracy, +/- percent of its energy (above 0 up to 50; default "
-        f"{DEFAULT_ACCURACY_PERCENT:g}: {ACCURACY_BASIS.replace('%', '%%')}); state your "
+        f"{num(DEFAULT_ACCURACY_PERCENT, 6)}: {ACCURACY_BASIS.replace('%', '%%')}); state your "
         "meter's class",
     )
     p.add_argument(
@@ -168,7 +169,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def describe(result: Any, run_path: Path, stored: tuple[Path, bool] | None) -> str:
     """The comparison in words: the window, the meter, each tier's error, the factor."""
     from greentrack.views.escape import terminal_safe
-    from greentrack.views.numbers import plural
     from greentrack.views.summary import format_range
 
     files = ", ".join(str(m["file"]) for m in result.meters)
@@ -178,8 +178,8 @@ def describe(result: Any, run_path: Path, stored: tuple[Path, bool] | None) -> s
         f"  window: {_utc(result.windows[0][0])} to {_utc(result.windows[-1][1])}: the meter "
         f"covers {result.covered_s:.1f} s of the run's {result.measured_s:.1f} s "
         f"({result.coverage:.0%})",
-        f"  wall meter     {format_range(result.meter_kwh)}  +/-{result.accuracy_percent:g} % "
-        f"({result.accuracy_basis})",
+        f"  wall meter     {format_range(result.meter_kwh)}  "
+        f"+/-{num(result.accuracy_percent, 4)} % ({result.accuracy_basis})",
     ]
     width = max(len(t.label) for t in result.tiers)
     for t in result.tiers:
@@ -195,9 +195,8 @@ def describe(result: Any, run_path: Path, stored: tuple[Path, bool] | None) -> s
         )
     f = result.factor
     if f is not None:
-        lines.append(
-            f"  correction factor (meter / IT total): {f.value:.4g} ({f.low:.4g}–{f.high:.4g})"
-        )
+        factor = quantity_range(f.value, f.low, f.high, PLAIN, 4)  # rounded outward
+        lines.append(f"  correction factor (meter / IT total): {factor}")
     if stored:
         path, replaced = stored
         lines.append(
@@ -272,7 +271,7 @@ def read_meter(path: Path, max_rows: int = MAX_ROWS) -> Any:
         watts.append(w)
         last_line = n
     if len(times) < 2:
-        raise MeterFileError(f"{path}: {len(times)} reading(s); at least 2 are needed")
+        raise MeterFileError(f"{path}: {plural(len(times), 'reading')}; at least 2 are needed")
     return MeterReadings(
         source=str(path),
         t_unix_s=tuple(times),
@@ -341,8 +340,8 @@ def _watts(text: str, where: str) -> float:
         w = math.nan
     if not (math.isfinite(w) and 0.0 <= w <= MAX_METER_W):
         raise MeterFileError(
-            f"{where}: {_shown(text)} is not a power from 0 to {MAX_METER_W:g} W (one meter); "
-            "check the column and its unit (kW? mW?)"
+            f"{where}: {_shown(text)} is not a power from 0 to {num(MAX_METER_W, 6)} W (one "
+            "meter); check the column and its unit (kW? mW?)"
         )
     return w
 

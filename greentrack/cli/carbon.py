@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from greentrack.cli.values import duration_s, integer, number
+from greentrack.cli.values import duration_s, integer, number, time_zone
+from greentrack.numbers import DASH, MASS, bounds, column, num, quantity
 
 
 def parse_stretch(text: str) -> float:
@@ -92,7 +93,7 @@ def add_series_options(p: argparse.ArgumentParser) -> None:
     """The options of an intensity series and what it enables (``whatif`` and ``report``):
     a provider's series, the CSV's time zone and kind, gaps, Flexible Start, Pause & Resume."""
     add_provider_options(p)
-    p.add_argument("--tz", default=None, help="time zone of naive timestamps in the CSV (e.g. UTC)")
+    p.add_argument("--tz", type=time_zone, default=None, help="time zone of naive timestamps in the CSV (e.g. UTC)")
     p.add_argument(
         "--kind",
         choices=("average", "marginal"),
@@ -152,7 +153,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
         return 0
     for g in found:
         year = g.year if g.year is not None else ""
-        pue = f"  PUE {g.pue:g}" if g.pue else ""
+        pue = f"  PUE {num(g.pue, 4)}" if g.pue else ""
         print(
             f"{g.region:<28} {g.gco2e_per_kwh:8.1f} gCO2e/kWh  {year}  {g.name}  "
             f"[{g.source.id}]{pue}"
@@ -234,7 +235,7 @@ def whatif(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def format_whatif(r: dict[str, Any]) -> str:
-    from greentrack.views.summary import format_grams, format_kwh, format_range
+    from greentrack.views.summary import format_kwh, format_range
 
     e = r["energy_kwh_it"]
     lines = [f"what if: {r['run_dir']}  ({format_range(e)} of IT energy)"]
@@ -244,38 +245,41 @@ def format_whatif(r: dict[str, Any]) -> str:
     c = r["carbon"]
     if c and r["co2e_g"]:
         basis = (
-            f"{c['region']} at {c['gco2e_per_kwh']['value']:.4g} gCO2e/kWh (annual)"
+            f"{c['region']} at {num(c['gco2e_per_kwh']['value'], 4)} gCO2e/kWh (annual)"
             if c["method"] == "annual"
             else f"series {c['series']['source']} ({c['series']['kind']}), run-weighted "
-            f"{c['gco2e_per_kwh']['value']:.4g} gCO2e/kWh" + _minmax(c["series"])
+            f"{num(c['gco2e_per_kwh']['value'], 4)} gCO2e/kWh" + _minmax(c["series"])
         )
         lines.append(
-            f"  as run: {basis}, PUE {c['pue']['value']:g} -> {format_range(r['co2e_g'], 'mass')}"
+            f"  as run: {basis}, PUE {num(c['pue']['value'], 4)} -> "
+            f"{format_range(r['co2e_g'], 'mass')}"
         )
         if c["series"] and c["series"]["filled_kwh"]:
             s = c["series"]
             lines.append(
                 f"    {format_kwh(s['filled_kwh'])} had no series value: weighted at the annual "
-                f"{s['fill_gco2e_per_kwh']:.4g} gCO2e/kWh"
+                f"{num(s['fill_gco2e_per_kwh'], 4)} gCO2e/kWh"
             )
     else:
         lines.append("  as run: no region or intensity recorded (pass --region)")
+    # the regions are a table: one unit for the column, as a report's table writes it
+    mass = column([reg["co2e_g"] for reg in r["regions"]], MASS)
     for reg in r["regions"]:
         mark = "  (as run)" if reg.get("actual") else ""
         lines.append(
             f"  {reg['region']:<26} {reg['gco2e_per_kwh']:8.1f} gCO2e/kWh -> "
-            f"{format_grams(reg['co2e_g'])}{mark}"
+            f"{mass.text(reg['co2e_g'])}{mark}"
         )
     if r["flexible_start"]:
         f = r["flexible_start"]
         lines.append(
-            f"  Flexible Start (window {f['window_s'] / 3600:g} h): best start {f['best_start']} "
-            f"-> {format_grams(f['co2e_g'])}, saving {_pct(f['saving'])}"
+            f"  Flexible Start (window {num(f['window_s'] / 3600, 4)} h): best start "
+            f"{f['best_start']} -> {quantity(f['co2e_g'], MASS)}, saving {_pct(f['saving'])}"
         )
     if r["pause_resume"]:
         p = r["pause_resume"]
         lines.append(
-            f"  Pause & Resume (up to {p['max_stretch']:g}x): {format_grams(p['co2e_g'])}, "
+            f"  Pause & Resume (up to {num(p['max_stretch'], 4)}x): {quantity(p['co2e_g'], MASS)}, "
             f"saving {_pct(p['saving'])}, ends {p['end']} ({p['stretch']:.2f}x)"
         )
     lines.append(f"  assumption: {r['assumption']}")
@@ -286,7 +290,8 @@ def _minmax(s: dict[str, Any]) -> str:
     lo, hi = s.get("min_gco2e_per_kwh"), s.get("max_gco2e_per_kwh")
     if lo is None or hi is None:
         return " (no series value during the run: all of it weighted at the annual figure)"
-    return f" (min-max during the run {lo:.4g}-{hi:.4g})"
+    low, high = bounds(lo, hi, 4)  # rounded outward
+    return f" (min{DASH}max during the run {low}{DASH}{high})"
 
 
 def _pct(x: float) -> str:

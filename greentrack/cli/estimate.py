@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from greentrack.cli.values import integer, number
+from greentrack.cli.carbon import pue_option
+from greentrack.cli.values import integer, number, text
+from greentrack.numbers import ENERGY, MASS, column, num, plural, quantity
+from greentrack.units import G_PER_KG
 
 KEYS = (
     "count",
@@ -80,7 +83,10 @@ def add_parser(sub: Any) -> None:
         help="fraction of peak FLOP/s achieved, with --flops",
     )
     p.add_argument(
-        "--pue", default=None, help="PUE (>= 1.0) or a preset: google, aws, uptime-2024, ..."
+        "--pue",
+        type=pue_option,
+        default=None,
+        help="PUE (>= 1.0) or a preset: google, aws, uptime-2024, ...",
     )
     p.add_argument("--region", default=None, help="grid region: DE, US-CA, aws:eu-west-1 ...")
     p.add_argument(
@@ -89,7 +95,7 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="gCO2e/kWh, 0 to 3,000 (instead of --region)",
     )
-    p.add_argument("--intensity-source", default=None, help="where --intensity comes from")
+    p.add_argument("--intensity-source", type=text, default=None, help="where --intensity comes from")
     p.add_argument(
         "--sensitivity", action="store_true", help="also show the levers: region, PUE, accelerator"
     )
@@ -171,9 +177,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
     if args.list_processors:
         for p in processors().values():
-            avg = f"{p.measured_avg_w:g} W measured avg" if p.measured_avg_w else ""
-            tdp = f"TDP {p.tdp_w:g} W" if p.tdp_w else ""
-            print(f"{p.key:<16} {p.name:<28} {tdp:<12} {avg:<20} {p.peak_tflops or '':>6} TFLOP/s")
+            avg = f"{num(p.measured_avg_w, 4)} W measured avg" if p.measured_avg_w else ""
+            tdp = f"TDP {num(p.tdp_w, 4)} W" if p.tdp_w else ""
+            peak = num(p.peak_tflops, 4) if p.peak_tflops else ""
+            print(f"{p.key:<16} {p.name:<28} {tdp:<12} {avg:<20} {peak:>6} TFLOP/s")
         return 0
     try:
         v = _inputs(args)
@@ -204,25 +211,26 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             out["sensitivity"] = [_row(r) for r in rows]
         print(json.dumps(out, indent=2))
         return 0
-    print(f"estimate (not a measurement): {result.energy_kwh:,.6g} kWh", end="")
-    print(f", {result.co2e_kg:,.6g} kgCO2e" if result.co2e_kg is not None else "")
-    if result.energy_kwh >= 1000:
-        print(
-            f"  = {result.energy_kwh / 1000:,.4g} MWh"
-            + (f", {result.co2e_kg / 1000:,.4g} tCO2e" if result.co2e_kg is not None else "")
-        )
+    co2e = ""
+    if result.co2e_kg is not None:
+        co2e = f", {quantity(result.co2e_kg * G_PER_KG, MASS)} CO2e"
+    print(f"estimate (not a measurement): {quantity(result.energy_kwh, ENERGY)}{co2e}")
     print(
-        f"  {result.count} processors x {result.hours:,.6g} h x {result.power_w_per_processor:g} W"
-        f" = {result.energy_kwh_it:,.6g} kWh of IT energy; x PUE {result.pue:g}"
+        f"  {plural(result.count, 'processor')} x {num(result.hours, 4)} h x "
+        f"{num(result.power_w_per_processor, 4)} W = {quantity(result.energy_kwh_it, ENERGY)} "
+        f"of IT energy; x PUE {num(result.pue, 4)}"
     )
     for a in result.assumptions:
         print(f"  assumption: {a}")
     if rows:
         print("  sensitivity (same work):")
+        # a unit per column, as a report's table: every row in the same unit and decimals
+        energy_col = column([r.energy_kwh for r in rows], ENERGY)
+        co2_col = column([r.co2e_kg * G_PER_KG for r in rows if r.co2e_kg is not None], MASS)
         for r in rows:
-            co2 = f"{r.co2e_kg:,.5g} kgCO2e" if r.co2e_kg is not None else ""
+            co2 = f"{co2_col.text(r.co2e_kg * G_PER_KG)} CO2e" if r.co2e_kg is not None else ""
             factor = f"x{r.factor_vs_base:.2f}" if r.factor_vs_base is not None else ""
-            energy = f"{r.energy_kwh:,.5g} kWh"
+            energy = energy_col.text(r.energy_kwh)
             print(f"    {r.lever:<12} {r.setting:<44} {energy:>18} {co2:>18} {factor:>7}")
     return 0
 

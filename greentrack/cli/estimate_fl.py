@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack.cli.values import integer, number
+from greentrack.numbers import ENERGY, MASS, column, num, quantity_range
 
 
 def add_parser(sub: Any) -> None:
@@ -142,7 +143,7 @@ def _shares(text: str | None) -> dict[str, float] | None:
         out[key.strip()] = value
     if abs(sum(out.values()) - 1.0) > 1e-6:
         raise ValueError(
-            f"--client-regions: the shares add up to {sum(out.values()):g}, not 1 (every "
+            f"--client-regions: the shares add up to {num(sum(out.values()), 6)}, not 1 (every "
             f"client is in one region); got {text!r}"
         )
     return out
@@ -217,25 +218,27 @@ def cmd_estimate_fl(args: argparse.Namespace) -> int:
             out["sensitivity"] = [r.__dict__ for r in rows]
         print(json.dumps(out, indent=2))
         return 0
-    co2 = f", {result.co2e_g / 1000:,.4g} kgCO2e" if result.co2e_g is not None else ""
-    print(f"federated estimate (not a measurement): {result.total_kwh:,.4g} kWh{co2}")
-    rng = (
-        f", {result.co2e_low_g / 1000:,.4g} to {result.co2e_high_g / 1000:,.4g} kgCO2e"
-        if result.co2e_low_g is not None and result.co2e_high_g is not None
-        else ""
-    )
-    print(f"  range {result.low_kwh:,.4g} to {result.high_kwh:,.4g} kWh{rng}")
+    # each figure with its range, rounded outward, in the unit that reads best
+    energy = quantity_range(result.total_kwh, result.low_kwh, result.high_kwh, ENERGY)
+    co2 = ""
+    if result.co2e_g is not None:
+        mass = quantity_range(result.co2e_g, result.co2e_low_g, result.co2e_high_g, MASS)
+        co2 = f", {mass} CO2e"
+    print(f"federated estimate (not a measurement): {energy}{co2}")
     shares = result.shares()
+    parts = column(result.parts_kwh.values(), ENERGY)  # a table: one unit for the column
     for part, kwh in result.parts_kwh.items():
-        print(f"  {part.replace('_', ' '):<15} {kwh:>14,.4g} kWh  {shares[part]:6.1%}")
+        print(f"  {part.replace('_', ' '):<15} {parts.text(kwh):>14}  {shares[part]:6.1%}")
     for a in result.assumptions:
         print(f"  assumption: {a}")
     if rows:
         print("  sensitivity:")
+        energy_col = column([r.energy_kwh for r in rows], ENERGY)
+        mass_col = column([r.co2e_g for r in rows], MASS)
         for r in rows:
-            c = f"{r.co2e_g / 1000:,.4g} kgCO2e" if r.co2e_g is not None else ""
+            c = f"{mass_col.text(r.co2e_g)} CO2e" if r.co2e_g is not None else ""
             print(
-                f"    {r.lever:<14} {r.setting:<46} {r.energy_kwh:>12,.4g} kWh {c:>16} "
+                f"    {r.lever:<14} {r.setting:<46} {energy_col.text(r.energy_kwh):>12} {c:>16} "
                 f"x{r.factor_vs_base:.2f}"
             )
     return 0

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from greentrack.errors import PartError, RunFormatError
+from greentrack.numbers import plural
 from greentrack.rundir.format import META, PARTS, segment_dir
 from greentrack.rundir.parts import Job, job_of, name_order, part_problem, place_of
 from greentrack.rundir.reader import read_meta
@@ -248,13 +249,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
         for line in e.lines:
             print(f"greentrack: {line}", file=sys.stderr)
         return 2
-    except (GreentrackError, ValueError, OSError) as e:
+    except OSError as e:
+        from greentrack.cli.values import os_error
+
+        print(f"greentrack: merge: {os_error(e)}", file=sys.stderr)
+        return 2
+    except (GreentrackError, ValueError) as e:
         print(f"greentrack: {e}", file=sys.stderr)
         return 2
     for line in notes:
         print(f"greentrack: note: {line}", file=sys.stderr)
     print(
-        f"greentrack: merged {copied} part(s) into {args.dest} ({skipped} already there)",
+        f"greentrack: merged {plural(copied, 'part')} into {args.dest} ({skipped} already there)",
         file=sys.stderr,
     )
     return 0

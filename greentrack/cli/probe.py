@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from greentrack.meters.probe import Load, ProbeResult, SourceProbe
+from greentrack.numbers import duration, num
 
 NAMES = {
     "energy_counter": "energy counter",
@@ -93,8 +94,8 @@ def describe(results: Sequence[ProbeResult], stored: Mapping[str, str]) -> str:
     first = results[0]
     lines = [
         "greentrack devices --probe: NVML's update intervals and averaging windows "
-        f"(Yang et al., SC24), {first.seconds:g} s, polled every "
-        f"{first.poll_interval_s * 1000:.3g} ms, load: {first.load or 'none (idle)'}"
+        f"(Yang et al., SC24), {duration(first.seconds, 4)}, polled every "
+        f"{num(first.poll_interval_s * 1000)} ms, load: {first.load or 'none (idle)'}"
     ]
     for r in results:
         lines.append(f"  gpu{r.nvml_index} {r.name} ({r.uuid}, driver {r.driver}):")
@@ -113,11 +114,11 @@ def _source_line(s: SourceProbe) -> str:
         return s.basis
     parts = []
     if s.update_interval_s is not None:
-        parts.append(f"updates every {s.update_interval_s * 1000:.3g} ms")
+        parts.append(f"updates every {num(s.update_interval_s * 1000)} ms")
     if s.window_s is not None:
-        parts.append(f"averages over {s.window_s * 1000:.3g} ms")
+        parts.append(f"averages over {num(s.window_s * 1000)} ms")
     elif s.window_at_most_s is not None:
-        parts.append(f"averages over at most one update ({s.window_at_most_s * 1000:.3g} ms)")
+        parts.append(f"averages over at most one update ({num(s.window_at_most_s * 1000)} ms)")
     elif s.source != "energy_counter":
         parts.append("window not measured")
     return ", ".join(parts) + f"  [{s.basis}]"

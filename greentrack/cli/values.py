@@ -1,6 +1,8 @@
-"""The command line's doors for numbers: every numeric option is parsed here, finite and within
-physical bounds, with its unit, so that a bad value is one line naming the option, the value and
-what it takes (exit 2, nothing written), never ``nan kWh`` or a traceback further in.
+"""The command line's doors for numbers, text and paths: every numeric option is parsed here,
+finite and within physical bounds, with its unit; free text without control characters; every
+path greentrack writes checked (its folder exists and is writable) before anything runs; so
+that a bad value is one line naming the option, the value and what it takes (exit 2, nothing
+written), never ``nan kWh``, an escape sequence on the terminal or a traceback further in.
 
 >>> number("hours", 0, 1e6, low_open=True)("2.5")
 2.5
@@ -15,7 +17,10 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
+
+from greentrack.numbers import num
 
 DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MAX_DURATION_S = 366 * 86400.0
@@ -44,7 +49,8 @@ def number(
     """An argparse ``type``: a finite number (an integer with ``integer``) from ``low`` to
     ``high`` (above ``low`` with ``low_open``), in ``unit``."""
     kind = "an integer" if integer else "a number"
-    span = f"above {low:g} up to {high:g}" if low_open else f"from {low:g} to {high:g}"
+    lo, hi = _bound(low), _bound(high)
+    span = f"above {lo} up to {hi}" if low_open else f"from {lo} to {hi}"
     takes = f"{kind} {span}" + (f" ({unit})" if unit else "")
 
     def parse(text: str) -> float:
@@ -58,6 +64,16 @@ def number(
 
     parse.__name__ = "integer" if integer else "number"  # argparse names the type in errors
     return parse
+
+
+def _bound(x: float) -> str:
+    """A bound of an option as a number is written (``5000``), or, from a thousand million,
+    as the option is typed (``1e+32``, not 33 digits).
+
+    >>> _bound(5000.0), _bound(0.001), _bound(1e32)
+    ('5000', '0.001', '1e+32')
+    """
+    return num(x, 6) if abs(x) < 1e9 else f"{x:.6g}"  # raw value: the bound as it is typed
 
 
 def integer(unit: str, low: int, high: int) -> Callable[[str], float]:
@@ -84,9 +100,159 @@ def duration_s(text: str, *, low_s: float = 0.0, high_s: float = MAX_DURATION_S)
     seconds = float(m.group(1)) * DURATION_UNITS[m.group(2)]
     if not (math.isfinite(seconds) and low_s < seconds <= high_s):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration above {low_s:g} s up to {high_s / 86400:g} days"
+            f"{text!r} is not a duration above {num(low_s, 6)} s up to "
+            f"{num(high_s / 86400, 6)} days"
         )
     return seconds
 
 
-__all__ = ["Parser", "duration_s", "integer", "number"]
+# --- text and paths ----------------------------------------------------------------------------
+
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Bidirectional embeddings, overrides and isolates: they reorder what a terminal or a page
+shows (a "Trojan Source" name), so no text option takes them."""
+
+
+def control_character(text: str) -> str | None:
+    r"""The first control character of ``text`` (ESC, a bell, a line break, a tab, a
+    bidirectional override...) as a visible escape, or ``None``: a label reaches terminals,
+    Markdown, HTML, LaTeX and trackers' params, where such a character drives or breaks them.
+
+    >>> control_character("run \x1b[2J"), control_character("lr=3e-4 (bs 64) \u00e9")
+    ('\\x1b', None)
+    """
+    import unicodedata
+
+    for ch in text:
+        if unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS:
+            return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+    return None
+
+
+def text(value: str) -> str:
+    """An argparse ``type`` for a free-text option (a name, a title, a source): any
+    characters but control characters and bidirectional overrides (:func:`control_character`).
+
+    >>> text("ResNet-50, seed 3")
+    'ResNet-50, seed 3'
+    """
+    bad = control_character(value)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(
+            f"holds the control character {bad}; give plain text (no escape sequences, line "
+            "breaks, tabs or direction overrides)"
+        )
+    return value
+
+
+def time_zone(text: str) -> str:
+    """``--tz``: an IANA time zone name (``UTC``, ``Europe/Berlin``), checked against the
+    system's zone database here, not when the series is read.
+
+    >>> time_zone("UTC")
+    'UTC'
+    """
+    import zoneinfo
+
+    name = text.strip()
+    bad = control_character(name)
+    try:
+        if bad is not None or not name:
+            raise ValueError(name)
+        zoneinfo.ZoneInfo(name)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        from greentrack.safeload import shown
+
+        raise argparse.ArgumentTypeError(
+            f"takes a time zone name such as UTC or Europe/Berlin; got {shown(text)}"
+        ) from None
+    return name
+
+
+def output_path(text: str, *, folder_ok: bool = False, stdout_ok: bool = False) -> Path:
+    """An argparse ``type`` for a path greentrack writes: refused here, before anything runs,
+    when it is empty, holds a control character, names an existing folder (unless
+    ``folder_ok``) or a device, or when its folder is missing, not a folder or not writable.
+    ``-`` (stdout) passes with ``stdout_ok``.
+
+    >>> output_path("-", stdout_ok=True).as_posix()
+    '-'
+    """
+    import os
+
+    def refuse(why: str) -> NoReturn:
+        from greentrack.safeload import shown
+
+        raise argparse.ArgumentTypeError(f"{shown(text, 120)}: {why}")
+
+    if text == "-" and stdout_ok:
+        return Path(text)
+    if not text.strip():
+        refuse("give the name of the file to write" + (" (or - for stdout)" if stdout_ok else ""))
+    if control_character(text) is not None:
+        refuse("holds a control character; name the file in plain text")
+    path = Path(text)
+    if path.is_dir() and not folder_ok:
+        refuse("is a folder; name the file to write in it")
+    if path.exists() and not path.is_dir() and not path.is_file():
+        refuse("is not a regular file (a device or a pipe); name a file, or - for stdout")
+    parent = path.parent
+    if not parent.is_dir():
+        refuse(f"the folder {parent} does not exist (or is not a folder); create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        refuse(f"the folder {parent} is not writable (read-only, or not yours); write elsewhere")
+    return path
+
+
+def os_error(e: OSError) -> str:
+    """An ``OSError`` in words, with the fix: the path, what the system said and what to do,
+    never ``[Errno 30]``.
+
+    >>> os_error(OSError(30, "Read-only file system", "/mnt/ro/x.json"))
+    '/mnt/ro/x.json: read-only file system; write elsewhere'
+    """
+    import errno
+
+    fixes = {
+        errno.EROFS: "write elsewhere",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+        errno.ENOENT: "create the folder first, or fix the path",
+        errno.EACCES: "you may not write there; write elsewhere, or change its permissions",
+        errno.EPERM: "you may not write there; write elsewhere, or change its permissions",
+        errno.ENOSPC: "the disk is full; free space or write elsewhere",
+        errno.EDQUOT: "your disk quota is full; free space or write elsewhere",
+        errno.EEXIST: "it exists already; remove it or choose another name",
+        errno.EISDIR: "it is a folder; name a file",
+        errno.ENAMETOOLONG: "the name is too long; choose a shorter one",
+    }
+    where = e.filename if e.filename is not None else "a file"
+    what = (e.strerror or type(e).__name__).lower()
+    fix = fixes.get(e.errno or 0, "check the path and try again")
+    from greentrack.safeload import shown
+
+    return f"{shown(str(where), 160).strip(chr(39))}: {what}; {fix}"
+
+
+def output_file(text: str) -> Path:
+    """:func:`output_path` of a file (``-o`` of ``report``, ``--bib``)."""
+    return output_path(text, stdout_ok=True)
+
+
+def output_place(text: str) -> Path:
+    """:func:`output_path` of a file or a folder (``export -o``)."""
+    return output_path(text, folder_ok=True)
+
+
+__all__ = [
+    "Parser",
+    "control_character",
+    "duration_s",
+    "integer",
+    "number",
+    "os_error",
+    "output_file",
+    "output_path",
+    "output_place",
+    "text",
+    "time_zone",
+]

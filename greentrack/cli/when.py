@@ -19,6 +19,7 @@ from greentrack.analysis.when import (
 )
 from greentrack.cli.values import duration_s, number
 from greentrack.errors import GreentrackError
+from greentrack.numbers import ENERGY, MASS, num, plural, quantities, quantity
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -190,13 +191,17 @@ def format_when(r: dict[str, Any]) -> str:
         f"  best start  {r['best_start_utc']}   mean {best_i:7.1f} gCO2e/kWh   "
         f"({clock_text(r['delay_s'])} from now)",
         f"  change      {best_i - now_i:+.1f} gCO2e/kWh ({change * 100:+.1f} %)"
-        f" over {r['candidates']} start times compared",
+        f" over {plural(r['candidates'], 'start time')} compared",
     ]
     if r["it_energy_kwh"] is not None:
+        # side by side in one unit: "120 g now -> 60 g", never "0.12 kg now -> 60 g"
+        now_g, best_g, saving_g = quantities(
+            [r["now_co2e_g"], r["best_co2e_g"], r["saving_g"]], MASS
+        )
         lines.append(
-            f"  CO2e        {r['it_energy_kwh']:.4g} kWh x PUE {r['pue']:g}: "
-            f"{r['now_co2e_g']:.1f} g now -> {r['best_co2e_g']:.1f} g at the best start; "
-            f"saves {r['saving_g']:.1f} g ({r['saving_fraction'] * 100:.1f} %)"
+            f"  CO2e        {quantity(r['it_energy_kwh'], ENERGY)} x PUE {num(r['pue'], 4)}: "
+            f"{now_g} now -> {best_g} at the best start; "
+            f"saves {saving_g} ({r['saving_fraction'] * 100:.1f} %)"
         )
     meaning = (
         "marginal figures: the saving estimates the emissions the shift avoids"
@@ -205,7 +210,7 @@ def format_when(r: dict[str, Any]) -> str:
     )
     factor = f", {r['factor_type']}" if r["factor_type"] else ""
     lines += [
-        f"  figures     {r['kind']}{factor}; {r['source']}; {r['forecast_gaps']} gaps",
+        f"  figures     {r['kind']}{factor}; {r['source']}; {plural(r['forecast_gaps'], 'gap')}",
         f"              {meaning}",
         f"  cite        {r['attribution']}",
     ]

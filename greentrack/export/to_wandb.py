@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from greentrack.export.api import Exported, check_output
 from greentrack.export.extras import ExportError, require
 from greentrack.export.record import Record
+from greentrack.numbers import num
 
 if TYPE_CHECKING:
     from greentrack.report.model import Report
@@ -53,7 +54,7 @@ class WandbTarget:
         ok = isinstance(timeout_s, int | float) and not isinstance(timeout_s, bool)
         if not (ok and 0 < timeout_s <= MAX_TIMEOUT_S):
             raise ValueError(
-                f"timeout_s={timeout_s!r}: takes seconds above 0 up to {MAX_TIMEOUT_S:g}"
+                f"timeout_s={timeout_s!r}: takes seconds above 0 up to {num(MAX_TIMEOUT_S, 6)}"
             )
         self.output = None if output is None else check_output(output, "wandb")
         if self.output is not None and not self.output.is_dir():

@@ -64,6 +64,7 @@ from greentrack.meters.amd_devices import (
 from greentrack.meters.base import Channel
 from greentrack.meters.sysfs import CounterTotal, drm_cards, read_int, read_text, sysfs_root
 from greentrack.meters.visibility import select_devices
+from greentrack.numbers import num
 
 
 def amd_present(root: Path, kfd: Path = KFD_DEVICE) -> bool:
@@ -238,8 +239,8 @@ class AmdDieMeter:
         busy = self._reader.busy_percent(self._die)
         if busy is not None and busy > 0:
             raise MeterError(
-                f"{self._cid} {self._die.name}: {what} while {busy:g}% busy: a failed reading, "
-                "recorded as a gap (not as 0 W)"
+                f"{self._cid} {self._die.name}: {what} while {num(busy, 4)}% busy: a failed "
+                "reading, recorded as a gap (not as 0 W)"
             )
 
     def close(self) -> None:

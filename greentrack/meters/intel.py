@@ -259,7 +259,9 @@ class IntelGpuMeter:
             used = [s for s in stacks_used if s is not None]
             details["stacks_used"] = used or "all"
             details["note"] = f"a card of {card.stacks} stacks is measured whole" + (
-                f"; this process uses stack(s) {used}" if used else ""
+                f"; this process uses {'stack' if len(used) == 1 else 'stacks'} {used}"
+                if used
+                else ""
             )
         if card.tile_hwmons:
             details["tile_hwmons"] = list(card.tile_hwmons)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import re
 import selectors
 import socket
 import subprocess
@@ -42,6 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from greentrack.errors import MeterError
 from greentrack.meters.base import Channel
+from greentrack.numbers import duration, num
 
 USER_ENV = "GREENTRACK_REDFISH_USER"
 PASSWORD_ENV = "GREENTRACK_REDFISH_PASSWORD"
@@ -113,6 +115,11 @@ def parse_node_meter(text: str, hostname: str | None = None) -> NodeMeterSpec:
         "slurm:// or slurm://JOB.STEP"
     )
     raw = str(text).strip()
+    text = _redacted(raw)  # every message below shows the URL without a login or secret
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in raw):
+        raise ValueError(
+            f"--node-meter {text!r} holds a control character; give the URL in plain text"
+        )
     if raw in ("ipmi", "slurm"):
         raw += "://"
     if "{host}" in raw:
@@ -131,6 +138,10 @@ def parse_node_meter(text: str, hostname: str | None = None) -> NodeMeterSpec:
             f"{PASSWORD_ENV} in the environment (they are never written to the run directory)"
         )
     host = parts.hostname or ""
+    if host and kind != "slurm" and not _HOST.fullmatch(host):
+        raise ValueError(
+            f"--node-meter {text!r}: {host!r} is not a host name or an IP address; use {forms}"
+        )
     options = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
@@ -178,6 +189,29 @@ def parse_node_meter(text: str, hostname: str | None = None) -> NodeMeterSpec:
     )
 
 
+_HOST = re.compile(r"[a-z0-9_]([a-z0-9._-]*[a-z0-9_])?|[0-9a-f:.]+")
+"""A BMC's host name (letters, digits, dots, hyphens; not starting with one) or IP address, as
+``urlsplit`` gives it (lower case, IPv6 without brackets)."""
+
+
+def _redacted(url: str) -> str:
+    """``url`` as a message may show it: a login (``user:password@``) and the value of every
+    query parameter but greentrack's own replaced by ``***``.
+
+    >>> _redacted("redfish+https://root:pw@bmc:99999/x?timeout_s=2&token=abc")
+    'redfish+https://***@bmc:99999/x?timeout_s=2&token=***'
+    """
+    out = re.sub(r"(?<=://)[^/?#]*@", "***@", url)
+    head, sep, query = out.partition("?")
+    if not sep:
+        return out
+    fields = []
+    for field in query.split("&"):
+        key, eq, _ = field.partition("=")
+        fields.append(field if key in _OPTIONS or not eq else f"{key}=***")
+    return head + sep + "&".join(fields)
+
+
 def _option(
     text: str, options: Mapping[str, str], name: str, low: float, high: float
 ) -> float | None:
@@ -189,8 +223,8 @@ def _option(
         value = float("nan")
     if not low <= value <= high:
         raise ValueError(
-            f"--node-meter {text!r}: {name} must be a number of seconds from {low:g} to "
-            f"{high:g}, got {options[name]!r}"
+            f"--node-meter {text!r}: {name} must be a number of seconds from {num(low, 6)} to "
+            f"{num(high, 6)}, got {options[name]!r}"
         )
     return value
 
@@ -556,7 +590,7 @@ def run_bounded(
             while sel.get_map():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise MeterError(f"{command[0]} did not answer within {timeout_s:g} s")
+                    raise MeterError(f"{command[0]} did not answer within {duration(timeout_s, 4)}")
                 for key, _ in sel.select(timeout=left):
                     chunk = os.read(key.fd, 65536)
                     if not chunk:
@@ -569,7 +603,9 @@ def run_bounded(
             try:
                 code = proc.wait(timeout=left)
             except subprocess.TimeoutExpired:
-                raise MeterError(f"{command[0]} did not exit within {timeout_s:g} s") from None
+                raise MeterError(
+                    f"{command[0]} did not exit within {duration(timeout_s, 4)}"
+                ) from None
         except BaseException:
             proc.kill()
             proc.wait()

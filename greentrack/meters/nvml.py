@@ -35,6 +35,7 @@ from typing import Any
 from greentrack.errors import MeterError, MeterUnavailableError
 from greentrack.meters.base import Channel
 from greentrack.meters.probe import stored_probe
+from greentrack.numbers import plural
 
 ENERGY_COUNTER = "nvml-total-energy-counter"
 POWER_INSTANT = "nvml-field-power-instant"
@@ -359,7 +360,7 @@ def _select(gpus: list[VisibleGpu], gpu_indices: Sequence[int] | None) -> list[V
     bad = [i for i in gpu_indices if not 0 <= i < len(gpus)]
     if bad:
         raise MeterUnavailableError(
-            f"gpu_indices {bad} out of range: this process sees {len(gpus)} GPU(s) "
+            f"gpu_indices {bad} out of range: this process sees {plural(len(gpus), 'GPU')} "
             "(indices count the GPUs left visible by CUDA_VISIBLE_DEVICES, as torch does)"
         )
     return [gpus[i] for i in dict.fromkeys(gpu_indices)]
@@ -386,9 +387,9 @@ def mig_share(nvml: Any, parent: Any, tokens: Sequence[str]) -> tuple[float, dic
         handles = _existing_mig_devices(nvml, parent)
         if len(handles) != 1:
             return (
-                f"MIG is enabled with {len(handles)} MIG device(s) and CUDA_VISIBLE_DEVICES "
-                "does not say which this process uses, so its share cannot be known: set "
-                "CUDA_VISIBLE_DEVICES=MIG-<uuid> (`nvidia-smi -L` lists them)"
+                f"MIG is enabled with {plural(len(handles), 'MIG device')} and "
+                "CUDA_VISIBLE_DEVICES does not say which this process uses, so its share cannot "
+                "be known: set CUDA_VISIBLE_DEVICES=MIG-<uuid> (`nvidia-smi -L` lists them)"
                 if handles
                 else "MIG is enabled but the GPU has no MIG device: nothing can run on it"
             )
@@ -414,7 +415,8 @@ def mig_share(nvml: Any, parent: Any, tokens: Sequence[str]) -> tuple[float, dic
         "gpu_slices": total,
         "share": share,
         "note": (
-            f"attribution: NVML measures the whole GPU; this process's MIG device(s) hold "
+            "attribution: NVML measures the whole GPU; this process's "
+            f"{'MIG device holds' if len(handles) == 1 else 'MIG devices hold'} "
             f"{sum(slices)} of its {total} compute slices and count that share of its energy "
             "and power, whatever the other slices do"
         ),

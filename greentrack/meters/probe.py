@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from greentrack.errors import MeterUnavailableError
+from greentrack.numbers import duration, num, plural
 
 PROBE_DIR_ENV = "GREENTRACK_PROBE_DIR"
 PROBE_SECONDS = 5.0
@@ -260,7 +261,8 @@ def probe(
     """
     if not (MIN_PROBE_SECONDS <= seconds <= MAX_PROBE_SECONDS):
         raise ValueError(
-            f"the probe runs {MIN_PROBE_SECONDS:g} to {MAX_PROBE_SECONDS:g} s; got {seconds!r}"
+            f"the probe runs {num(MIN_PROBE_SECONDS, 6)} to {num(MAX_PROBE_SECONDS, 6)} s; "
+            f"got {seconds!r}"
         )
     if load is not None:
         try:
@@ -291,7 +293,7 @@ def probe(
         poll_interval = round(_median(gaps) or poll_s, 9)
         more = list(notes)
         if g.errors:
-            more.append(f"{g.errors} read(s) failed during the probe and were skipped")
+            more.append(f"{plural(g.errors, 'read')} failed during the probe and were skipped")
         if rounds >= MAX_POLLS:
             more.append(f"stopped at {MAX_POLLS} poll rounds (the probe's memory bound)")
         sources = tuple(
@@ -362,7 +364,7 @@ def _visible(
         bad = [i for i in gpu_indices if not 0 <= i < len(found)]
         if bad:
             raise MeterUnavailableError(
-                f"--gpu-indices {bad} out of range: this process sees {len(found)} GPU(s)"
+                f"--gpu-indices {bad} out of range: this process sees {plural(len(found), 'GPU')}"
             )
         found = [found[i] for i in dict.fromkeys(gpu_indices)]
     if not found:
@@ -542,19 +544,26 @@ def update_interval(times: Sequence[float], poll_s: float) -> tuple[float | None
     0.1
     """
     if len(times) < 3:
-        return None, f"the reading changed {len(times)} time(s): too few to time its updates"
+        changed = plural(len(times), "time")
+        return None, f"the reading changed {changed}: too few to time its updates"
     d = [b - a for a, b in itertools.pairwise(times)]
     u0 = sorted(d)[len(d) // 4]
     if u0 < 2.0 * poll_s:
         return None, (
-            f"it changed at almost every poll (every {poll_s * 1000:.3g} ms): its update "
+            f"it changed at almost every poll (every {num(poll_s * 1000)} ms): its update "
             "interval is below what the probe resolves"
         )
     k = sum(max(1, round(x / u0)) for x in d)
     u = round((times[-1] - times[0]) / k, 6)
-    return u, f"{len(times)} changes over {times[-1] - times[0]:.3g} s, polled every " + (
-        f"{poll_s * 1000:.3g} ms"
+    return u, (
+        f"{len(times)} changes over {duration(times[-1] - times[0])}, polled every "
+        f"{num(poll_s * 1000)} ms"
     )
+
+
+def _signed(x: float) -> str:
+    """A change in watts with its sign, by the one formatter (``+35.2``, ``-4.1``)."""
+    return ("+" if x > 0 else "") + num(x)
 
 
 def window(
@@ -583,7 +592,7 @@ def window(
             None,
             None,
             step_w,
-            (f"the load moved the reading by {step_w:+.3g} W only: no step to time a window by"),
+            f"the load moved the reading by {_signed(step_w)} W only: no step to time a window by",
         )
     seen = list(zip(series.t_s[1:], series.values[1:], strict=True))
     edges = [(idle, busy, on, off)]
@@ -610,8 +619,8 @@ def window(
             None,
             step_w,
             (
-                f"a {step_w:+.3g} W step: the reading ramps over {w * 1000:.3g} ms ({how}; a mean "
-                "over that window)"
+                f"a {_signed(step_w)} W step: the reading ramps over {num(w * 1000)} ms ({how}; "
+                "a mean over that window)"
             ),
         )
     most = update_s
@@ -620,8 +629,8 @@ def window(
         most,
         step_w,
         (
-            f"a {step_w:+.3g} W step: the reading followed it within one update"
-            + (f" ({most * 1000:.3g} ms)" if most else "")
+            f"a {_signed(step_w)} W step: the reading followed it within one update"
+            + (f" ({num(most * 1000)} ms)" if most else "")
             + ": a mean over at most one update period (an instantaneous reading); the "
             "share of the period it covers is not measured"
         ),
@@ -646,7 +655,7 @@ def analyse(
     if w is not None and u is not None and w <= 1.5 * u:
         # a ramp of one or two updates is too short to time a window by its slope
         most, w = max(w, u), None
-        how = f"the reading followed the step within about one update ({u * 1000:.3g} ms)"
+        how = f"the reading followed the step within about one update ({num(u * 1000)} ms)"
     return SourceProbe(name, u, len(times), w, most, step_w, f"{basis}; {how}")
 
 

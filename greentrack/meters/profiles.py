@@ -21,6 +21,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from greentrack.numbers import num
+
 NOMINAL_LI_ION_V = (
     3.85  # nominal voltage of a phone's lithium-ion cell (power_profile.xml has currents only)
 )
@@ -151,6 +153,6 @@ def from_power_profile_xml(
         current_ma * voltage_v / 1000.0,
         tx,
         rx,
-        f"{current_ma:g} mA x {voltage_v:g} V",
+        f"{num(current_ma, 6)} mA x {num(voltage_v, 6)} V",
         str(path),
     )

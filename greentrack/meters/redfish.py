@@ -43,6 +43,7 @@ from greentrack.meters.node import (
     clamp_interval,
     credentials,
 )
+from greentrack.numbers import duration
 from greentrack.units import j_from_kwh
 
 ENERGY_COUNTER = "redfish-environmentmetrics-energykwh"
@@ -108,7 +109,7 @@ class RedfishClient:
         err = box.get("error")
         if late or isinstance(err, TimeoutError):  # the deadline, or a socket's own timeout
             raise MeterError(
-                f"{self.origin}{path}: no complete answer within {self.timeout_s:g} s "
+                f"{self.origin}{path}: no complete answer within {duration(self.timeout_s, 4)} "
                 "(a slow or stalled BMC; raise ?timeout_s= if it is only slow)"
             )
         if err is not None:
@@ -225,7 +226,9 @@ def _number(value: Any) -> float | None:
 
 def _watts(value: float | None, where: str) -> float | None:
     if value is not None and not 0.0 <= value <= MAX_NODE_W:
-        raise MeterError(f"{where}: {value:g} W is not a power a chassis draws (damaged reading)")
+        raise MeterError(
+            f"{where}: {value:.6g} W is not a power a chassis draws (damaged reading)"  # raw value
+        )
     return value
 
 
@@ -364,7 +367,9 @@ class RedfishSource:
             if (self._energy_method and energy is None) or (self._power_method and watts is None):
                 raise MeterError(f"{where}: the reading is missing or null")
             if energy is not None and energy < 0:
-                raise MeterError(f"{where}: EnergykWh {energy:g} is negative (damaged reading)")
+                raise MeterError(
+                    f"{where}: EnergykWh {energy:.6g} is negative (damaged reading)"  # raw value
+                )
             return NodeSample(
                 energy_j=j_from_kwh(energy) if energy is not None else None, power_w=watts
             )

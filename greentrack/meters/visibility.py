@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 from greentrack.errors import MeterUnavailableError
+from greentrack.numbers import plural
 
 T = TypeVar("T")
 
@@ -30,7 +31,8 @@ def select_devices(devices: Sequence[T], indices: Sequence[int] | None, what: st
     bad = [i for i in indices if not 0 <= i < len(devices)]
     if bad:
         raise MeterUnavailableError(
-            f"device indices {bad} out of range: this process sees {len(devices)} {what} "
-            "device(s) (indices count the devices left visible, as the framework numbers them)"
+            f"device indices {bad} out of range: this process sees "
+            f"{plural(len(devices), f'{what} device')} (indices count the devices left "
+            "visible, as the framework numbers them)"
         )
     return [devices[i] for i in dict.fromkeys(indices)]

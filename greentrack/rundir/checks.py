@@ -64,6 +64,17 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _CHANNEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+-]{0,127}")
 
 
+def as_read(value: float) -> str:
+    """A number as the damaged file holds it, to six significant figures: the one place a
+    message may write an exponent, where ``1e+300`` says what the file held (the words of a
+    measured or estimated figure go through :mod:`greentrack.numbers`).
+
+    >>> as_read(1e300), as_read(12.5), as_read(-0.000123456789)
+    ('1e+300', '12.5', '-0.000123457')
+    """
+    return f"{value:.6g}"  # raw value
+
+
 def shown(value: Any) -> str:
     """A value for a note: its ``repr``, cut to 40 characters (control characters escaped)."""
     text = repr(value)
@@ -373,7 +384,7 @@ def summary_problem(final: Any, meta: Mapping[str, Any], channel_ids: Sequence[s
     wall = float(end) - float(meta["start_unix_s"])
     if wall < -CLOCK_SLACK_S or float(duration) > wall + CLOCK_SLACK_S:
         return (
-            f"says the run lasted {float(duration):.6g} s, ending at {shown(end)}: not a run "
+            f"says the run lasted {as_read(float(duration))} s, ending at {shown(end)}: not a run "
             f"that started at {meta['start_unix_s']!r}"
         )
     ceiling = MAX_CHANNEL_W * (float(duration) + 1.0)
@@ -385,7 +396,7 @@ def summary_problem(final: Any, meta: Mapping[str, Any], channel_ids: Sequence[s
             return f"lacks its totals: energy_j.{cid} is {shown(value)}, not joules >= 0"
         if value > ceiling:
             return (
-                f"says {cid} used {value:.6g} J in {duration:.6g} s, more than "
+                f"says {cid} used {as_read(value)} J in {as_read(duration)} s, more than "
                 f"{num(MAX_CHANNEL_W)} W could"
             )
     for key in ("counter_trouble", "io_trouble"):
@@ -421,22 +432,22 @@ def against_timeline(
     for cid, (t_mono, energy, least) in last.items():
         if duration < t_mono - 1.0:
             return (
-                f"says the run lasted {duration:.6g} s; its timeline runs to {t_mono:.6g} s: it "
-                "is not this run's"
+                f"says the run lasted {as_read(duration)} s; its timeline runs to "
+                f"{as_read(t_mono)} s: it is not this run's"
             )
         value = final["energy_j"].get(cid)
         if value is None:
             continue
         if value < least:
             return (
-                f"says {cid} used {value:.6g} J, less than the timeline had already counted "
-                f"({energy:.6g} J): it is not this run's"
+                f"says {cid} used {as_read(value)} J, less than the timeline had already counted "
+                f"({as_read(energy)} J): it is not this run's"
             )
         if value > energy + MAX_CHANNEL_W * (max(duration - t_mono, 0.0) + 1.0):
             return (
-                f"says {cid} used {value:.6g} J; the timeline's last row ({t_mono:.6g} s) has "
-                f"{energy:.6g} J, and no channel draws the difference in {duration:.6g} s: it is "
-                "not this run's"
+                f"says {cid} used {as_read(value)} J; the timeline's last row "
+                f"({as_read(t_mono)} s) has {as_read(energy)} J, and no channel draws the "
+                f"difference in {as_read(duration)} s: it is not this run's"
             )
     return None
 
@@ -652,10 +663,10 @@ class _History:
         t_unix, t_mono, energies, _ = row
         if last is not None:
             if t_mono < last[1] - 1e-3:
-                return f"t_mono_s runs backwards ({t_mono:.6g} after {last[1]:.6g})"
+                return f"t_mono_s runs backwards ({as_read(t_mono)} after {as_read(last[1])})"
             if abs((t_unix - last[0]) - (t_mono - last[1])) > CLOCK_SLACK_S:
                 return (
-                    f"t_unix_s = {shown(float(t_unix))}, not {t_mono - last[1]:.6g} s after "
+                    f"t_unix_s = {shown(float(t_unix))}, not {as_read(t_mono - last[1])} s after "
                     "the row before"
                 )
         for k, e in enumerate(energies):
@@ -668,12 +679,15 @@ class _History:
                 t0, e0 = self.times[k][-1], self.values[k][-1]
             cid = self.ids[k]
             if e > e0 + MAX_CHANNEL_W * (max(t_mono - t0, 0.0) + 1.0):
-                return f"{cid}_energy_j jumps from {e0:.6g} to {e:.6g} J in {t_mono - t0:.6g} s"
+                return (
+                    f"{cid}_energy_j jumps from {as_read(e0)} to {as_read(e)} J in "
+                    f"{as_read(t_mono - t0)} s"
+                )
             since = self.failing_since[k]
             edge = min(t0, since) if since is not None else t0
             before_j = self._floor(k, edge - self.window_s, before)
             if e < least_after(e0, before_j, self.may_fall[k]):
-                return f"{cid}_energy_j runs backwards ({e:.6g} J after {e0:.6g} J)"
+                return f"{cid}_energy_j runs backwards ({as_read(e)} J after {as_read(e0)} J)"
         return None
 
     def _floor(self, k: int, at: float, before: Row | None) -> float:
@@ -736,7 +750,7 @@ def span_problem(
         for cid in channel_ids:
             e, total = begin["energy_j"].get(cid), totals_j.get(cid)
             if e is not None and total is not None and e > total * (1 + FALL) + 1.0:
-                return f"{cid} at its start {e:.6g} J, more than the run's {total:.6g} J"
+                return f"{cid} at its start {as_read(e)} J, more than the run's {as_read(total)} J"
     if end is None:
         return None
     duration = float(end["duration_s"])
@@ -744,13 +758,13 @@ def span_problem(
         elapsed = float(end["t_mono_s"]) - float(begin["t_mono_s"])
         if elapsed < -1e-3 or abs(elapsed - duration) > 1e-3 + 1e-9 * duration:
             return (
-                f"ends {elapsed:.6g} s after it begins (monotonic clock) but says it lasted "
-                f"{duration:.6g} s"
+                f"ends {as_read(elapsed)} s after it begins (monotonic clock) but says it lasted "
+                f"{as_read(duration)} s"
             )
     wall = float(end["t_unix_s"]) - float(begin["t_unix_s"])
     if abs(wall - duration) > CLOCK_SLACK_S:
         return (
-            f"lasted {duration:.6g} s but ends {wall:.6g} s after it begins (t_unix_s): "
+            f"lasted {as_read(duration)} s but ends {as_read(wall)} s after it begins (t_unix_s): "
             "the times are not one span's"
         )
     for cid in channel_ids:
@@ -759,12 +773,12 @@ def span_problem(
             continue
         if e > MAX_CHANNEL_W * (duration + 1.0):
             return (
-                f"{cid} used {e:.6g} J in {duration:.6g} s, more than {num(MAX_CHANNEL_W)} W "
-                "could"
+                f"{cid} used {as_read(e)} J in {as_read(duration)} s, more than "
+                f"{num(MAX_CHANNEL_W)} W could"
             )
         total = totals_j.get(cid) if totals_j is not None else None
         if total is not None and math.isfinite(total) and e > total * (1 + FALL) + 1.0:
-            return f"{cid} used {e:.6g} J, more than the run's total {total:.6g} J"
+            return f"{cid} used {as_read(e)} J, more than the run's total {as_read(total)} J"
     return None
 
 

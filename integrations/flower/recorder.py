@@ -100,7 +100,8 @@ def _attribute_shared_devices(rows: list[dict[str, Any]], windows: list[Window])
         row = rows[int(key)]  # type: ignore[call-overload]
         devices = sorted({w.device for w in on_shared if w.key == key})
         row["client_measured_j"] += joules
-        row["attribution"] = f"shared device(s) {', '.join(devices)}: split by time windows"
+        shared_by = "shared device" if len(devices) == 1 else "shared devices"
+        row["attribution"] = f"{shared_by} {', '.join(devices)}: split by time windows"
 
 
 def _int_list(raw: Any) -> list[int]:

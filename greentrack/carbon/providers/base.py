@@ -33,6 +33,7 @@ from greentrack.carbon.providers.http import (
     strip_userinfo,
 )
 from greentrack.carbon.series import IntensitySeries
+from greentrack.numbers import duration, num
 from greentrack.safeload import shown
 
 Kind = Literal["average", "marginal"]
@@ -271,8 +272,8 @@ class HttpProvider:
         url = (self._explicit_url or os.environ.get(self.env_url) or self.default_url).strip()
         if not url.startswith(("http://", "https://")) or any(ord(c) < 0x21 for c in url):
             raise ProviderError(
-                f"{self.name}: base URL {strip_userinfo(url)!r} is not an http(s) URL; fix "
-                f"{self.env_url} (e.g. {self.default_url})"
+                f"{self.name}: base URL {strip_userinfo(url)!r} is not an http:// or https:// "
+                f"URL; fix {self.env_url} (e.g. {self.default_url})"
             )
         return url
 
@@ -346,7 +347,8 @@ def check_range(name: str, start_unix_s: float, end_unix_s: float) -> None:
         raise ProviderError(f"{name}: the time range must be finite UTC seconds")
     if not (start_unix_s >= 0 and end_unix_s < 253402300800):  # 1970 .. 9999
         raise ProviderError(
-            f"{name}: the time range {start_unix_s:g} .. {end_unix_s:g} s is not between 1970 "
+            f"{name}: the time range {start_unix_s:.6g} .. {end_unix_s:.6g} s "  # raw value
+            "is not between 1970 "
             "and 9999; check the run's start and end times"
         )
     if end_unix_s <= start_unix_s:
@@ -357,7 +359,7 @@ def check_range(name: str, start_unix_s: float, end_unix_s: float) -> None:
     if end_unix_s - start_unix_s > MAX_RANGE_S:
         raise ProviderError(
             f"{name}: the time range {utc_text(start_unix_s)} .. {utc_text(end_unix_s)} is "
-            f"longer than {MAX_RANGE_S / 86400:g} days; ask for a shorter one"
+            f"longer than {num(MAX_RANGE_S / 86400, 6)} days; ask for a shorter one"
         )
 
 
@@ -428,8 +430,8 @@ def intensity_value(name: str, value: Any, where: str, factor: float = 1.0) -> f
         raise ProviderError(f"{name}: negative intensity {shown(value)} at {where}")
     if v > MAX_GCO2E_PER_KWH:
         raise ProviderError(
-            f"{name}: intensity {v:g} gCO2e/kWh at {where} is above the plausible "
-            f"{MAX_GCO2E_PER_KWH:g}; the unit or the data is wrong"
+            f"{name}: intensity {v:.6g} gCO2e/kWh at {where} "  # raw value
+            f"is above the plausible {num(MAX_GCO2E_PER_KWH, 6)}; the unit or the data is wrong"
         )
     return v
 
@@ -484,17 +486,18 @@ def build_series(
         )
     if step_s is not None and not (math.isfinite(step_s) and step_s >= MIN_STEP_S):
         raise ProviderError(
-            f"{name}: the response states a step of {step_s:g} s; greentrack reads series "
-            f"with a step of {MIN_STEP_S:g} s or more. The response is not what the provider "
-            "documents"
+            f"{name}: the response states a step of {step_s:.6g} s; "  # raw value
+            f"greentrack reads series with a step of {duration(MIN_STEP_S, 6)} or more. The "
+            "response is not what the provider documents"
         )
     early, late = query.start_unix_s - OUTSIDE_S, query.end_unix_s + OUTSIDE_S
     stray = next((t for t, _ in points if not early <= t <= late), None)
     if stray is not None:
         raise ProviderError(
             f"{name}: the response holds a value for {utc_text(stray)}, more than "
-            f"{OUTSIDE_S / 86400:g} days outside the requested {utc_text(query.start_unix_s)} "
-            f".. {utc_text(query.end_unix_s)}. The response is not what the provider documents"
+            f"{num(OUTSIDE_S / 86400, 6)} days outside the requested "
+            f"{utc_text(query.start_unix_s)} .. {utc_text(query.end_unix_s)}. The response is "
+            "not what the provider documents"
         )
     if len(points) == 1 and step_s is not None:
         full = IntensitySeries(points[0][0], float(step_s), (points[0][1],), kind, source)
@@ -507,8 +510,8 @@ def build_series(
             raise ProviderError(f"{name}: {e}") from None
         if step_s is not None and abs(full.step_s - step_s) > 1e-6:
             raise ProviderError(
-                f"{name}: data points are {full.step_s:g} s apart but the response states "
-                f"{step_s:g} s"
+                f"{name}: data points are {full.step_s:.6g} s apart "  # raw value
+                f"but the response states {step_s:.6g} s"  # raw value
             )
     start, end = query.start_unix_s, query.end_unix_s
     if full.start_unix_s > start + 1e-6 or full.end_unix_s < end - 1e-6:

@@ -45,6 +45,7 @@ from typing import Any
 
 from greentrack._version import __version__
 from greentrack.errors import GreentrackError
+from greentrack.numbers import duration, num
 from greentrack.safeload import InputFileError, Limits, load_json_text
 
 USER_AGENT = f"greentrack/{__version__} (+carbon intensity providers)"
@@ -117,7 +118,8 @@ class HttpOptions:
                 isinstance(value, int | float) and low <= value < float("inf")
             ):
                 raise ValueError(
-                    f"HttpOptions.{f.name} takes a finite number of at least {low:g}, got {value!r}"
+                    f"HttpOptions.{f.name} takes a finite number of at least {num(low, 6)}, "
+                    f"got {value!r}"
                 )
 
 
@@ -438,13 +440,13 @@ def get_json(
             if retry_after is not None and retry_after > opts.max_retry_after_s:
                 raise ProviderError(
                     f"{provider}: HTTP {status} from {shown}, and the server asks to wait "
-                    f"{retry_after:g} s (Retry-After). Try again later"
+                    f"{retry_after:.6g} s (Retry-After). Try again later"  # raw value
                 ) from None
             wait = retry_after if retry_after is not None else opts.backoff_s * 2**attempt
             if time.monotonic() + wait > ends:
                 raise ProviderError(
                     f"{provider}: HTTP {status} from {shown}; gave up after {attempt + 1} "
-                    f"attempts ({opts.max_total_s:g} s for one call). Try again later"
+                    f"attempts ({duration(opts.max_total_s, 4)} for one call). Try again later"
                 ) from None
             time.sleep(max(0.0, wait))
             attempt += 1
@@ -515,16 +517,18 @@ def _timed_out(provider: str, shown: str, opts: HttpOptions, clock: _Clock, ends
     now = time.monotonic()
     if now >= ends - 1e-3:
         return (
-            f"{provider}: no complete answer from {shown} within {opts.max_total_s:g} s (the "
-            "limit of one call, retries included). Check the network or try again later"
+            f"{provider}: no complete answer from {shown} within "
+            f"{duration(opts.max_total_s, 4)} (the limit of one call, retries included). "
+            "Check the network or try again later"
         )
     if now >= clock.at - 1e-3:
         return (
-            f"{provider}: no complete answer from {shown} within {opts.deadline_s:g} s (the "
-            "deadline of one request: the server is too slow or stalled). Try again later"
+            f"{provider}: no complete answer from {shown} within "
+            f"{duration(opts.deadline_s, 4)} (the deadline of one request: the server is too "
+            "slow or stalled). Try again later"
         )
     return (
-        f"{provider}: no answer from {shown} within {opts.timeout_s:g} s (timed out). "
+        f"{provider}: no answer from {shown} within {duration(opts.timeout_s, 4)} (timed out). "
         "Check the network or try again later"
     )
 
