@@ -491,12 +491,18 @@ class LiveRun:
     ) -> Progress:
         """The live figures after a unit of work (its span record) or at a stage's end
         (``unit=None``): this segment's energy so far on every rank (``reduce`` sums them),
-        plus the earlier segments'. A completed unit joins the forecast's history."""
+        plus the earlier segments'. A completed unit joins the forecast's history.
+
+        After a unit, "so far" is the reading its span ended on (``unit.end_total_j``), not a
+        fresh one a few milliseconds later: the account's energy curve passes through that
+        very reading, so the total logged at an epoch's end is the account's cumulative
+        energy at that epoch's end, exactly."""
         if self.tracker is None or self._live is None:
             return self.last
         if self._shares is None:
             self._shares = self._shared_devices(reduce)
-        self.reading = self.tracker.energy_j()
+        at_end = dict(unit.end_total_j) if unit is not None else {}
+        self.reading = at_end or self.tracker.energy_j()
         m_now, e_now = self._live.split_kwh(self._own(self.reading))
         figures = [m_now, e_now]
         if unit is not None:

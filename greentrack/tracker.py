@@ -86,6 +86,10 @@ class SpanRecord:
         energy_j: energy per channel id in joules between the span's edges.
         status: ``"ok"``, ``"error"`` (an exception left the span) or ``"unclosed"`` (still
             open when the run stopped).
+        end_total_j: the cumulative reading per channel id (J since the run's start) at the
+            span's end, the snapshot ``energy_j`` was subtracted from: the run's energy at
+            that moment, as the account's energy curve gives it there (empty for a record
+            made by hand).
     """
 
     span_id: str
@@ -97,6 +101,7 @@ class SpanRecord:
     duration_s: float
     energy_j: Mapping[str, float]
     status: str = "ok"
+    end_total_j: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def total_energy_j(self) -> float:
@@ -645,6 +650,7 @@ class Tracker:
             end_mono - span.start_mono_s,
             energy,
             status,
+            end_total_j=dict(end),
         )
         span.record = record
         del self._open[span.span_id]

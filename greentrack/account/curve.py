@@ -1,8 +1,10 @@
 """When a run used its energy: the cumulative IT energy of a run and its parts over UTC time.
 
 The curve is what a time series of intensity is weighted with (Dodge et al. 2022), what Flexible
-Start and Pause & Resume shift, and what the cumulative-energy figure draws. It is built from
-the same readings as the totals, so it ends at exactly the run's IT energy.
+Start and Pause & Resume shift, what the cumulative-energy figure draws and what each epoch's
+cumulative energy is read from. It is built from the same readings as the totals and the live
+figures: it passes through the exact reading at every span's edge and ends at exactly the run's
+IT energy.
 """
 
 from __future__ import annotations
@@ -13,27 +15,69 @@ from typing import TYPE_CHECKING
 from greentrack.carbon.series import EnergyCurve
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from greentrack.rundir.reader import Run
 
 
 def run_curve(run: Run) -> EnergyCurve:
-    """Cumulative IT energy of one run directory (no parts), 0 J at its start."""
+    """Cumulative IT energy of one run directory (no parts), 0 J at its start.
+
+    Its points are the exact readings, the ledger's own snapshots: the reading at every span's
+    edges (:attr:`Run.span_readings`, what a live figure at that moment reads) and the final
+    one (the last timeline row of a run that was killed); between them, the timeline's rows.
+    The curve passes through every exact reading (a live figure logged at an epoch's end is
+    the account's cumulative energy there, whatever the timeline's row interval) and is linear
+    between points. It never falls and ends at the run's total: a row that disagrees with the
+    exact readings around it (a power integral that its counter set back) is held between
+    them; an exact reading is raised only if an earlier exact one is higher.
+    """
     import numpy as np
 
-    wide = run._wide
     ids = [c["id"] for c in run.channels]
-    t = np.concatenate([[run.meta["start_unix_s"]], wide["t_unix_s"].to_numpy(dtype=float)])
-    total = np.zeros(len(t))
+    start = float(run.meta["start_unix_s"])
+    wide = run._wide
+    rows_t = wide["t_unix_s"].to_numpy(dtype=float)
+    rows_e = np.zeros(len(rows_t))
     for cid in ids:
-        col = wide[f"{cid}_energy_j"].ffill().fillna(0.0).to_numpy(dtype=float)
-        total[1:] += col
+        rows_e += wide[f"{cid}_energy_j"].ffill().fillna(0.0).to_numpy(dtype=float)
     if run.final is not None:  # the final fresh reading, exact
-        t = np.append(t, run.final["end_unix_s"])
-        total = np.append(total, sum(float(run.final["energy_j"].get(c) or 0.0) for c in ids))
+        end_t = float(run.final["end_unix_s"])
+        end_e = sum(float(run.final["energy_j"].get(c) or 0.0) for c in ids)
+    elif len(rows_t):  # killed: the last row is the run's total
+        end_t, end_e = float(rows_t[-1]), float(rows_e[-1])
+        rows_t, rows_e = rows_t[:-1], rows_e[:-1]
+    else:
+        end_t, end_e = start, 0.0
+    edge_t, edge_e = _edge_readings(run, ids, start, end_t)
+    # exact readings first, so that one wins over a row at the same instant
+    t = np.concatenate([[start], edge_t, [end_t], rows_t])
+    total = np.concatenate([[0.0], edge_e, [end_e], rows_e])
+    exact = np.concatenate([np.ones(len(edge_t) + 2, dtype=bool), np.zeros(len(rows_t), bool)])
     order = np.argsort(t, kind="stable")
-    t, total = t[order], np.maximum.accumulate(total[order])
+    t, total, exact = t[order], np.minimum(total[order], max(end_e, 0.0)), exact[order]
+    total[exact] = np.maximum.accumulate(total[exact])
+    # each row at most the next exact reading, then the whole curve never falls
+    ceiling = np.minimum.accumulate(np.where(exact, total, np.inf)[::-1])[::-1]
+    total = np.maximum.accumulate(np.minimum(total, ceiling))
     keep = np.concatenate([[True], np.diff(t) > 0])
     return EnergyCurve(t[keep], total[keep])
+
+
+def _edge_readings(
+    run: Run, ids: list[str], start: float, end: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(t_unix_s, J)`` of the span edges inside the run (``start`` to ``end``) whose
+    reading holds every channel: the run's total at that instant."""
+    import numpy as np
+
+    edges = run.span_readings
+    if edges.empty or not ids:
+        return np.zeros(0), np.zeros(0)
+    t = edges["t_unix_s"].to_numpy(dtype=float)
+    energy = edges[[f"{c}_energy_j" for c in ids]].to_numpy(dtype=float)
+    whole = np.isfinite(energy).all(axis=1) & (t >= start) & (t <= end)
+    return t[whole], energy[whole].sum(axis=1)
 
 
 def combined_curve(runs: Sequence[Run]) -> EnergyCurve:

@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING, Any
 from greentrack.errors import RunFormatError
 from greentrack.numbers import num, plural
 from greentrack.rundir.checks import (
+    FALL,
     MAX_CHANNEL_W,
     MAX_DEPTH,
     against_timeline,
+    as_read,
     check_meta,
     check_root_part,
     clean_tags,
@@ -389,7 +391,8 @@ class Run:
 
     def _read_all(self) -> None:
         """Read every file now, so that a damaged part is found while parts are chosen."""
-        _ = self._wide, self.final, self.events, self.spans, self.fl_records
+        _ = self._wide, self.final, self.events, self.spans, self.span_readings
+        _ = self.fl_records
         self.totals_j()
 
     @property
@@ -629,8 +632,10 @@ class Run:
             return self.meta["start_unix_s"], 0.0
         return float(wide["t_unix_s"].iloc[-1]), float(wide["t_mono_s"].iloc[-1])
 
+    @cached_property
     def _span_lines(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """The ``begin`` and ``end`` lines of ``spans.jsonl`` by span id, checked: a line that
+        """The ``begin`` and ``end`` lines of ``spans.jsonl`` by span id, checked (once: the
+        spans and their edges' readings share them, and their damage is said once): a line that
         is not one greentrack writes, or a span that this run cannot hold (it ends before it
         begins, uses more energy than a channel draws or than the run's total), is skipped
         and counted in :attr:`damage`; tags that are not JSON scalars are left out."""
@@ -692,7 +697,7 @@ class Run:
         ``energy_j.<channel>`` column per channel."""
         import pandas as pd
 
-        begins, ends = self._span_lines()
+        begins, ends = self._span_lines
         last_unix, last_mono = self._last_row_time()
         last_energy = self._last_energy_j()
         rows = []
@@ -742,6 +747,68 @@ class Run:
         frame["start"] = pd.to_datetime(frame["start_unix_s"], unit="s", utc=True)
         frame["end"] = pd.to_datetime(frame["end_unix_s"], unit="s", utc=True)
         return frame  # type: ignore[no-any-return]
+
+    @cached_property
+    def span_readings(self) -> pd.DataFrame:
+        """The exact readings at the spans' edges: one row per edge, ``span_id``, ``edge``
+        (``begin`` or ``end``), ``t_unix_s`` (the edge's time, as :attr:`spans` gives it) and
+        ``<channel>_energy_j``, the cumulative energy since the start (NaN where the line has
+        no reading), as the timeline names it.
+
+        These are the ledger's own snapshots, taken when the span began and ended (what a
+        live figure at that moment reads), finer than the timeline's rows: a ``begin`` line
+        holds the reading, an ``end`` line the span's energy, so an end's reading is the two
+        added. Only the spans :attr:`spans` keeps, and not the end of an ``open`` one (it was
+        never read); an edge whose reading is more than a channel's final total is skipped and
+        said in :attr:`damage`."""
+        import pandas as pd
+
+        ids = [c["id"] for c in self.channels]
+        begins, ends = self._span_lines
+        totals = self.totals_j() if self.final is not None else {}
+        rows: list[dict[str, Any]] = []
+        skipped: list[str] = []
+        for sid, b in begins.items():
+            edges = [("begin", float(b["t_unix_s"]), dict(b["energy_j"]))]
+            e = ends.get(sid)
+            if e is not None:
+                # the end line holds the span's energy: the reading is begin + energy
+                at, used = b["energy_j"], e["energy_j"]
+                after = {
+                    c: None if at.get(c) is None or used.get(c) is None else at[c] + used[c]
+                    for c in ids
+                }
+                edges.append(("end", max(float(e["t_unix_s"]), float(b["t_unix_s"])), after))
+            for edge, t, reading in edges:
+                over = next(
+                    (
+                        (c, reading[c], totals[c])
+                        for c in ids
+                        if reading.get(c) is not None
+                        and math.isfinite(totals.get(c, math.nan))
+                        and reading[c] > totals[c] * (1 + FALL) + 1.0
+                    ),
+                    None,
+                )
+                if over is not None:
+                    skipped.append(
+                        f"span {sid} ({shown(b['name'])}) {over[0]} at its {edge} "
+                        f"{as_read(over[1])} J, more than the run's {as_read(over[2])} J"
+                    )
+                    continue
+                row: dict[str, Any] = {"span_id": sid, "edge": edge, "t_unix_s": t}
+                for c in ids:
+                    v = reading.get(c)
+                    row[f"{c}_energy_j"] = math.nan if v is None else float(v)
+                rows.append(row)
+        if skipped:
+            self.damage.append(
+                f"{SPANS}: {plural(len(skipped), 'span edge')} with impossible readings left "
+                f"out of the energy curve ({skipped[0]})"
+            )
+        columns = ["span_id", "edge", "t_unix_s"] + [f"{c}_energy_j" for c in ids]
+        frame: pd.DataFrame = pd.DataFrame(rows, columns=columns)
+        return frame
 
     @cached_property
     def fl_records(self) -> list[dict[str, Any]]:
