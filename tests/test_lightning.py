@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
+import numpy as np
 import pytest
 
 import greentrack
@@ -76,9 +77,11 @@ def test_fit_spans_and_logged_energy(tmp_path):
     assert len(m) == 3
     expected = (epochs["energy_j.gpu0"] + epochs["energy_j.cpu0"]).to_numpy() / 3.6e6
     assert m["energy/epoch_kwh"].to_numpy() == pytest.approx(expected, rel=1e-9)
-    assert m["energy/epoch_kwh"].to_numpy() == pytest.approx(
-        (GPU_W + CPU_W) * epochs["duration_s"].to_numpy() / 3.6e6, rel=0.02
-    )
+    # and the scripted power over each epoch: the fake meters read the wall clock, so the
+    # bound allows what a loaded machine can put between a span's clock and its reading (the
+    # exact check is the one above)
+    power_j = (GPU_W + CPU_W) * epochs["duration_s"].to_numpy()
+    assert (np.abs(expected * 3.6e6 - power_j) <= 0.02 * power_j + (GPU_W + CPU_W) * 0.25).all()
     # the running total is the run's energy so far (sanity check and setup included), not the
     # sum of the epochs; each epoch's row is at least the epochs so far
     assert (m["energy/total_kwh"].to_numpy() >= expected.cumsum() * (1 - 1e-9)).all()
@@ -194,10 +197,15 @@ def test_resume_from_checkpoint_continues_totals(tmp_path):
     channels = [c.channel for c in summary.components]
     assert channels == ["gpu0", "cpu0", "seg1-rank0/gpu0", "seg1-rank0/cpu0"]
     assert any("segment 1 resumed" in n for n in summary.notes)
-    # the run's total is both segments: the callback's figure at the end of segment 2 is the
-    # account's (less the last moments before the tracker stopped)
+    # the run's total is both segments: the callback's figure at the end of segment 2 holds
+    # all of segment 1 and segment 2's epochs, and no more than the final account (the tracker
+    # stopped after it); no wall-clock bound, so the machine's load cannot matter
+    part = greentrack.load_run(tmp_path / "run" / "parts" / "seg1-rank0").spans
+    epochs_j = part.loc[part["name"] == "train_epoch", ["energy_j.gpu0", "energy_j.cpu0"]]
+    assert len(epochs_j) == 2
     total = summary.account.it_kwh.value
-    assert total * (1 + 1e-9) >= cb2.total_kwh >= 0.97 * total
+    assert first_total + epochs_j.to_numpy().sum() / 3.6e6 <= cb2.total_kwh * (1 + 1e-9)
+    assert cb2.total_kwh <= total * (1 + 1e-9)
 
 
 def test_a_new_training_into_a_used_directory_is_refused(tmp_path):
