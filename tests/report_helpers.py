@@ -32,15 +32,17 @@ def training_run(
     region: str | None = "DE",
     start_unix_s: float = GB_SERIES_START,
     accuracy: tuple[float, ...] = (0.61, 0.78, 0.84),
+    gpus: int = 2,
+    step_s: float = 0.5,
 ) -> Path:
-    """A finished 'Lightning-like' run: fit > train_epoch > validation spans, two GPUs at
+    """A finished 'Lightning-like' run: fit > train_epoch > validation spans, ``gpus`` GPUs at
     ``gpu_w`` W (with a 30% dip during validation), an estimated CPU, model metrics and
-    forecast events, carbon settings for ``region``."""
+    forecast events, carbon settings for ``region``; the sampler steps ``step_s``."""
     clock = ManualClock(start_unix_s)
     busy = PowerTrace([(epoch_s * 0.8, gpu_w), (epoch_s * 0.2, gpu_w * 0.7)], repeat=True)
     gpus = [
         FakeGpu(uuid=f"GPU-{i}{i}{i}{i}aaaa-0000-0000-0000-00000000000{i}", trace=busy)
-        for i in range(2)
+        for i in range(gpus)
     ]
     meters = [
         NvmlMeter(FakeNvml(gpus, clock)),
@@ -73,9 +75,9 @@ def training_run(
         per_epoch: list[float] = []
         for epoch in range(epochs):
             epoch_span = tracker.begin_span("train_epoch", parent=fit, epoch=epoch)
-            run_for(tracker, clock, epoch_s * 0.8, step=0.5)
+            run_for(tracker, clock, epoch_s * 0.8, step=step_s)
             val = tracker.begin_span("validation", parent=epoch_span, epoch=epoch)
-            run_for(tracker, clock, epoch_s * 0.2, step=0.5)
+            run_for(tracker, clock, epoch_s * 0.2, step=step_s)
             tracker.end_span(val)
             record = tracker.end_span(epoch_span)
             per_epoch.append(record.total_energy_j)

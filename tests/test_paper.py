@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,19 +96,29 @@ def _fits(tex: Path) -> str:
 
 @needs_tex
 def test_sweep_appendix_fits_both_layouts(runs: dict[str, list[Path]], tmp_path: Path) -> None:
+    """20 runs, 4 learning rates x 5 seeds: a project appendix, not 20 run sections. What the
+    runs share (hardware, boundary, method, carbon, regions) is stated once; each learning
+    rate is a section with its runs' table and their mean and standard error."""
     tex = tmp_path / "appendix.tex"
     source = _report([*map(str, runs["sweep"]), "--metric", "val_acc", "--no-plots"], tex)
     text = _fits(tex)
-    total = build_report(runs["sweep"]).to_dict()["total"]
+    report = build_report(runs["sweep"]).to_dict()
+    total = report["total"]
     needle = energy_range(total["energy_kwh"], total["energy_kwh_low"], total["energy_kwh_high"])
     assert needle in text
     assert mass_range(total["co2e_g"], total["co2e_g_low"], total["co2e_g_high"]) in text
     # every table and figure is numbered and has a label of its own
     labels = re.findall(r"\\gtcaption\{(?:table|figure)\}\{([^}]*)\}", source)
-    assert len(labels) == source.count("\\gtcaption{") == len(set(labels)) > 20 * 4
-    # the runs share hardware, boundary and method: stated once, referred to after
-    assert source.count("tab:gt-r1-hardware") == 1 + 19 and "tab:gt-r2-hardware" not in source
+    assert len(labels) == source.count("\\gtcaption{") == len(set(labels))
     assert source.count("\\begin{tabular") == source.count("\\gtcaption{table}")
+    # stated once: hardware, boundary, the regional comparison; a section per learning rate
+    for once in ("tab:gt-hardware", "tab:gt-boundary", "tab:gt-regions", "tab:gt-comparison"):
+        assert source.count(f"{{{once}}}") == 1, once
+    groups = [g["group"] for g in report["groups"]]
+    assert groups == [f"resnet18_lr={lr}" for lr in ("0.1", "0.03", "0.01", "0.003")]
+    assert source.count("\\subsection{") == 1 + len(groups)  # the method, then the groups
+    assert len(labels) < 20  # 20 run sections had 80 tables and figures
+    assert text.count("mean ± standard error over the runs") == len(groups)
     assert "more epochs" not in text  # 3 epochs: nothing cut
 
 
@@ -154,16 +165,21 @@ def test_brief_block_fits_a_column(
 
 @needs_tex
 def test_every_figure_is_included_and_labelled(runs: dict[str, list[Path]], tmp_path: Path) -> None:
+    """Three seeds of one experiment: the group's figures (the power of its largest run, the
+    cumulative energy of its three runs on one axis) and the regional comparison, each made
+    once, included, numbered and captioned."""
     pytest.importorskip("matplotlib")
     tex = tmp_path / "small.tex"
     source = _report([*map(str, runs["small"]), "--metric", "val_acc"], tex)
     made = sorted(p.name for p in (tmp_path / "small-tex_figures").glob("*.pdf"))
     included = sorted(Path(m).name for m in re.findall(r"\\gtfigure\{([^}]*)\}", source))
-    assert "comparison.pdf" in made and made == included
+    assert made == included == ["group1-cumulative.pdf", "group1-power.pdf", "regions.pdf"]
     assert source.count("\\gtcaption{figure}") == len(made)
     text = _fits(tex)
     assert text.count("Figure ") >= len(made)
-    assert "resnet18_lr=0.1_seed1: Power per device" in text  # captions name the run
+    largest = max(build_report(runs["small"]).to_dict()["runs"], key=lambda r: r["duration_s"])
+    caption = f"Power per device of run 3, {largest['label']}, the group's largest"
+    assert caption in text.replace("\u2019", "'")
 
 
 def test_paper_text_has_no_cli_hints_keys_or_bad_numbers(
@@ -283,77 +299,157 @@ def _nested_parentheses(text: str) -> list[str]:
     return out
 
 
+# ten runs of very different lengths and sizes, in five experiments (the order given mixes
+# them): name, then training_run's arguments
+PROJECT_RUNS: list[tuple[str, dict[str, Any]]] = [
+    ("baseline_seed1", {"epochs": 3, "epoch_s": 20.0}),
+    ("smoke_test", {"epochs": 2, "epoch_s": 0.5, "gpu_w": 30.0}),
+    (
+        "llm_pretrain_seed1",
+        {"epoch_s": 600.0, "gpu_w": 650.0, "region": "aws:us-east-1", "gpus": 8, "step_s": 2.0},
+    ),
+    ("baseline_seed2", {"epochs": 3, "epoch_s": 22.0}),
+    ("ablation_no_aug_seed1", {"epoch_s": 40.0, "gpu_w": 280.0}),
+    (
+        "llm_pretrain_seed2",
+        {"epoch_s": 560.0, "gpu_w": 640.0, "region": "aws:us-east-1", "gpus": 8, "step_s": 2.0},
+    ),
+    ("baseline_seed3", {"epochs": 3, "epoch_s": 24.0}),
+    ("ca_run", {"epochs": 2, "epoch_s": 60.0, "region": "US-CA"}),
+    ("ablation_no_aug_seed2", {"epoch_s": 45.0, "gpu_w": 290.0}),
+    ("ablation_no_aug_seed3", {"epoch_s": 50.0, "gpu_w": 300.0}),
+]
+PAGE_BUDGET = 6  # two-column pages for the appendix of a project
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A project of runs of very different sizes (a 1 s smoke test, a minute on two GPUs,
-    half an hour at 650 W in AWS us-east-1, two minutes in California; one with a 200-character
+def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Ten runs of very different sizes (a 1 s smoke test; three seeds of a baseline and of
+    an ablation, a minute or two each on 2 GPUs; two half-hour pre-training runs on an 8-GPU
+    node at 650 W in AWS us-east-1; two minutes in California; the first with a 200-character
     command token) and three declared items (8 x A100 x 40 h, 2 x 300 W x 12 h, a 45 W laptop
-    for 20 h), rendered once as a --brief block and a full appendix (--embodied, figures),
-    both citing one refs.bib."""
+    for 20 h), rendered once as a --brief block (with the model's parameters and FLOPs) and a
+    full appendix (--embodied, figures), both citing one refs.bib."""
     root = tmp_path_factory.mktemp("project")
-    runs = [
-        training_run(root / "smoke", name="smoke_test", epochs=2, epoch_s=0.5, gpu_w=30.0),
-        training_run(root / "base", name="baseline", epochs=3, epoch_s=20.0),
-        training_run(
-            root / "long",
-            name="long_run",
-            epochs=3,
-            epoch_s=600.0,
-            gpu_w=650.0,
-            region="aws:us-east-1",
-        ),
-        training_run(root / "ca", name="ca_run", epochs=2, epoch_s=60.0, region="US-CA"),
-    ]
-    meta = json.loads((runs[1] / "meta.json").read_text())
+    runs = [training_run(root / name, name=name, **kw) for name, kw in PROJECT_RUNS]
+    meta = json.loads((runs[0] / "meta.json").read_text())
     meta["command"] = ["python", "train.py", LONG_TOKEN, "--seed", "1"]
-    (runs[1] / "meta.json").write_text(json.dumps(meta))
+    (runs[0] / "meta.json").write_text(json.dumps(meta))
     declared = root / "untracked.yaml"
     declared.write_text(PROJECT_DECLARED)
     paper = root / "paper"
     paper.mkdir()
     common = [*map(str, runs), "--untracked", str(declared), "--embodied"]
     common += ["--bib", str(paper / "refs.bib"), "-f", "latex"]
-    assert main(["report", *common, "--brief", "-o", str(paper / "brief.tex")]) == 0
+    model = ["--parameters", "1.24e8", "--flops", "3.2e18"]
+    assert main(["report", *common, *model, "--brief", "-o", str(paper / "brief.tex")]) == 0
     assert main(["report", *common, "-o", str(paper / "appendix.tex")]) == 0
-    return {"paper": paper, "brief": paper / "brief.tex", "appendix": paper / "appendix.tex"}
+    return {
+        "runs": runs,
+        "declared": declared,
+        "paper": paper,
+        "brief": paper / "brief.tex",
+        "appendix": paper / "appendix.tex",
+        "compiled": {},
+    }
+
+
+def _compiled(project: dict[str, Any], layout: str) -> tuple[str, str, str, int]:
+    """The project's paper in ``layout`` (brief block, then appendix), compiled once per
+    module: the PDF's text, the LaTeX log, the BibTeX log, and the pages of a document of
+    that class holding only the appendix."""
+    cache = project["compiled"]
+    if layout not in cache:
+        why = missing_class(layout)
+        if why:
+            pytest.skip(why)
+        paper, bib = project["paper"], project["paper"] / "refs.bib"
+        pdf, log, blg = compile_paper(layout, [project["brief"], project["appendix"]], bib, paper)
+        text = _pdf_text(pdf).replace("\u2019", "'")
+        pages = 0
+        if layout != "article":
+            alone, _, _ = compile_paper(layout, [project["appendix"]], bib, paper, name="alone")
+            pages = _pages(alone)
+        cache[layout] = (text, log, blg, pages)
+    return cache[layout]  # type: ignore[no-any-return]
+
+
+def _pages(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", pdf.name], cwd=pdf.parent, capture_output=True, text=True)
+    found = re.search(r"^Pages:\s+(\d+)", info.stdout, re.MULTILINE)
+    assert found is not None, info.stdout
+    return int(found.group(1))
 
 
 @needs_tex
 @pytest.mark.parametrize("layout", ["ieeetran", "acmart", "article"])
-def test_project_compiles_in_publishers_layouts(project: dict[str, Path], layout: str) -> None:
+def test_project_compiles_in_publishers_layouts(project: dict[str, Any], layout: str) -> None:
     """The brief block in the main text and the appendix after it, compiled in IEEEtran
-    (conference), acmart (sigconf) and the plain article of docs/report.md's preamble, each
-    with its own bibliography style: no overfull box, no BibTeX warning, every citation and
-    reference resolved; the PDF's text (figures included) has no machine plural, no arrow and
-    no number with more than two leading zeros."""
-    why = missing_class(layout)
-    if why:
-        pytest.skip(why)
-    paper = project["paper"]
-    pdf, log, blg = compile_paper(
-        layout, [project["brief"], project["appendix"]], paper / "refs.bib", paper
-    )
+    (conference), acmart (sigconf) and the one-column article of docs/report.md's preamble,
+    each with its own bibliography style (plain for the article): no overfull box (the
+    200-character command token breaks), no BibTeX warning, every citation and reference
+    resolved; in the two-column classes the appendix alone within the page budget; the PDF's
+    text (figures included) has no machine plural, no arrow and no number with more than two
+    leading zeros."""
+    if not shutil.which("pdfinfo"):
+        pytest.skip("no pdfinfo (poppler-utils)")
+    text, log, blg, pages = _compiled(project, layout)
     assert not overfull(log), (layout, overfull(log)[:5])
     assert bibtex_warnings(blg) == [], (layout, bibtex_warnings(blg))
     assert "undefined" not in log.lower().replace("undefined control", ""), layout
-    text = _pdf_text(pdf).replace("\u2019", "'")
+    if layout != "article":  # a one-column page holds about half of a two-column one
+        assert pages <= PAGE_BUDGET, (layout, pages)
     assert "(s)" not in text and "->" not in text and "→" not in text, layout
     found = TOO_MANY_ZEROS.findall(text)
     assert not found, (layout, found[:5])
     assert "Ashburn, Virginia, charged at Virginia's grid intensity" in text
     assert "8 × NVIDIA A100 SXM4 40GB for 40 h" in text  # the brief: devices and wall time
+    assert "124 million parameters with 3.2 × 1018 FLOPs" in text  # 10^18: a superscript
     assert "taken from another device model" in text  # H100 runs charged the A100 figure
+    # the mean and standard error of each group of several runs (seeds)
+    assert text.count("mean ± standard error over the runs") == 3
+    # stated once for the project, not once a run
+    assert text.count("Measurement boundary") == 1 and text.count("Hardware and software") == 1
+    assert text.count("at other regions' annual") == 2  # the table and its figure
 
 
-def test_project_sentence_names_devices_time_source_and_year(project: dict[str, Path]) -> None:
+def test_project_appendix_is_one_appendix_not_ten(project: dict[str, Any]) -> None:
+    """What the runs share is stated once; the runs are in groups (their common name up to
+    the seed), one section each with a table of its runs, its devices with the 8-GPU node as
+    one row, and its figures; the brief lists the groups with each one's mean and standard
+    error per run."""
+    appendix = project["appendix"].read_text()
+    source = " ".join(appendix.split())
+    subsections = re.findall(r"\\subsection\{([^}]*)\}", appendix)
+    groups = ["baseline", "smoke\\_test", "llm\\_pretrain", "ablation\\_no\\_aug", "ca\\_run"]
+    assert subsections == ["Method", *groups]
+    for once in ("tab:gt-hardware", "tab:gt-boundary", "tab:gt-regions", "tab:gt-comparison"):
+        assert source.count(f"{{{once}}}") == 1, once
+    # identical devices collapse: "8 × H100" in one row, never eight rows of GPUs
+    assert "8 $\\times$ NVIDIA H100 80GB HBM3" in source and "gpu7" not in source
+    # runs of several seeds get a table each (runs 1-3, 5-6, 7-9); one-run groups a sentence
+    assert len(re.findall(r"\\gtcaption\{table\}\{tab:gt-g\d-runs\}", appendix)) == 3
+    assert "Run 4 ran on 2 $\\times$ NVIDIA H100 80GB HBM3 for 1~s" in source
+    # the 1 s smoke test gets no figure (too few samples); every other group gets two
+    figures = re.findall(r"\\gtfigure\{[^}]*/(group\d-\w+)\.pdf\}", appendix)
+    assert "group2-power" not in figures and "group2-cumulative" not in figures
+    assert {f"group{g}-{k}" for g in (1, 3, 4, 5) for k in ("power", "cumulative")} <= set(figures)
+    brief = " ".join(project["brief"].read_text().split())
+    assert "mean $\\pm$ standard error of its runs" in brief
+    assert "ablation\\_\\allowbreak{}no\\_\\allowbreak{}aug & 3 &" in brief
+
+
+def test_project_sentence_names_devices_time_source_and_year(project: dict[str, Any]) -> None:
     brief = project["brief"].read_text()
     source = " ".join(brief.split())
     assert "\\cite{owid2024intensity}" in source and "\\cite{epa2023egrid}" in source
     assert "Our World in Data 2024" in source and "US EPA eGRID 2023" in source
     assert "GPU-hours" in source and "PUE" in source
-    # the eGRID region's formula states the formula and names the source: never replaced by it
+    # the eGRID region's carbon basis states its figure, year and source: never replaced by it
     appendix = project["appendix"].read_text()
-    assert "annual grid intensity, for California: US EPA, eGRID2023" in " ".join(appendix.split())
+    flat = " ".join(appendix.split())
+    assert "gCO$_2$e/kWh for California, 2023, direct combustion" in flat
+    assert "CO$_2$e = IT energy $\\times$ PUE $\\times$ grid intensity" in flat
     # no source line, sentence or cell nests parentheses (each paragraph is a line of the source)
     for tex in (brief, appendix):
         nested = [n for line in tex.splitlines() for n in _nested_parentheses(line)]
@@ -361,6 +457,26 @@ def test_project_sentence_names_devices_time_source_and_year(project: dict[str, 
     # the embodied share: counted apart in the boundary, charged to declared GPU work too
     assert "embodied carbon & estimated, apart" in appendix
     assert "of the runs and the declared GPU work" in appendix
+
+
+def test_project_leaves_out_what_it_is_told_to(project: dict[str, Any], tmp_path: Path) -> None:
+    """--omit leaves out equivalences, counterfactuals, forecasts and reproducibility (JSON
+    keeps every figure); a section it does not know is one line, exit 2, nothing written."""
+    paths = [str(p) for p in project["runs"]]
+    full = project["appendix"].read_text()
+    for present in ("Equivalences, illustrative", "tab:gt-regions", "Forecast after", "Run 1: "):
+        assert present in full, present
+    out = tmp_path / "short.tex"
+    omit = "equivalences,counterfactuals,forecasts,reproducibility,figures"
+    assert main(["report", *paths, "-f", "latex", "-o", str(out), "--omit", omit]) == 0
+    short = out.read_text()
+    for absent in ("Equivalences", "tab:gt-regions", "Forecast after", "Reproducibility"):
+        assert absent not in short, absent
+    assert "\\gtfigure{" not in short and not (tmp_path / "short-tex_figures").exists()
+    bad = tmp_path / "bad.tex"
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", *paths, "-f", "latex", "-o", str(bad), "--omit", "equivalence"])
+    assert exit_.value.code == 2 and not bad.exists()
 
 
 @pytest.mark.skipif(not shutil.which("bibtex"), reason="no bibtex")

@@ -94,10 +94,11 @@ def test_metric_to_best_and_target_never_reached(run_dir: Path) -> None:
 
 def _key_numbers(report_dict: dict) -> list[str]:
     """The figures every format prints alike: the headline energy and CO2e with their ranges,
-    and each cell of the component and region tables in its column's unit and decimals."""
+    and each cell of the component table (identical devices in one row) and the region table
+    in its column's unit and decimals."""
     r = report_dict["runs"][0]
     h = r["headline"]
-    comps = [c["energy_kwh"] for c in r["energy"]["components"]]
+    comps = [c["energy_kwh"] for c in r["energy"]["devices"]]  # the component table's rows
     regions = [c["co2e_g"] for c in r["counterfactuals"]["regions"]]
     energy, mass = column(comps, ENERGY), column(regions, MASS)
     return [
@@ -359,7 +360,8 @@ def test_several_runs_are_compared(run_dir: Path, tmp_path: Path) -> None:
         assert row["metric_best"] == run["metric"]["best"]
     assert rows[1]["energy_kwh"] < rows[0]["energy_kwh"]
     md = render(report, "md")
-    assert "## Comparison of runs" in md and md.count("| resnet\\_lr=0.1 (") == 2
+    assert "## Comparison of runs" in md  # one name, one group: the table lists the runs
+    assert "| 1. resnet\\_lr=0.1 (1) |" in md and "| 2. resnet\\_lr=0.1 (2) |" in md
 
 
 def test_report_of_a_run_that_died(tmp_path: Path) -> None:
@@ -586,3 +588,156 @@ def test_a_symlinked_figures_folder_is_refused_in_one_line(run_dir: Path, tmp_pa
     assert done.stderr.count("\n") == 1 and "symbolic link" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (out / "energy.md").exists() and (elsewhere / "keep.txt").read_text() == "mine"
+
+
+# --- issue 24: a project appendix: groups, identical devices, the regions once ---------------
+
+
+def _named(tmp_path: Path, names: list[str], **kw: object) -> list[Path]:
+    return [training_run(tmp_path / f"r{i}", name=n, epochs=2, **kw) for i, n in enumerate(names)]  # type: ignore[arg-type]
+
+
+def test_group_spread_is_the_mean_and_standard_error_of_the_runs(tmp_path: Path) -> None:
+    """A group's mean and standard error come from the account (Account.energy_spread), and
+    match a reference computation; a group of one has no standard error."""
+    import statistics
+
+    from greentrack.account import AccountOptions, account_run
+    from greentrack.account.group import Account, Spread
+    from greentrack.rundir.reader import load_run
+
+    paths = [
+        training_run(tmp_path / f"s{i}", name=f"exp_seed{i}", epochs=2, gpu_w=200.0 + 40 * i)
+        for i in range(3)
+    ]
+    accounts = [account_run(load_run(p), AccountOptions()) for p in paths]
+    spread = Account.of(accounts).energy_spread
+    energies = [a.it_kwh.value for a in accounts]
+    assert spread.n == 3 and spread.mean == pytest.approx(statistics.mean(energies))
+    assert spread.se == pytest.approx(statistics.stdev(energies) / 3**0.5)
+    assert Spread.of([2.0]).se is None and Spread.of([2.0, 2.0]).se == 0.0
+    group = build_report(paths).to_dict()["groups"][0]
+    assert (group["group"], group["n"], group["numbers"]) == ("exp", 3, [1, 2, 3])
+    assert group["energy_kwh_se"] == pytest.approx(spread.se)
+    assert "mean ± standard error over the runs" in group["sentence"]
+
+
+def test_runs_group_by_common_name_else_one_group(tmp_path: Path) -> None:
+    """Without --group-by, runs that share a name up to a seed suffix are a group (listed
+    group by group, numbered alike), a lone name its own group; runs that share no name are
+    one group, listed as runs."""
+    paths = _named(tmp_path, ["a_seed1", "b", "a_seed2", "c-1", "c-2"])
+    data = build_report(paths).to_dict()
+    assert [(g["group"], g["numbers"]) for g in data["groups"]] == [
+        ("a", [1, 2]),
+        ("b", [3]),
+        ("c", [4, 5]),
+    ]
+    assert [r["label"] for r in data["runs"]] == ["a_seed1", "a_seed2", "b", "c-1", "c-2"]
+    assert data["project"]["by_group"] and data["brief"]["by_group"]
+    alone = build_report(_named(tmp_path / "x", ["sweep_lr0", "sweep_lr1"])).to_dict()
+    assert alone["project"]["grouped_by"] == "all" and not alone["project"]["by_group"]
+    assert [g["group"] for g in alone["groups"]] == ["all runs"]
+    assert build_report(paths[:1]).to_dict()["project"] is None  # one run: its own appendix
+
+
+@pytest.mark.parametrize(
+    ("by", "expected"),
+    [
+        ("project", [("paper", 3)]),
+        ("run", [("a_seed1", 1), ("b", 1), ("a_seed2", 1)]),
+        ("all", [("all runs", 3)]),
+        ("batch_size", [("batch_size=128", 3)]),
+        ("config.model", [("model=resnet18", 3)]),
+        ("name", [("a", 2), ("b", 1)]),
+    ],
+)
+def test_group_by_a_field_a_config_key_or_nothing(
+    tmp_path: Path, by: str, expected: list[tuple[str, int]]
+) -> None:
+    paths = _named(tmp_path, ["a_seed1", "b", "a_seed2"])
+    groups = build_report(paths, ReportOptions(group_by=by)).to_dict()["groups"]
+    assert [(g["group"], g["n"]) for g in groups] == expected
+
+
+def test_identical_devices_are_one_row_whose_figures_add_up(tmp_path: Path) -> None:
+    """An 8-GPU node is one component row ("8 × NVIDIA H100 80GB HBM3"), not eight: its
+    energy is the sum of its devices', its power the average of one device, and the rows add
+    up to the run's IT energy."""
+    from greentrack.account import account_run
+    from greentrack.account.group import device_rows
+    from greentrack.rundir.reader import load_run
+
+    path = training_run(tmp_path / "node", gpus=8, epochs=2, epoch_s=10.0)
+    account = account_run(load_run(path))
+    rows = device_rows([account])
+    gpus = [c for c in account.components if c.component == "gpu"]
+    (gpu,) = [r for r in rows if r.component == "gpu"]
+    assert len(gpus) == 8 and gpu.count == 8 and len(rows) == 2
+    assert gpu.energy_kwh.value == pytest.approx(sum(c.energy_kwh.value for c in gpus))
+    mean_w = sum(c.avg_power_w or 0.0 for c in gpus) / 8
+    assert gpu.avg_power_w == pytest.approx(mean_w, rel=1e-6)
+    assert sum(r.energy_kwh.value for r in rows) == pytest.approx(account.it_kwh.value)
+    md = render(build_report([path]), "md")
+    assert "| 8 × NVIDIA H100 80GB HBM3 | gpu | measured |" in md and "gpu7" not in md
+
+
+def test_the_regional_comparison_is_the_runs_together(tmp_path: Path) -> None:
+    """The project's regions table sums each region's row over the runs (each run at its own
+    PUE): a region that every run was charged at is marked as run."""
+    from greentrack.account import AccountOptions, account_run
+    from greentrack.account.group import region_totals
+    from greentrack.rundir.reader import load_run
+
+    paths = _named(tmp_path, ["a_seed1", "a_seed2"])
+    accounts = [account_run(load_run(p), AccountOptions(regions=["FR", "PL"])) for p in paths]
+    rows = {r.region: r for r in region_totals(accounts)}
+    for key in ("FR", "PL", "DE"):
+        per_run = [
+            next(x["co2e_g"] for x in a.counterfactuals["regions"] if x["region"] == key)  # type: ignore[index]
+            for a in accounts
+        ]
+        assert rows[key].co2e_g == pytest.approx(sum(per_run))
+    assert rows["DE"].actual and not rows["FR"].actual
+    project = build_report(paths, ReportOptions(regions=["FR", "PL"])).to_dict()["project"]
+    assert [r["region"] for r in project["regions"]] == ["FR", "DE", "PL"]
+
+
+def test_equivalences_only_where_worth_printing(tmp_path: Path) -> None:
+    """A tiny run prints no "0.0000006 km of driving": an equivalence below a tenth of its
+    unit is kept in JSON (shown: false) and left out of every other format."""
+    path = training_run(tmp_path / "tiny", epochs=1, epoch_s=1.0, gpu_w=5.0)
+    report = build_report([path])
+    eqs = report.to_dict()["runs"][0]["equivalences"]
+    assert eqs and not any(e["shown"] for e in eqs)
+    for fmt in ("md", "html", "latex"):
+        text = render(report, fmt)
+        assert "of driving" not in text and "Equivalences" not in text, fmt
+
+
+def test_model_size_in_the_brief_sentence_and_its_options(run_dir: Path, tmp_path: Path) -> None:
+    """--parameters and --flops name the model in the brief sentence ("124 million
+    parameters", "3.2 × 10^18 FLOPs", a superscript in LaTeX); a bad value or section is one
+    line, exit 2, nothing written."""
+    report = build_report([run_dir], ReportOptions(parameters=1.24e8, flops=3.2e18))
+    sentence = report.to_dict()["brief"]["sentence"]
+    assert "training a model of 124 million parameters with 3.2 × 10^18 FLOPs" in sentence
+    assert "3.2 $\\times$ 10$^{18}$ FLOPs" in render(report, "latex", brief=True)
+    out = tmp_path / "out.md"
+    for extra, message in (
+        (["--parameters", "-5"], "--parameters"),
+        (["--flops", "nan"], "--flops"),
+        (["--omit", "figures,appendix"], "'appendix' is not a section"),
+        (["--group-by", " "], "--group-by"),
+    ):
+        done = gt("report", run_dir, "-o", out, *extra)
+        assert done.returncode == 2 and message in done.stderr, (extra, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
+    import greentrack
+
+    with pytest.raises(ValueError, match="'appendix' is not a section"):
+        greentrack.report(run_dir, omit=["appendix"])
+    with pytest.raises(ValueError, match="parameters"):
+        greentrack.report(run_dir, parameters=0)
+    text = greentrack.report(run_dir, format="md", omit="equivalences,reproducibility")
+    assert "### Reproducibility" not in text and "### Equivalences" not in text

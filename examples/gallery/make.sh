@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Rebuild the report gallery from real runs on this machine: two Lightning runs (a tiny
-# learning-rate sweep) and a Flower simulation, then every report format. On a machine
-# without GPU or RAPL the energy is the labelled CPU estimate; on a GPU host it is measured.
+# Rebuild the report gallery from real runs on this machine: a small project of four Lightning
+# runs (two learning rates, two runs each), a Flower simulation and one item of declared work,
+# then every report format. On a machine without GPU or RAPL the energy is the labelled CPU
+# estimate; on a GPU host it is measured.
 #   bash examples/gallery/make.sh        (after bash .ci/install)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,33 +18,49 @@ else
   RUNS=$(mktemp -d)
   trap 'rm -rf "$RUNS"' EXIT
 fi
-[ -d "$RUNS/lr1e-3" ] || $PY examples/lightning_mnist_style.py --run-dir "$RUNS/lr1e-3" --lr 1e-3 \
-  --name "mlp lr=1e-3" >/dev/null
-[ -d "$RUNS/lr1e-2" ] || $PY examples/lightning_mnist_style.py --run-dir "$RUNS/lr1e-2" --lr 1e-2 \
-  --name "mlp lr=1e-2" >/dev/null
+for lr in 1e-3 1e-2; do
+  for seed in 1 2; do
+    [ -d "$RUNS/lr$lr-s$seed" ] || $PY examples/lightning_mnist_style.py \
+      --run-dir "$RUNS/lr$lr-s$seed" --lr "$lr" --name "mlp lr=$lr seed$seed" >/dev/null
+  done
+done
 [ -d "$RUNS/flower" ] || $PY examples/flower_simulation.py --run-dir "$RUNS/flower" --clients 4 \
   --rounds 3 >/dev/null 2>&1
-rm -rf "$OUT"/lightning* "$OUT"/flower* "$OUT"/sweep* "$OUT"/paper_* "$OUT"/paper-page-* \
-  "$OUT"/paper.pdf "$OUT"/refs.bib
-$GT report "$RUNS/lr1e-3" --metric val_acc -f md -o "$OUT/lightning.md"
-$GT report "$RUNS/lr1e-3" --metric val_acc -f model-card -o "$OUT/lightning_model_card.md" --no-plots
+LIGHTNING=("$RUNS/lr1e-3-s1" "$RUNS/lr1e-3-s2" "$RUNS/lr1e-2-s1" "$RUNS/lr1e-2-s2")
+PROJECT=("${LIGHTNING[@]}" "$RUNS/flower" --untracked "$OUT/untracked.yaml" --embodied)
+# the MLP (784-256-10) has 203,530 parameters; training it takes about 6 x parameters x
+# samples seen (the usual forward-and-backward count): 6 x 203530 x 20000 x 3 = 7.33e10 FLOPs
+MODEL=(--parameters 203530 --flops 7.33e10)
+rm -rf "$OUT"/lightning* "$OUT"/flower* "$OUT"/sweep* "$OUT"/project* "$OUT"/paper_* \
+  "$OUT"/paper-page-* "$OUT"/paper.pdf "$OUT"/refs.bib
+$GT report "${LIGHTNING[0]}" --metric val_acc -f md -o "$OUT/lightning.md"
+$GT report "${LIGHTNING[0]}" --metric val_acc -f model-card -o "$OUT/lightning_model_card.md" \
+  --no-plots
 $GT report "$RUNS/flower" --metric evaluate_accuracy -f md -o "$OUT/flower.md"
 $GT report "$RUNS/flower" --metric evaluate_accuracy -f html -o "$OUT/flower.html"
-$GT report "$RUNS/lr1e-3" "$RUNS/lr1e-2" --metric val_acc -f json -o "$OUT/sweep.json"
-$GT report "$RUNS/lr1e-3" "$RUNS/lr1e-2" --metric val_acc -f latex --standalone -o "$OUT/sweep.tex"
-# the mock two-column paper: the main-text block and the appendix of the sweep, with BibTeX
-$GT report "$RUNS/lr1e-3" "$RUNS/lr1e-2" --metric val_acc -f latex --brief -o "$OUT/paper_brief.tex"
-$GT report "$RUNS/lr1e-3" "$RUNS/lr1e-2" --metric val_acc -f latex --bib "$OUT/refs.bib" \
+# the project: the four Lightning runs in two groups (their names up to the seed), the Flower
+# run and the declared work, in every format
+$GT report "${PROJECT[@]}" --metric val_acc -f json -o "$OUT/project.json"
+$GT report "${PROJECT[@]}" --metric val_acc -f md -o "$OUT/project.md"
+$GT report "${PROJECT[@]}" --metric val_acc -f html -o "$OUT/project.html"
+$GT report "${PROJECT[@]}" --metric val_acc -f latex --standalone -o "$OUT/project.tex"
+# the mock two-column paper: the main-text block and the appendix of the project, with BibTeX
+$GT report "${PROJECT[@]}" "${MODEL[@]}" -f latex --brief -o "$OUT/paper_brief.tex"
+$GT report "${PROJECT[@]}" --metric val_acc -f latex --bib "$OUT/refs.bib" \
   -o "$OUT/paper_appendix.tex"
 if command -v pdflatex >/dev/null && command -v pdftoppm >/dev/null; then
-  # the LaTeX of a command may break after each "/": strip the runs' folder in that form too
-  $PY -c 'import sys, pathlib; r = sys.argv[1] + "/"
+  # the LaTeX of a command may break after any character ("/\allowbreak{}", "-{}"): strip
+  # the runs' folder in every such form too
+  $PY -c 'import re, sys, pathlib
+tex = {"_": r"\_", "-": "-{}"}
+folder = "".join(re.escape(tex.get(c, c)) + r"(?:\\allowbreak\{\})?" for c in sys.argv[1] + "/")
 for f in sys.argv[2:]:
-    p = pathlib.Path(f); t = p.read_text()
-    p.write_text(t.replace(r.replace("/", "/\\allowbreak{}"), "").replace(r, ""))' \
-    "$RUNS" "$OUT"/paper_*.tex "$OUT"/sweep.tex
-  (cd "$OUT" && pdflatex -interaction=nonstopmode -halt-on-error sweep.tex >/dev/null \
-    && pdftoppm -r 70 -png sweep.pdf sweep-page && rm -f sweep.aux sweep.log)
+    p = pathlib.Path(f)
+    p.write_text(re.sub(folder, "", p.read_text()))' \
+    "$RUNS" "$OUT"/paper_*.tex "$OUT"/project.tex
+  (cd "$OUT" && pdflatex -interaction=nonstopmode -halt-on-error project.tex >/dev/null \
+    && pdflatex -interaction=nonstopmode -halt-on-error project.tex >/dev/null \
+    && pdftoppm -r 70 -png project.pdf project-page && rm -f project.aux project.log)
   (cd "$OUT" && pdflatex -interaction=nonstopmode -halt-on-error paper.tex >/dev/null \
     && { ! command -v bibtex >/dev/null || bibtex paper >/dev/null; } \
     && pdflatex -interaction=nonstopmode -halt-on-error paper.tex >/dev/null \

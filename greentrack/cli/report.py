@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from greentrack.cli.values import number
+from greentrack.cli.values import number, output_file, output_path, text
 
 
 def add_parser(sub: Any) -> None:
-    from greentrack.cli.carbon import add_series_options
+    from greentrack.cli.carbon import add_series_options, pue_option
     from greentrack.report.render import FORMATS
 
     rep = sub.add_parser(
@@ -35,12 +35,12 @@ def add_parser(sub: Any) -> None:
     rep.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=output_file,
         default=None,
         help="file to write (default, or '-': stdout, with no figure files); a model card "
         "written over an existing README keeps its front matter and body",
     )
-    rep.add_argument("--title", default=None, help="the report's title")
+    rep.add_argument("--title", type=text, default=None, help="the report's title")
     rep.add_argument(
         "--region",
         default=None,
@@ -48,7 +48,10 @@ def add_parser(sub: Any) -> None:
         "PUE, and their stored series if it is of this region)",
     )
     rep.add_argument(
-        "--pue", default=None, help="PUE to apply (overrides the runs'; keeps their region)"
+        "--pue",
+        type=pue_option,
+        default=None,
+        help="PUE to apply (overrides the runs'; keeps their region)",
     )
     rep.add_argument(
         "--regions",
@@ -63,7 +66,9 @@ def add_parser(sub: Any) -> None:
         "with; reports never read one implicitly",
     )
     add_series_options(rep)
-    rep.add_argument("--metric", default=None, help="model metric for emissions-to-target")
+    rep.add_argument(
+        "--metric", type=text, default=None, help="model metric for emissions-to-target"
+    )
     rep.add_argument(
         "--target",
         type=number("", -1e300, 1e300),
@@ -79,6 +84,7 @@ def add_parser(sub: Any) -> None:
     rep.add_argument("--standalone", action="store_true", help="LaTeX: a complete document")
     rep.add_argument(
         "--training-type",
+        type=text,
         default=None,
         help="model card: the Hub's training_type (pre-training, fine-tuning); omitted unless "
         "given",
@@ -93,14 +99,39 @@ def add_parser(sub: Any) -> None:
     )
     rep.add_argument(
         "--group-by",
+        type=_group_by,
         default=None,
-        metavar="KEY",
-        help="group the runs by their config[KEY] (else the run name up to its last _ - or "
-        "space) and give each group's mean and standard error",
+        metavar="HOW",
+        help="how several runs are grouped, a section each with the mean and standard error "
+        "over its runs: name (the run name up to a seed suffix: _seed2, -3), project, run (a "
+        "group each), all (one group) or a config key (lr, or config.lr); default: by name "
+        "where runs share one, else one group",
+    )
+    rep.add_argument(
+        "--omit",
+        type=_omit,
+        default=(),
+        metavar="SECTIONS",
+        help="comma-separated sections to leave out of the report: counterfactuals, "
+        "equivalences, figures, forecasts, reproducibility (JSON keeps every figure)",
+    )
+    rep.add_argument(
+        "--parameters",
+        type=number("parameters", 1, 1e15),
+        default=None,
+        metavar="N",
+        help="the model's parameter count (1.24e8), named in the brief sentence",
+    )
+    rep.add_argument(
+        "--flops",
+        type=number("FLOPs", 1, 1e30),
+        default=None,
+        metavar="N",
+        help="the training's floating-point operations (3.2e18), named in the brief sentence",
     )
     rep.add_argument(
         "--bib",
-        type=Path,
+        type=output_path,
         default=None,
         metavar="REFS.bib",
         help="write the cited sources (intensity, PUE, network, equivalence factors, "
@@ -186,6 +217,9 @@ def report_options(args: argparse.Namespace) -> dict[str, object]:
         "intensity_provider": args.intensity_provider,
         "provider_region": args.provider_region,
         "group_by": args.group_by,
+        "parameters": args.parameters,
+        "flops": args.flops,
+        "omit": args.omit,
         "untracked": args.untracked,
         "embodied": args.embodied,
         "device_lifetime_years": args.device_lifetime_years,
@@ -195,5 +229,24 @@ def report_options(args: argparse.Namespace) -> dict[str, object]:
         "training_type": args.training_type,
         "brief": args.brief,
         "bib": args.bib,
-        "plots": not args.no_plots,
+        "plots": not args.no_plots and "figures" not in args.omit,
     }
+
+
+def _omit(value: str) -> tuple[str, ...]:
+    """``--omit``'s sections, checked (an unknown name is one line, exit 2)."""
+    from greentrack.report.api import parse_omit
+
+    try:
+        return parse_omit(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--omit ")) from None
+
+
+def _group_by(value: str) -> str:
+    """``--group-by``: not empty."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            f"takes name, project, run, all or a config key (lr); got {value!r}"
+        )
+    return value.strip()

@@ -11,10 +11,14 @@ Options (keywords; every one is optional):
   ``region``, ``pue``, ``regions`` (a list, or a comma-separated string; ``[]`` for none),
   ``intensity_csv``, ``tz``, ``kind``, ``fill_gaps``, ``flexible_start_s``, ``pause_resume``,
   ``metric``, ``target``, ``intensity_provider``, ``provider_region``, ``untracked``,
-  ``embodied``, ``device_lifetime_years``, ``group_by``, ``anonymize``;
+  ``embodied``, ``device_lifetime_years``, ``group_by`` (``name``, ``project``, ``run``,
+  ``all`` or a config key), ``anonymize``, ``parameters`` and ``flops`` (the model's, for the
+  brief sentence);
 * how it is rendered (:class:`RenderOptions`): ``template_dir``, ``standalone``,
   ``training_type``, ``brief``, ``bib`` (a ``.bib`` file to write), ``plots`` (default
-  ``True``: figures beside ``output``, or embedded in HTML).
+  ``True``: figures beside ``output``, or embedded in HTML), ``omit`` (sections to leave
+  out: ``counterfactuals``, ``equivalences``, ``figures``, ``forecasts``,
+  ``reproducibility``; a list or a comma-separated string).
 
 Without ``output`` nothing is written: the text is returned, with figures only in HTML (where
 they are embedded). With ``output`` the report, its figures folder (``OUT-EXT_figures/``)
@@ -35,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greentrack.report.model import ReportOptions, build_report
-from greentrack.report.render import EXTENSIONS, FORMATS
+from greentrack.report.render import EXTENSIONS, FORMATS, SECTIONS
 
 if TYPE_CHECKING:
     from greentrack.report.model import Report
@@ -44,6 +48,27 @@ if TYPE_CHECKING:
 MAX_LIFETIME_YEARS = 30.0
 MIN_LIFETIME_YEARS = 0.1
 MAX_WINDOW_S = 366 * 86400.0  # a Flexible Start window: at most a year (as the command line)
+MAX_PARAMETERS = 1e15  # a model's parameter count, for the brief sentence
+MAX_FLOPS = 1e30  # training FLOPs (the largest runs are near 1e26)
+
+
+def parse_omit(value: Any) -> tuple[str, ...]:
+    """The sections to leave out, from a list or a comma-separated string; an unknown name
+    raises ``ValueError`` (one line naming it and the sections there are).
+
+    >>> parse_omit("equivalences, figures"), parse_omit(None), parse_omit([])
+    (('equivalences', 'figures'), (), ())
+    """
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise ValueError(
+            f"--omit {unknown[0]!r} is not a section; the sections are {', '.join(SECTIONS)}"
+        )
+    return names
 
 
 @dataclass(frozen=True)
@@ -58,6 +83,8 @@ class RenderOptions:
         brief: only the main-text block (one sentence and one table).
         bib: a ``.bib`` file to write the cited sources to (LaTeX then uses ``\\cite``).
         plots: figures (matplotlib): written beside the output, embedded in HTML.
+        omit: sections of :data:`~greentrack.report.render.SECTIONS` to leave out
+            (``figures`` is ``plots=False``).
     """
 
     template_dir: Path | None = None
@@ -66,6 +93,7 @@ class RenderOptions:
     brief: bool = False
     bib: Path | None = None
     plots: bool = True
+    omit: tuple[str, ...] = ()
 
 
 REPORT_OPTIONS = tuple(f.name for f in dataclasses.fields(ReportOptions))
@@ -160,6 +188,15 @@ def split_options(options: Mapping[str, Any]) -> tuple[ReportOptions, RenderOpti
     if isinstance(regions, str):  # "SE,PL" as the command line takes it; "" for none
         values["regions"] = [r.strip() for r in regions.split(",") if r.strip()]
     _check_numbers(values)
+    if "omit" in values:
+        values["omit"] = parse_omit(values["omit"])
+        if "figures" in values["omit"]:
+            values["plots"] = False
+    group_by = values.get("group_by")
+    if group_by is not None and (not isinstance(group_by, str) or not group_by.strip()):
+        raise ValueError(
+            f"group_by={group_by!r}: takes name, project, run, all or a config key (lr)"
+        )
     if values.get("device_lifetime_years") is not None and values.get("embodied") is None:
         raise ValueError("--device-lifetime-years needs --embodied (the figure it amortises)")
     if values.get("target") is not None and values.get("metric") is None:
@@ -184,6 +221,8 @@ def _check_numbers(values: Mapping[str, Any]) -> None:
         ),
         "flexible_start_s": (0.0, MAX_WINDOW_S, "seconds above 0, at most a year"),
         "pause_resume": (1.0, math.inf, "a stretch of at least 1 (2.0: twice the duration)"),
+        "parameters": (1.0, MAX_PARAMETERS, "a count from 1 to 1e15"),
+        "flops": (1.0, MAX_FLOPS, "a count from 1 to 1e30"),
     }
     for name, (low, high, takes) in bounds.items():
         value = values.get(name)
@@ -312,6 +351,7 @@ def _render(
         existing=existing,
         brief=opts.brief,
         bib=_bib_name(opts.bib, base),
+        omit=opts.omit,
     )
 
 
@@ -342,6 +382,7 @@ __all__ = [
     "RenderOptions",
     "Rendered",
     "format_from_output",
+    "parse_omit",
     "render_report",
     "report",
     "split_options",

@@ -20,10 +20,11 @@ from greentrack._version import __version__
 from greentrack.account import Account, AccountOptions, Figure, RunAccount, account_run
 from greentrack.account.embodied import NO_GPU, Embodied, embodied_of, embodied_of_work
 from greentrack.account.federated import binned_rounds
+from greentrack.account.notes import split_advice, without_advice
 from greentrack.analysis.untracked import DeclaredWork, load_declared
 from greentrack.carbon.providers.cache import series_of_run
 from greentrack.metadata import utc_iso
-from greentrack.report import facts, outcomes, prose, references
+from greentrack.report import facts, outcomes, project, prose, references
 from greentrack.report.equivalences import equivalences
 from greentrack.report.places import place
 from greentrack.views.numbers import num
@@ -56,8 +57,12 @@ class ReportOptions:
         metric / target: the model metric to report emissions against, and the value to
             reach (default: the best value reached).
         title: the report's title.
-        group_by: group the runs by ``config[KEY]`` (or, without it, the run name up to its
-            last ``_``, ``-`` or space) and give each group's mean and standard error.
+        group_by: how several runs are grouped, a section each with the mean and standard
+            error over its runs: ``name`` (the name up to a seed suffix), ``project``,
+            ``run``, ``all``, or a config key (``lr``, ``config.lr``); ``None``: by name where
+            runs share one, else one group (:mod:`greentrack.report.project`).
+        parameters / flops: the model's parameter count and its training FLOPs, for the
+            brief sentence (Henderson et al. 2020; the ACL Responsible NLP checklist).
         anonymize: for double-blind review: no paths, host or user names, git commits or
             remotes, run ids or commands in any format.
     """
@@ -81,6 +86,8 @@ class ReportOptions:
     device_lifetime_years: float | None = None
     group_by: str | None = None
     anonymize: bool = False
+    parameters: float | None = None
+    flops: float | None = None
 
 
 @dataclass
@@ -174,12 +181,20 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
                 ),
             )
         )
+        # a note's advice ("... with `greentrack merge`") goes to the terminal, not the paper
+        advice += [f"{run.path}: {tip}" for n in accounts[-1].notes if (tip := split_advice(n)[1])]
         if run_series is not None and series is None and len(runs) == 1:
             series = run_series  # the figures draw the series of a single run
     declared = load_declared(opts.untracked) if opts.untracked is not None else []
+    how, named = project.group_runs(runs, opts.group_by) if len(runs) > 1 else ("all", [])
+    if named:  # the runs group by group: numbered alike in every table and figure
+        order = [i for _, idx in named for i in idx]
+        runs, accounts = [runs[i] for i in order], [accounts[i] for i in order]
+        at = {old: new for new, old in enumerate(order)}
+        named = [(name, [at[i] for i in idx]) for name, idx in named]
     labels = _unique_labels(runs, opts.anonymize)
     reports = [
-        run_report(run, acct, label, opts)
+        run_report(run, acct, label, opts, metric=_metric_of(run, runs, opts.metric))
         for run, acct, label in zip(runs, accounts, labels, strict=True)
     ]
     data: dict[str, Any] = {
@@ -194,8 +209,9 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
     totalled = len(reports) > 1 or bool(declared)
     data["comparison"] = _comparison(reports, data["untracked"] or []) if totalled else None
     data["total"] = _total(Account.of(accounts, declared)) if totalled else None
-    data["groups"] = (
-        _groups(runs, accounts, reports, opts.group_by) if opts.group_by is not None else None
+    data["groups"] = project.groups(named, how, accounts, reports) if named else None
+    data["project"] = (
+        project.project(reports, accounts, declared, how, opts.group_by, named) if named else None
     )
     data["embodied_total"] = _embodied_total(reports, data["untracked"] or [])
     data["brief"] = _brief(reports, accounts, data, opts)
@@ -239,8 +255,29 @@ def _value(f: Figure | None) -> float | None:
     return f.value if f is not None else None
 
 
-def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict[str, Any]:
-    """The report of one run, every figure read from its account ``a``."""
+def _metric_of(run: Run, runs: list[Run], name: str | None) -> str | None:
+    """The metric a run reports against: ``name``; in a report of several runs, none for a
+    run that did not record it (a federated run beside Lightning runs), unless no run did
+    (then the run's report says which metrics it recorded)."""
+    if name is None or len(runs) == 1:
+        return name
+    if not outcomes.records_metric([run, *run.parts], name) and any(
+        outcomes.records_metric([r, *r.parts], name) for r in runs
+    ):
+        return None
+    return name
+
+
+def run_report(
+    run: Run,
+    a: RunAccount,
+    label: str,
+    opts: ReportOptions,
+    *,
+    metric: str | None,
+) -> dict[str, Any]:
+    """The report of one run, every figure read from its account ``a`` (``metric``: the
+    metric it reports against, :func:`_metric_of`)."""
     all_runs = [run, *run.parts]
     total_it = sum(c.energy_kwh.value for c in a.components) or 1.0
     out: dict[str, Any] = {
@@ -266,6 +303,7 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
             "it_kwh_high": a.it_kwh.high,
             "pue": a.carbon.pue.value if a.carbon else None,
             "facility_kwh": _value(a.facility_kwh),
+            "devices": project.devices_of(a),  # identical devices as one row
             "components": [
                 {
                     "channel": c.key,
@@ -288,7 +326,9 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
         "carbon": _carbon(a),
         "counterfactuals": _counterfactuals(a),
         "federated": _federated(a),
-        "metric": outcomes.metric_outcome(all_runs, a, opts.metric, opts.target),
+        "metric": outcomes.metric_outcome(
+            all_runs, a, metric, opts.target if metric is not None else None
+        ),
         "forecast": outcomes.forecast_outcome(all_runs, a),
         "equivalences": [
             e.to_dict()
@@ -298,7 +338,7 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
             )
         ],
         "reproducibility": facts.reproducibility(run),
-        "notes": [facts.paper_text(n) for n in a.notes],
+        "notes": [facts.paper_text(without_advice(n)) for n in a.notes],
     }
     out["embodied"] = None
     if opts.embodied is not None:  # off by default; never added to the operational CO2e
@@ -322,8 +362,10 @@ def run_report(run: Run, a: RunAccount, label: str, opts: ReportOptions) -> dict
     }
     if out["forecast"]:
         out["forecast"]["text"] = prose.forecast_sentence(out["forecast"])
+        out["forecast"]["short"] = prose.forecast_short(out["forecast"])
     out["tiers"] = _tiers(a)
     out["headline"]["it_tier"] = a.tiers.it_tier if a.tiers else "devices"
+    out["calibration"] = _calibration(a)
     out["method"] = prose.method(out)
     out["sentence"] = prose.sentence(out)
     return out
@@ -355,6 +397,32 @@ def _tiers(a: RunAccount) -> dict[str, Any] | None:
         out[f"{key}_high"] = f.high if f else None
     out["sentence"] = prose.tiers_sentence(out)
     return out
+
+
+def _calibration(a: RunAccount) -> dict[str, Any] | None:
+    """A wall meter's correction of the run's IT total (``greentrack calibrate --store``,
+    applied by the account): the summary's words for it, the factor with its range, the
+    corrected IT total (the headline's) and the run's own before it; ``None`` without one."""
+    cal = a.calibration
+    if not cal:
+        return None
+    factor, own = cal["factor"], cal["it_kwh"]
+    return {
+        "label": str(cal["label"]),
+        "factor": float(factor["value"]),
+        "factor_low": float(factor["low"]),
+        "factor_high": float(factor["high"]),
+        "it_kwh": a.it_kwh.value,
+        "it_kwh_low": a.it_kwh.low,
+        "it_kwh_high": a.it_kwh.high,
+        "uncalibrated_it_kwh": float(own["value"]),
+        "uncalibrated_it_kwh_low": float(own["low"]),
+        "uncalibrated_it_kwh_high": float(own["high"]),
+        "it_tier": str(cal["it_tier"]),
+        "accuracy_percent": float(cal["accuracy_percent"]),
+        "coverage": float(cal["coverage"]),
+        "created_utc": str(cal["created_utc"]),
+    }
 
 
 def _embodied_boundary(rows: list[dict[str, Any]], share: Embodied | None) -> None:
@@ -691,8 +759,16 @@ def _brief(
         "declared_without_co2e": sum(1 for d in declared if not d["co2e_g"]),
         "intensity_source": references.readable(carbon[0]["source"]) if carbon else None,
         "sources": _intensity_sources(carbon, charged),
+        "parameters": opts.parameters,
+        "flops": opts.flops,
+        # the table lists groups (mean and standard error per run, each in its own unit)
+        "by_group": bool(data.get("project") and data["project"]["by_group"]),
     }
     out["subject"] = prose.brief_subject(out)  # what the sentence and the caption count
+    # runs whose IT total a wall meter corrected: the run's label and the summary's words
+    out["calibrated"] = [
+        (r["label"], r["calibration"]["label"]) for r in reports if r.get("calibration")
+    ]
     out["sentence"] = prose.brief_sentence(out)
     # where a node was measured, the tiers' sentence of each such run (the node tier)
     out["tiers"] = [(r["label"], r["tiers"]["sentence"]) for r in reports if r.get("tiers")]
@@ -756,64 +832,6 @@ def _intensity_sources(
         if short and item not in out:
             out.append(item)
     return out
-
-
-def group_key(run: Run, key: str) -> str:
-    """The group of ``run``: ``config[key]``, else its name up to the last ``_``, ``-`` or
-    space (``lr0.1_seed2`` -> ``lr0.1``)."""
-    config = run.meta.get("config") or {}
-    if key in config:
-        return f"{key}={config[key]}"
-    name = str(run.meta.get("name") or run.path.name)
-    cut = max(name.rfind(c) for c in "_- ")
-    return name[:cut] if cut > 0 else name
-
-
-def _groups(
-    runs: list[Run], accounts: list[RunAccount], reports: list[dict[str, Any]], key: str
-) -> list[dict[str, Any]]:
-    """Per group: its runs, the group's total (the account of the group), and the mean and
-    standard error of the runs' totals (the sample standard deviation over sqrt(n); ``None``
-    for a group of one)."""
-    order: dict[str, list[int]] = {}
-    for i, run in enumerate(runs):
-        order.setdefault(group_key(run, key), []).append(i)
-    out = []
-    for name, idx in order.items():
-        group = Account.of([accounts[i] for i in idx])
-        energies = [accounts[i].it_kwh.value for i in idx]
-        masses = [c.value for i in idx if (c := accounts[i].co2e_g) is not None]
-        hours = [h for i in idx if (h := gpu_hours(reports[i])) is not None]
-        out.append(
-            {
-                "group": name,
-                "runs": [reports[i]["label"] for i in idx],
-                "n": len(idx),
-                "gpu_hours": sum(hours) if hours else None,
-                "energy_kwh": group.it_kwh.value,
-                "energy_kwh_low": group.it_kwh.low,
-                "energy_kwh_high": group.it_kwh.high,
-                "co2e_g": group.co2e_g.value if group.co2e_g else None,
-                "energy_kwh_mean": _mean(energies),
-                "energy_kwh_se": _se(energies),
-                "co2e_g_mean": _mean(masses),
-                "co2e_g_se": _se(masses),
-            }
-        )
-    return out
-
-
-def _mean(xs: list[float]) -> float | None:
-    return sum(xs) / len(xs) if xs else None
-
-
-def _se(xs: list[float]) -> float | None:
-    if len(xs) < 2:
-        return None
-    m = sum(xs) / len(xs)
-    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
-    se = float(var**0.5 / len(xs) ** 0.5)
-    return 0.0 if se <= 1e-9 * abs(m) else se  # rounding noise of identical runs
 
 
 def _anonymize(data: dict[str, Any], runs: list[Run]) -> dict[str, Any]:

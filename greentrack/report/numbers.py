@@ -51,6 +51,7 @@ __all__ = [
     "pct",
     "plural",
     "range_in",
+    "ranged",
     "span",
 ]
 
@@ -169,3 +170,16 @@ def range_in(low: float | None, high: float | None, unit: str, sig: int = SIGNIF
     ('149–605', '34.4–82.0')
     """
     return _fixed(unit, [low, high], sig).range(low, high)
+
+
+def ranged(
+    x: float | None, low: float | None, high: float | None, scale: Scale | str = ENERGY
+) -> str:
+    """A figure with its unit, written in the column of the figure and its range (as
+    :func:`~greentrack.views.numbers.quantity_range` writes it, without the range): rows of
+    a table that each carry their own unit then print alike.
+
+    >>> ranged(0.09, 0.045, 0.135), ranged(3980.0, 1990.0, 5970.0, MASS)
+    ('90 Wh', '3.98 kg')
+    """
+    return column([x, low, high], scale).text(x)

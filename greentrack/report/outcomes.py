@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from greentrack.rundir.reader import Run
 
 
+def records_metric(runs: list[Run], name: str) -> bool:
+    """Whether the runs (a run and its parts) recorded the model metric ``name``."""
+    return name in metric_series([e for r in runs for e in r.events])
+
+
 def metric_outcome(
     runs: list[Run], account: RunAccount, name: str | None, target: float | None
 ) -> dict[str, Any] | None:

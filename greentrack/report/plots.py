@@ -99,6 +99,8 @@ def make_figures(
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    if report.data.get("project"):
+        return _project_figures(report, out_dir, formats)
     figures: dict[str, list[Plot]] = {}
     runs = report.data["runs"]
     with plt.rc_context(_RC):
@@ -205,24 +207,38 @@ def _time_axis(seconds: float) -> tuple[float, str]:
     return 1.0, "seconds since start"
 
 
+MIN_POINTS = 10
+"""A line needs this many samples to be drawn (a run of a few seconds is a dot or a straight
+line, no figure)."""
+MAX_LINES = 4
+"""A power figure draws each device up to this many; past it, identical devices (one
+component, model and source) are drawn as one line, their mean power per device."""
+
+
 def _power(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     import numpy as np
 
     wide = run._wide
     channels = [c for c in run.channels if c.get("power_method") or c["source"] == "estimated"]
+    channels = [c for c in channels if f"{c['id']}_power_w" in wide]
     if wide.empty or not channels:
         return False
     t = wide["t_unix_s"].to_numpy(dtype=float) - float(run.meta["start_unix_s"])
     scale, label = _time_axis(float(t[-1]) if len(t) else 0.0)
+    lines: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for ch in channels:
+        same = (str(ch["component"]), str(ch.get("name") or ""), str(ch["source"]))
+        lines.setdefault(same if len(channels) > MAX_LINES else (ch["id"], "", ""), []).append(ch)
     plotted = 0
-    for i, ch in enumerate(channels):
-        col = f"{ch['id']}_power_w"
-        if col not in wide:
+    for i, chs in enumerate(lines.values()):
+        columns = np.vstack([wide[f"{c['id']}_power_w"].to_numpy(dtype=float) for c in chs])
+        with np.errstate(invalid="ignore"):
+            mean = np.nanmean(columns, axis=0) if len(chs) > 1 else columns[0]
+        x, y = _binned(t / scale, mean)
+        if np.count_nonzero(np.isfinite(y)) < MIN_POINTS:  # a dot or two is no line
             continue
-        x, y = _binned(t / scale, wide[col].to_numpy(dtype=float))
-        if np.all(np.isnan(y)):
-            continue
-        name = ch["id"] + (" (est.)" if ch["source"] == "estimated" else "")
+        name = chs[0]["id"] if len(chs) == 1 else f"{chs[0]['component']}, mean of {len(chs)}"
+        name += " (est.)" if chs[0]["source"] == "estimated" else ""
         ax.plot(x, y, color=GRAYS[i % len(GRAYS)], linestyle=STYLES[i % len(STYLES)], label=name)
         plotted += 1
     if not plotted:
@@ -372,19 +388,7 @@ def _regions(ax: Axes, report: Report, run: Run, r: dict[str, Any]) -> bool:
     cf = r["counterfactuals"]
     if not cf or not cf.get("regions"):
         return False
-    rows = cf["regions"]
-    names = [row["region"] for row in rows]
-    unit, factor = _mass_unit(row["co2e_g"] for row in rows)
-    values = [row["co2e_g"] * factor for row in rows]
-    bars = ax.barh(names, values, color="0.6", edgecolor="0.2", linewidth=0.4)
-    for bar, row in zip(bars, rows, strict=True):
-        if row.get("actual"):
-            bar.set_hatch("///")
-            bar.set_facecolor("0.3")
-    ax.invert_yaxis()
-    ax.set_xlabel(f"CO2e ({unit})")
-    _plain_ticks(ax, "x")
-    return True
+    return _region_bars(ax, cf["regions"])
 
 
 def _comparison(ax: Axes, rows: list[dict[str, Any]]) -> bool:
@@ -445,3 +449,115 @@ DRAWERS: list[tuple[str, str, Callable[[Axes, Report, Run, dict[str, Any]], bool
         _regions,
     ),
 ]
+
+
+# --- a project: figures per group, and the regions once ------------------------------------------
+
+
+def _project_figures(
+    report: Report, out_dir: Path, formats: tuple[str, ...]
+) -> dict[str, list[Plot]]:
+    """A project's figures: per group (``group1``...), the power of its largest run and the
+    cumulative energy of all its runs on one axis; once (``regions``), the runs' CO2e at
+    other regions."""
+    import matplotlib.pyplot as plt
+
+    data = report.data
+    runs = data["runs"]
+    figures: dict[str, list[Plot]] = {}
+    with plt.rc_context(_RC):
+        for gi, g in enumerate(data["groups"]):
+            made: list[Plot] = []
+            big = g["largest_number"] - 1
+            what = f"run {g['largest_number']}, {g['largest']}"
+            if g["n"] > 1:
+                what += ", the group's largest"
+            captions = {
+                "power": f"Power per device of {what}; shaded: validation (dense) and "
+                "alternate epochs or rounds (light).",
+                "cumulative": "Cumulative IT energy of "
+                + ("each run, numbered as in the table" if g["n"] > 1 else "the run")
+                + ", from its start; each line ends at its run's total.",
+            }
+            for key, caption in captions.items():
+                fig = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN))
+                try:
+                    ax = fig.add_subplot()
+                    drawn = (
+                        _power(ax, report, report.runs[big], runs[big])
+                        if key == "power"
+                        else _cumulative_runs(ax, report, [n - 1 for n in g["numbers"]])
+                    )
+                    if drawn:
+                        made.append(
+                            _save(fig, out_dir / f"group{gi + 1}-{key}", key, caption, formats)
+                        )
+                finally:
+                    plt.close(fig)
+            figures[f"group{gi + 1}"] = made
+        rows = data["project"]["regions"]
+        if rows:
+            caption = "The runs' CO2e at other regions' annual intensities, each run at its own PUE"
+            if any(row.get("actual") for row in rows):
+                caption += "; hatched: where every run was charged"
+            fig = plt.figure(figsize=(WIDTH_IN, HEIGHT_IN))
+            try:
+                if _region_bars(fig.add_subplot(), rows):
+                    figures["regions"] = [
+                        _save(fig, out_dir / "regions", "regions", caption + ".", formats)
+                    ]
+            finally:
+                plt.close(fig)
+    return figures
+
+
+def _cumulative_runs(ax: Axes, report: Report, indices: list[int]) -> bool:
+    """The cumulative IT energy of several runs on one axis, each from its own start (the
+    account's curve, ending at the run's total), labelled by run number."""
+    curves = []
+    for i in indices:
+        t_unix, kwh, _ = cumulative_data(report, report.runs[i])
+        if len(t_unix) >= MIN_POINTS and kwh[-1] > 0:
+            curves.append((i, t_unix - float(report.runs[i].meta["start_unix_s"]), kwh))
+    if not curves:
+        return False
+    longest = max(float(t[-1]) for _, t, _ in curves)
+    scale, label = _time_axis(longest)
+    unit, factor = _energy_unit(max(float(k[-1]) for _, _, k in curves))
+    _plain_ticks(ax)
+    for j, (i, t, kwh) in enumerate(curves):
+        x, y = _binned(t / scale, kwh * factor)
+        ax.plot(
+            x,
+            y,
+            color=GRAYS[j % len(GRAYS)],
+            linestyle=STYLES[j % len(STYLES)],
+            label=str(i + 1),
+        )
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"IT energy ({unit})")
+    ax.set_ylim(bottom=0)
+    if len(curves) > 1:
+        ax.legend(
+            title="run", loc="upper left", frameon=False, ncol=min(len(curves), 5), fontsize=6
+        )
+    return True
+
+
+def _region_bars(ax: Axes, rows: list[dict[str, Any]]) -> bool:
+    """Horizontal bars of CO2e per region (hatched: as charged)."""
+    if not rows:
+        return False
+    names = [row["region"] for row in rows]
+    unit, factor = _mass_unit(row["co2e_g"] for row in rows)
+    bars = ax.barh(
+        names, [row["co2e_g"] * factor for row in rows], color="0.6", edgecolor="0.2", lw=0.4
+    )
+    for bar, row in zip(bars, rows, strict=True):
+        if row.get("actual"):
+            bar.set_hatch("///")
+            bar.set_facecolor("0.3")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"CO2e ({unit})")
+    _plain_ticks(ax, "x")
+    return True

@@ -570,7 +570,32 @@ def readable(text: str | None) -> str:
     ref = reference(text)
     if ref is not None and not ref.key.startswith(_KEEP):
         return ref.title
-    return _DATA_KEY.sub("", _GRAPHER.sub("", text)).strip()
+    return _unnested(_DATA_KEY.sub("", _GRAPHER.sub("", text)).strip())
+
+
+def _unnested(text: str) -> str:
+    """``text`` with a parenthesis inside another one written as a clause, so that a source
+    never nests parentheses ("end-to-end (access + core networks)" inside its author's).
+
+    >>> _unnested("0.06 kWh/GB (Aslan, end-to-end (access + core networks))")
+    '0.06 kWh/GB (Aslan, end-to-end, access + core networks)'
+    """
+    out: list[str] = []
+    depth = 0
+    for ch in text:
+        if ch == "(":
+            depth += 1
+            if depth > 1:
+                if out and out[-1] == " ":
+                    out.pop()
+                out.append(", ")
+                continue
+        elif ch == ")":
+            depth -= 1
+            if depth >= 1:
+                continue
+        out.append(ch)
+    return "".join(out)
 
 
 def short(text: str | None) -> str:
@@ -598,9 +623,14 @@ def cited(data: dict[str, Any]) -> list[Reference]:
             add(r["carbon"].get("pue_source"))
         if r.get("federated"):
             add(r["federated"].get("network"))
+        if data.get("project"):  # a project states the equivalences of its total, once
+            continue
         for e in r.get("equivalences") or []:
             if e.get("shown", True):
                 add(e.get("source"))
+    for e in (data.get("project") or {}).get("equivalences") or []:
+        if e.get("shown", True):
+            add(e.get("source"))
     for r in data["runs"]:
         if r.get("embodied"):
             add(r["embodied"].get("source"))

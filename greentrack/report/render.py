@@ -38,8 +38,15 @@ from greentrack.report.numbers import (
     pct,
     plural,
     range_in,
+    ranged,
 )
-from greentrack.report.prose import brief_columns, measured_fraction, measured_share
+from greentrack.report.prose import (
+    brief_columns,
+    brief_figures,
+    mean_se,
+    measured_fraction,
+    measured_share,
+)
 from greentrack.report.references import readable
 from greentrack.views.escape import md_escape
 from greentrack.views.numbers import quantities, quantity, quantity_range, share, when
@@ -51,6 +58,8 @@ if TYPE_CHECKING:
     from greentrack.report.plots import Plot
 
 FORMATS = ("latex", "md", "html", "json", "model-card")
+SECTIONS = ("counterfactuals", "equivalences", "figures", "forecasts", "reproducibility")
+"""The sections ``--omit`` can leave out of a report (JSON keeps every figure)."""
 EXTENSIONS = {"latex": ".tex", "md": ".md", "html": ".html", "json": ".json", "model-card": ".md"}
 TEMPLATES = {
     "latex": "appendix.tex.j2",
@@ -96,8 +105,13 @@ def tex_escape(text: object) -> str:
     out = _TEX_RE.sub(lambda m: _TEX[m.group()], _typesettable(str(text)))
     # a number and its unit never part at a line's end ("61~s", "4.20~Wh")
     out = _UNIT_SPACE.sub("~", out)
+    # a power of ten ("3.2 × 10^18") as a superscript
+    out = _POWER.sub(r"10$^{\1}$", out)
     # CO2 subscripts and the non-ASCII characters pdfLaTeX cannot take without packages
-    return out.replace("CO2e", r"CO$_2$e").replace("×", r"$\times$")
+    return out.replace("CO2e", r"CO$_2$e").replace("×", r"$\times$").replace("±", r"$\pm$")
+
+
+_POWER = re.compile(r"\b10\\textasciicircum\{\}(-?\d+)")
 
 
 _UNIT_SPACE = re.compile(
@@ -146,24 +160,35 @@ def tex_tt(text: object, every: int = 8) -> TexRaw:
 def tex_breakable(text: object, every: int = 10) -> TexRaw:
     r"""User text for a narrow table cell: escaped, with a line break allowed after ``_ = - /
     : ,`` and inside any ``every`` characters without one (a run name is often one long word
-    that TeX cannot hyphenate); never inside a number such as ``0.1``.
+    that TeX cannot hyphenate); never inside a number such as ``0.1``. A plain word of letters
+    is left whole for TeX to move to the next line or hyphenate (never "prototypin-g").
 
     >>> print(tex_breakable("resnet_lr=0.1"))
     resnet\_\allowbreak{}lr=\allowbreak{}0.1
+    >>> print(tex_breakable("untracked: notebook prototyping"))
+    untracked: notebook prototyping
     """
-    pieces: list[str] = []
-    current = ""
-    since = 0  # characters since the last place a line may break
-    for ch in str(text):
-        current += ch
-        since = 0 if ch.isspace() else since + 1
-        if ch in "_=-/:," or since >= every:
-            pieces.append(current)
-            current = ""
-            since = 0
-    pieces.append(current)
-    joined = "\\allowbreak{}".join(tex_escape(x) for x in pieces if x)
-    return TexRaw(joined)
+    out = []
+    for token in re.split(r"(\s+)", str(text)):
+        if token.isspace() or (token.isalpha() and len(token) <= _WORD):
+            out.append(tex_escape(token))
+            continue
+        pieces: list[str] = []
+        current = ""
+        since = 0  # characters since the last place a line may break
+        for ch in token:
+            current += ch
+            since += 1
+            if ch in "_=-/:," or since >= every:
+                pieces.append(current)
+                current = ""
+                since = 0
+        pieces.append(current)
+        out.append("\\allowbreak{}".join(tex_escape(x) for x in pieces if x))
+    return TexRaw("".join(out))
+
+
+_WORD = 20  # a word of letters up to this long is TeX's to hyphenate
 
 
 def tex_cite(text: object, bib: object = None) -> TexRaw:
@@ -239,6 +264,8 @@ def _filters() -> dict[str, Callable[..., Any]]:
         "quantity_range": quantity_range,
         "share": share,
         "brief_columns": brief_columns,
+        "brief_figures": brief_figures,
+        "mean_se": mean_se,
         "measured_fraction": measured_fraction,
         "when": when,
         "num": num,
@@ -252,10 +279,18 @@ def _filters() -> dict[str, Callable[..., Any]]:
         "mass_unit": mass_unit,
         "in_unit": in_unit,
         "range_in": range_in,
+        "ranged": ranged,
         "readable": readable,
         "plural": plural,
         "measured_share": measured_share,
+        "cap": _capital,
     }
+
+
+def _capital(text: object) -> str:
+    """``text`` with its first letter a capital (Jinja's ``capitalize`` lowers the rest)."""
+    s = str(text)
+    return s[:1].upper() + s[1:]
 
 
 def check_template_dir(template_dir: Path) -> None:
@@ -346,6 +381,7 @@ def render(
     existing: str | None = None,
     brief: bool = False,
     bib: str | None = None,
+    omit: tuple[str, ...] = (),
 ) -> str:
     """The report as text in ``fmt`` (see :data:`FORMATS`).
 
@@ -354,7 +390,8 @@ def render(
     is written over: its front matter and body are kept (:func:`merge_model_card`).
     ``brief``: only the main-text block (a sentence and one table). ``bib``: the name of the
     BibTeX file (without ``.bib``) the caller writes beside the output with
-    :func:`~.references.bibtex`; LaTeX then cites its sources with ``\\cite``."""
+    :func:`~.references.bibtex`; LaTeX then cites its sources with ``\\cite``. ``omit``: sections
+    of :data:`SECTIONS` to leave out."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     data = report.to_dict()
@@ -368,6 +405,7 @@ def render(
         "standalone": standalone,
         "brief": brief,
         "bib": bib,
+        "omit": tuple(omit),
     }
     if fmt == "model-card":
         body = env.get_template("appendix.md.j2").render(**context)
