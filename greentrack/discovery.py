@@ -7,6 +7,7 @@ hardware gives a ``not counted`` status with the reason and the fix; a component
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,40 @@ Status = Literal["measured", "estimated", "not counted"]
 MEASURED_REQUIREMENTS = ("measured:gpu", "measured:cpu", "measured:dram")
 """``require`` items that accept a measurement only (``cpu`` also accepts an estimate)."""
 TDP_ENV = "GREENTRACK_CPU_TDP_W"
+MAX_CPU_TDP_W = 1000.0
+"""The largest CPU TDP per package greentrack takes (the largest server parts are near 500 W)."""
+MAX_DRAM_W_PER_GB = 2.0
+"""The largest DRAM estimate per GB greentrack takes (DDR4 is about 0.375 W/GB)."""
+
+
+def env_tdp(env: Any) -> float | None:
+    """``$GREENTRACK_CPU_TDP_W`` in watts, ``None`` where unset; ``ValueError`` (one line: the
+    variable, its value, the range) where it is not a TDP."""
+    text = env.get(TDP_ENV)
+    if not text:
+        return None
+    try:
+        return check_watts(TDP_ENV, float(text), MAX_CPU_TDP_W)
+    except ValueError:
+        raise ValueError(
+            f"{TDP_ENV}={text!r} is not a number of watts above 0 up to "
+            f"{num(MAX_CPU_TDP_W)} (a CPU's TDP): fix it, or unset it"
+        ) from None
+
+
+def check_watts(name: str, value: Any, high: float) -> float | None:
+    """``value`` if it is ``None`` or a finite number above 0 up to ``high`` (not a bool, not
+    text), else ``ValueError`` naming ``name``, the value and the range.
+
+    >>> check_watts("cpu_tdp_w", 65, 1000)
+    65.0
+    """
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and 0 < value <= high):
+        raise ValueError(f"{name} takes a number above 0 up to {num(high)}; got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +143,23 @@ class DiscoveryOptions:
     node_meter: str | None = None
 
     def __post_init__(self) -> None:
+        # the bounds of the command line's flags (cli/common.py), for track() and every
+        # integration too: a TDP of inf or 375 W per GB of DRAM is no machine
+        check_watts("cpu_tdp_w", self.cpu_tdp_w, MAX_CPU_TDP_W)
+        if self.cpu_tdp_w is None:  # $GREENTRACK_CPU_TDP_W: refused before anything is written
+            env_tdp(os.environ if self.environ is None else self.environ)
+        check_watts("dram_w_per_gb", self.dram_w_per_gb, MAX_DRAM_W_PER_GB)
+        if self.gpu_indices is not None:
+            indices = list(self.gpu_indices)
+            if (
+                not indices
+                or any(type(i) is not int or not 0 <= i < 1024 for i in indices)
+                or len(set(indices)) != len(indices)
+            ):
+                raise ValueError(
+                    f"gpu_indices takes distinct GPU indices from 0 to 1023, e.g. [0, 1]; got "
+                    f"{self.gpu_indices!r}"
+                )
         bad = set(self.require) - {"gpu", "cpu", "dram", "node", *MEASURED_REQUIREMENTS}
         if bad:
             raise ValueError(
@@ -342,12 +394,7 @@ def _discover_cpu(
                 _dram_not_counted("RAPL exposes no DRAM zone (usual on AMD and laptops)")
             )
         return
-    tdp = options.cpu_tdp_w
-    if tdp is None and env.get(TDP_ENV):
-        try:
-            tdp = float(env[TDP_ENV])
-        except ValueError:
-            raise ValueError(f"{TDP_ENV}={env[TDP_ENV]!r} is not a number of watts") from None
+    tdp = options.cpu_tdp_w if options.cpu_tdp_w is not None else env_tdp(env)
     est = EstimatedCpuMeter(tdp_w=tdp, dram_w_per_gb=options.dram_w_per_gb if leader else None)
     meters.append(est)
     cpu = est.channels[0]

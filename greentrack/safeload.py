@@ -348,9 +348,10 @@ def _check_duplicate_keys(node: yaml.MappingNode) -> None:
             continue
         earlier = seen.setdefault((key.tag, key.value), key.start_mark)
         if earlier is not key.start_mark:
+            first = int(getattr(earlier, "line", -1)) + 1
             raise _Refused(
                 f"the key {shown(key.value, 40)} appears twice in one mapping (first on line "
-                f"{earlier.line + 1})",
+                f"{first})",
                 key.start_mark,
                 "keep one of them (YAML forbids a repeated key; which one counts is ambiguous)",
             )

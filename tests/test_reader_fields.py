@@ -524,7 +524,7 @@ def test_a_damaged_field_is_a_note_or_one_line(
         (["carbon", "pue", "pue"], "0.5", "a PUE of 0.5, not one from 1.0 to 5.0"),
         (["carbon", "pue", "pue"], "1e6", "a PUE of 1e+06"),
         (["carbon"], "[1, 2]", "'carbon' is [1, 2] (a list), not an object"),
-        (["carbon", "pue", "pue"], '"lots"', "could not convert string to float: 'lots'"),
+        (["carbon", "pue", "pue"], '"lots"', "its pue.pue is 'lots', not a number"),
     ],
 )
 def test_a_damaged_carbon_block_is_never_applied(

@@ -635,6 +635,26 @@ def _recorded(run: Run) -> CarbonSettings | None:
     return recorded_settings(run)[0]
 
 
+def _carbon_shape(block: Any) -> str | None:
+    """What is wrong with the shape of ``meta.json``'s carbon block, in words (never a Python
+    exception's text), or ``None``: ``intensity`` and ``pue`` objects whose figures are
+    numbers (not text such as ``"300"``, not ``true``, which Python would take as 1)."""
+    from greentrack.safeload import shown
+
+    if not block:
+        return None
+    if not isinstance(block, dict):
+        return "it is not an object"
+    for key, figure in (("intensity", "gco2e_per_kwh"), ("pue", "pue")):
+        part = block.get(key)
+        if not isinstance(part, dict):
+            return f"its field {key!r} is not an object" if key in block else None
+        value = part.get(figure)
+        if figure in part and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"its {key}.{figure} is {shown(value)}, not a number"
+    return None
+
+
 def recorded_settings(run: Run) -> tuple[CarbonSettings | None, str | None]:
     """The carbon settings ``meta.json`` recorded, checked where the account reads them:
     ``(settings, None)``, ``(None, None)`` for a run that recorded none, or ``(None, why)``
@@ -646,13 +666,16 @@ def recorded_settings(run: Run) -> tuple[CarbonSettings | None, str | None]:
     from greentrack.errors import RunFormatError
 
     block: Any = run.meta.get("carbon")
+    shape = _carbon_shape(block)
+    if shape is not None:
+        return None, shape
     try:
         settings = settings_from_meta(run.meta)
     except (RunFormatError, AttributeError, TypeError, ValueError, KeyError) as e:
         cause = e.__cause__ if isinstance(e, RunFormatError) and e.__cause__ else e
         if isinstance(cause, KeyError):
             return None, f"its field {cause} is missing"
-        return None, f"{type(cause).__name__}: {cause}"
+        return None, "a field is not of its type"
     if settings is None:
         return None, None if block in (None, {}) else "it holds no intensity and PUE"
     grid = settings.intensity

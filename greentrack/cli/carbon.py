@@ -93,7 +93,12 @@ def add_series_options(p: argparse.ArgumentParser) -> None:
     """The options of an intensity series and what it enables (``whatif`` and ``report``):
     a provider's series, the CSV's time zone and kind, gaps, Flexible Start, Pause & Resume."""
     add_provider_options(p)
-    p.add_argument("--tz", type=time_zone, default=None, help="time zone of naive timestamps in the CSV (e.g. UTC)")
+    p.add_argument(
+        "--tz",
+        type=time_zone,
+        default=None,
+        help="time zone of naive timestamps in the CSV (e.g. UTC)",
+    )
     p.add_argument(
         "--kind",
         choices=("average", "marginal"),
@@ -172,7 +177,9 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(result, indent=2))
     else:
-        print(format_whatif(result))
+        from greentrack.views.escape import terminal_safe
+
+        print(terminal_safe(format_whatif(result)))  # a region or source read from meta.json
     return 0
 
 

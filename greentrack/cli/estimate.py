@@ -95,7 +95,9 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="gCO2e/kWh, 0 to 3,000 (instead of --region)",
     )
-    p.add_argument("--intensity-source", type=text, default=None, help="where --intensity comes from")
+    p.add_argument(
+        "--intensity-source", type=text, default=None, help="where --intensity comes from"
+    )
     p.add_argument(
         "--sensitivity", action="store_true", help="also show the levers: region, PUE, accelerator"
     )
@@ -148,7 +150,10 @@ def _config(path: Path) -> dict[str, Any]:
         else:
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{path}: {key} takes a text; got {shown(value)}")
-            out[key] = value
+            try:
+                out[key] = text(value)  # no escape sequence reaches the terminal
+            except argparse.ArgumentTypeError as e:
+                raise ValueError(f"{path}: {key} {e}") from None
     return out
 
 

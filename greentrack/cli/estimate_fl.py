@@ -96,9 +96,18 @@ def add_parser(sub: Any) -> None:
         default=0.0,
         help="server energy per client and round (J)",
     )
-    p.add_argument("--network", default=None, help="kWh/GB key or number (both directions)")
-    p.add_argument("--upload-network", default=None, help="kWh/GB key or number for uploads")
-    p.add_argument("--download-network", default=None, help="kWh/GB key or number for downloads")
+    p.add_argument(
+        "--network", type=_network, default=None, help="kWh/GB key or number (both directions)"
+    )
+    p.add_argument(
+        "--upload-network", type=_network, default=None, help="kWh/GB key or number for uploads"
+    )
+    p.add_argument(
+        "--download-network",
+        type=_network,
+        default=None,
+        help="kWh/GB key or number for downloads",
+    )
     p.add_argument("--region", default=None, help="the server's grid (and the clients')")
     p.add_argument(
         "--pue", type=number("", 1, 5), default=1.0, help="the server's PUE, 1 to 5 (default 1)"
@@ -112,6 +121,25 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--format", choices=("text", "json"), default="text", help="text (default) or json"
     )
+
+
+def _network(text: str) -> str:
+    """``--network`` and its directions: a bundled coefficient's key, or kWh per GB above 0
+    and below 10, checked here so that the error names the option."""
+    from greentrack.carbon.network import coefficients
+
+    if text in coefficients():
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value < 10):
+        raise argparse.ArgumentTypeError(
+            "takes kWh per GB above 0 and below 10, or a bundled key "
+            f"({', '.join(coefficients())}); got {text!r}"
+        )
+    return text
 
 
 def _number_or_key(value: str | None) -> str | float | None:

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from greentrack.cli.values import number
+from greentrack.cli.values import number, output_place, text, time_zone
 
 
 def add_parser(sub: Any) -> None:
-    from greentrack.cli.carbon import add_provider_options
+    from greentrack.cli.carbon import add_provider_options, pue_option
     from greentrack.export.api import TARGETS
     from greentrack.export.to_boamps import DATA_TYPES, INFRA_TYPES
 
@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=output_place,
         default=None,
         help="tensorboard: the log folder (each run in a sub-folder); boamps: the .json file "
         "(a folder for several runs); wandb: the folder W&B writes in (default: its own)",
@@ -55,14 +55,21 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="charge the runs at this region's annual figure (overrides theirs)",
     )
-    p.add_argument("--pue", default=None, help="PUE to apply (overrides the runs')")
+    p.add_argument(
+        "--pue", type=pue_option, default=None, help="PUE to apply (overrides the runs')"
+    )
     p.add_argument(
         "--intensity-csv",
         type=Path,
         default=None,
         help="an intensity time series (timestamp,gco2e_per_kwh) to weight the runs' energy with",
     )
-    p.add_argument("--tz", default=None, help="time zone of naive timestamps in the CSV (e.g. UTC)")
+    p.add_argument(
+        "--tz",
+        type=time_zone,
+        default=None,
+        help="time zone of naive timestamps in the CSV (e.g. UTC)",
+    )
     p.add_argument(
         "--kind",
         choices=("average", "marginal"),
@@ -85,6 +92,7 @@ def add_parser(sub: Any) -> None:
     )
     ml.add_argument(
         "--experiment",
+        type=text,
         default=None,
         help="MLflow experiment name (default: the run's project, else MLflow's default)",
     )
@@ -95,9 +103,12 @@ def add_parser(sub: Any) -> None:
     )
     wb = p.add_argument_group("wandb")
     wb.add_argument(
-        "--project", default=None, help="W&B project (default: the run's project, else greentrack)"
+        "--project",
+        type=text,
+        default=None,
+        help="W&B project (default: the run's project, else greentrack)",
     )
-    wb.add_argument("--entity", default=None, help="W&B entity (team or user)")
+    wb.add_argument("--entity", type=text, default=None, help="W&B entity (team or user)")
     wb.add_argument(
         "--mode",
         choices=("offline", "online"),
@@ -115,6 +126,7 @@ def add_parser(sub: Any) -> None:
     bo = p.add_argument_group("boamps")
     bo.add_argument(
         "--task-family",
+        type=text,
         default=None,
         help="BoAmps: what the model does, e.g. 'image classification' (required)",
     )
@@ -123,6 +135,7 @@ def add_parser(sub: Any) -> None:
     )
     bo.add_argument(
         "--task-stage",
+        type=text,
         default=None,
         help="BoAmps: training, finetuning, inference... (default: from the run)",
     )
@@ -132,7 +145,9 @@ def add_parser(sub: Any) -> None:
         choices=INFRA_TYPES,
         help="BoAmps: the infrastructure (default: publicCloud for a cloud region, else other)",
     )
-    bo.add_argument("--publisher", default=None, help="BoAmps: the publishing organisation's name")
+    bo.add_argument(
+        "--publisher", type=text, default=None, help="BoAmps: the publishing organisation's name"
+    )
 
 
 OPTIONS = {  # flag's dest -> export option
@@ -196,6 +211,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         done = export_runs(args.run_dirs, args.to, **options)
     except (GreentrackError, ValueError, FileNotFoundError) as e:
         print(f"greentrack: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the output's folder turned read-only, full or unwritable
+        from greentrack.cli.values import os_error
+
+        print(f"greentrack: export: {os_error(e)}", file=sys.stderr)
         return 2
     for exported in done:
         where = f" ({exported.url})" if exported.url else ""

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from greentrack.cli.carbon import pue_option
 from greentrack.cli.common import add_measure_options, measure_options
-from greentrack.cli.values import integer, number
+from greentrack.cli.values import integer, number, text
 
 
 def add_parser(sub: Any) -> None:
@@ -24,8 +25,10 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="run directory to create (default: runs/<UTC time>-<id>)",
     )
-    run.add_argument("--name", default=None, help="a human label for the run (any characters)")
-    run.add_argument("--project", default=None, help="project the run belongs to")
+    run.add_argument(
+        "--name", type=text, default=None, help="a human label for the run (any characters)"
+    )
+    run.add_argument("--project", type=text, default=None, help="project the run belongs to")
     run.add_argument("--quiet", action="store_true", help="do not print the summary")
     run.add_argument(
         "--region",
@@ -38,9 +41,14 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="explicit carbon intensity in gCO2e/kWh (with --intensity-source)",
     )
-    run.add_argument("--intensity-source", default=None, help="where --intensity comes from")
     run.add_argument(
-        "--pue", default=None, help="PUE (>= 1.0) or a preset: google, aws, azure, ..."
+        "--intensity-source", type=text, default=None, help="where --intensity comes from"
+    )
+    run.add_argument(
+        "--pue",
+        type=pue_option,
+        default=None,
+        help="PUE (>= 1.0) or a preset: google, aws, azure, ...",
     )
     run.add_argument(
         "--intensity-provider",

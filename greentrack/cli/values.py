@@ -197,8 +197,10 @@ def output_path(text: str, *, folder_ok: bool = False, stdout_ok: bool = False) 
     if path.exists() and not path.is_dir() and not path.is_file():
         refuse("is not a regular file (a device or a pipe); name a file, or - for stdout")
     parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        refuse(f"{parent} is a file, not a folder; fix the path")
     if not parent.is_dir():
-        refuse(f"the folder {parent} does not exist (or is not a folder); create it first")
+        refuse(f"the folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
         refuse(f"the folder {parent} is not writable (read-only, or not yours); write elsewhere")
     return path

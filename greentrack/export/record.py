@@ -150,9 +150,9 @@ def record_of(account: RunAccount, label: str, prefix: str = PREFIX) -> Record:
             raise ValueError(f"the account's {name} is {value}: not exported (a greentrack bug)")
     return Record(
         run_id=account.run_id,
-        label=label,
+        label=_text(label),
         prefix=p,
-        project=account.project,
+        project=_text(account.project) if account.project is not None else None,
         run_dir=account.path,
         status=account.status,
         complete=account.complete,
@@ -174,20 +174,25 @@ def _item(metrics: dict[str, float], params: dict[str, str], key: str, item: Ene
             metrics[key + name] = f.value
             metrics[key + name + "_low"] = f.low
             metrics[key + name + "_high"] = f.high
-    params[key + "/provenance"] = item.provenance
-    params[key + "/method"] = item.method
-    params[key + "/device"] = item.label
-    params[key + "/accuracy"] = item.accuracy
+    params[key + "/provenance"] = _text(item.provenance)
+    params[key + "/method"] = _text(item.method)
+    params[key + "/device"] = _text(item.label)
+    params[key + "/accuracy"] = _text(item.accuracy)
     if not item.in_total:
         params[key + "/in_total"] = "false"
 
 
 def _text(value: object) -> str:
+    """A param's (or a run or experiment name's) text: one line, control characters shown as
+    visible escapes (a run named with ESC sequences must not drive the terminal that lists
+    the tracker's runs, nor break its table)."""
+    from greentrack.views.escape import terminal_safe
+
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return terminal_safe(" ".join(str(value).replace("\r", " ").split("\n")))
 
 
 def _params(a: RunAccount, label: str, p: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ from greentrack._version import __version__
 from greentrack.export.api import Exported, check_output
 from greentrack.export.extras import ExportError, require
 from greentrack.export.record import Record
+from greentrack.numbers import num
 
 if TYPE_CHECKING:
     from greentrack.account import RunAccount
@@ -351,12 +352,12 @@ def _description(a: RunAccount) -> str:
         parts.append("channels: " + ", ".join(counted))
     if a.facility_kwh is not None and a.carbon is not None:
         parts.append(
-            f"facility energy {format_range(a.facility_kwh)} at PUE {a.carbon.pue.value:g} "
+            f"facility energy {format_range(a.facility_kwh)} at PUE {num(a.carbon.pue.value, 4)} "
             f"({a.carbon.pue_source})"
         )
     if a.co2e_g is not None and a.carbon is not None:
         parts.append(
-            f"CO2e {format_range(a.co2e_g, 'mass')} at {a.carbon.intensity.value:.4g} "
+            f"CO2e {format_range(a.co2e_g, 'mass')} at {num(a.carbon.intensity.value, 4)} "
             f"gCO2e/kWh ({a.carbon.source or a.carbon.method})"
         )
     else:

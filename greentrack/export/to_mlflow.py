@@ -72,6 +72,15 @@ class MlflowTarget:
         if self.uri.split(":", 1)[0].split("+")[0] in DATABASES:  # a database store
             require("sqlalchemy", "mlflow")
             require("alembic", "mlflow")
+        _check_sqlite(self.uri, run_id)
+        _check_reachable(self.uri)
+        # MLflow's INFO lines ("Creating initial MLflow database tables...") would make an
+        # error of ours more than one line; its warnings and errors still show
+        import logging
+
+        for name in ("mlflow.store.db.utils", "alembic"):
+            if logging.getLogger(name).getEffectiveLevel() < logging.WARNING:
+                logging.getLogger(name).setLevel(logging.WARNING)
         self._client: MlflowClient | None = None  # opened at the first write (a new
         # sqlite store is created then: nothing is written before every run has been read)
 
@@ -184,7 +193,7 @@ class MlflowTarget:
             yield
         except MlflowException as e:
             text = str(e.message if hasattr(e, "message") else e)
-            uri = self.uri
+            uri = shown_uri(self.uri)
             if "MLFLOW_ALLOW_FILE_STORE" in text:
                 raise ExportError(
                     f"MLflow refuses the file store {uri} unless MLFLOW_ALLOW_FILE_STORE=true "
@@ -196,8 +205,83 @@ class MlflowTarget:
                     f"MLflow ({uri}) has no run {self.run_id}: pass the id of an existing run "
                     "(--run-id), or none to create one"
                 ) from e
-            first = " ".join(text.split())[:300]
+            first = shown_uri(" ".join(text.split()))[:300]
             raise ExportError(f"MLflow ({uri}): {first}") from e
+
+
+def shown_uri(uri: str) -> str:
+    """A tracking URI as a message shows it: a login (``user:password@``) replaced by
+    ``***@``.
+
+    >>> shown_uri("https://me:s3cret@mlflow.example.org/"), shown_uri("sqlite:///m.db")
+    ('https://***@mlflow.example.org/', 'sqlite:///m.db')
+    """
+    import re
+
+    return re.sub(r"(?<=://)[^/?#@]*@", "***@", uri)
+
+
+def _check_sqlite(uri: str, run_id: str | None = None) -> None:
+    """A ``sqlite:`` store whose folder is missing or not writable is refused here, in one
+    line: MLflow would retry creating its engine for about 100 s, printing a warning each time.
+    With ``run_id``, a store that does not exist holds no run: refused before MLflow creates
+    an empty one."""
+    import os
+
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
+        return
+    path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    if path.exists():
+        if path.is_dir() or not os.access(path, os.R_OK | os.W_OK):
+            raise ExportError(
+                f"--tracking-uri {uri}: {path} is a folder or not readable and writable: "
+                "name the store's file (sqlite:///mlflow.db)"
+            )
+    elif run_id is not None:
+        raise ExportError(
+            f"--tracking-uri {uri}: {path} does not exist, so it has no run {run_id}: pass the "
+            "store that holds it, or no --run-id to create a run"
+        )
+    elif not path.parent.is_dir():
+        raise ExportError(
+            f"--tracking-uri {uri}: the folder {path.parent} does not exist; create it first"
+        )
+    elif not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ExportError(
+            f"--tracking-uri {uri}: the folder {path.parent} is not writable (read-only, or "
+            "not yours); put the store elsewhere"
+        )
+
+
+REACH_TIMEOUT_S = 10.0
+"""How long the first connection to a tracking server may take before the export is refused."""
+
+
+def _check_reachable(uri: str) -> None:
+    """An ``http(s)://`` tracking server that refuses or does not answer a connection within
+    :data:`REACH_TIMEOUT_S` is refused here, in one line: MLflow's own retries would wait about
+    four minutes before saying so. Behind a proxy (``https_proxy``...) MLflow's client is left
+    to reach it."""
+    import socket
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return
+    host = parts.hostname
+    if urllib.request.getproxies().get(scheme) and not urllib.request.proxy_bypass(host):
+        return
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+        socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
+    except (OSError, ValueError) as e:
+        why = "no answer" if isinstance(e, TimeoutError) else (getattr(e, "strerror", None) or e)
+        raise ExportError(
+            f"--tracking-uri {shown_uri(uri)}: cannot reach the tracking server ({why}); "
+            "start it, or check the host and port"
+        ) from None
 
 
 def _ms(t_unix_s: float) -> int:

@@ -205,11 +205,11 @@ def _redacted(url: str) -> str:
     head, sep, query = out.partition("?")
     if not sep:
         return out
-    fields = []
-    for field in query.split("&"):
-        key, eq, _ = field.partition("=")
-        fields.append(field if key in _OPTIONS or not eq else f"{key}=***")
-    return head + sep + "&".join(fields)
+    pairs = []
+    for pair in query.split("&"):
+        key, eq, _ = pair.partition("=")
+        pairs.append(pair if key in _OPTIONS or not eq else f"{key}=***")
+    return head + sep + "&".join(pairs)
 
 
 def _option(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import math
 import re
 import ssl
@@ -155,10 +154,14 @@ class RedfishClient:
             body += chunk
             if len(body) > self.max_bytes:
                 raise MeterError(f"{where}: answer larger than {self.max_bytes} bytes")
-        try:
-            return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as e:
-            raise MeterError(f"{where}: the answer is not JSON ({e})") from e
+        from greentrack.safeload import InputFileError, Limits, load_json_text
+
+        try:  # bounded in depth too: a 200,000-deep answer is refused, not a RecursionError
+            return load_json_text(
+                bytes(body), source=f"{where}: the answer", limits=Limits(self.max_bytes), fix=""
+            )
+        except InputFileError as e:
+            raise MeterError(f"{e} (not a Redfish resource)") from None
 
 
 def _describe(err: BaseException) -> str:

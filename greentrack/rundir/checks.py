@@ -564,7 +564,8 @@ def _first_out_of_line(
     seq = np.concatenate([np.flatnonzero(kept[:lo]), np.arange(lo, n)])
     h = len(seq) - (n - lo)  # rows of history at the head of seq
     tu, tm, en = t_unix[seq], t_mono[seq], energy[seq]
-    with np.errstate(invalid="ignore"):
+    # values damaged to 1e308 overflow to inf here and are judged impossible: no warning
+    with np.errstate(invalid="ignore", over="ignore"):
         cu, cm, ce = tu[h:], tm[h:], en[h:]
         bad = ~np.isfinite(cu) | (cu < max(start_unix_s - CLOCK_SLACK_S, 0.0)) | (cu > MAX_UNIX_S)
         bad |= ~np.isfinite(cm) | (cm < 0) | (cm > MAX_UNIX_S)

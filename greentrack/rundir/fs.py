@@ -87,12 +87,18 @@ REAL = FileSystem()
 
 
 def _mode_for(path: Path) -> int:
-    """The permission bits ``path`` should have once written: its own if it exists (never
-    following a link), else a new file's under the process's umask."""
+    """The permission bits ``path`` should have once written: its own if it is a regular file
+    (never following a link), else a new file's under the process's umask. A symbolic link's
+    own bits are 0777: a link replaced by the file must not make the file world-writable."""
+    import stat
+
     try:
-        return os.lstat(path).st_mode & 0o7777
+        st = os.lstat(path)
     except OSError:
-        return 0o666 & ~_umask()
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode):
+        return st.st_mode & 0o7777
+    return 0o666 & ~_umask()
 
 
 def _umask() -> int:

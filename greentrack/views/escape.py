@@ -10,12 +10,19 @@ from __future__ import annotations
 
 
 def md_escape(text: object) -> str:
-    """Escape ``text`` for a Markdown table cell or inline text: markup characters and raw
-    HTML (``<``, ``>``) are backslash-escaped and line breaks become spaces."""
-    out = str(text).replace("\\", "\\\\")
+    r"""Escape ``text`` for a Markdown table cell or inline text: markup characters and raw
+    HTML (``<``, ``>``) are backslash-escaped, line breaks become spaces, and every other
+    control character (ESC sequences, bells, bidirectional overrides) is shown as a visible
+    escape, as :func:`terminal_safe` shows it: a Markdown file is read with ``cat`` too.
+
+    >>> md_escape("run\x1b[2J\x07 ok")
+    'run\\\\x1b\\[2J\\\\x07 ok'
+    """
+    flat = " ".join(str(text).replace("\r\n", " ").replace("\r", " ").split("\n"))
+    out = terminal_safe(flat).replace("\\", "\\\\")
     for ch in "|*_`[]<>#!":
         out = out.replace(ch, "\\" + ch)
-    return " ".join(out.replace("\r", " ").split("\n"))
+    return out
 
 
 def html_escape(text: object) -> str:

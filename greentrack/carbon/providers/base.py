@@ -286,9 +286,16 @@ class HttpProvider:
         secrets: Sequence[str] = (),
         auth_fix: str = "check the credentials",
     ) -> Any:
+        base = self.base_url()
+        if secrets and not _safe_for_secrets(base):
+            raise ProviderError(
+                f"{self.name}: base URL {strip_userinfo(base)!r} is plain HTTP to another "
+                f"machine: the key or password would cross the network in clear; use https:// "
+                f"in {self.env_url} (http:// is for a local mirror on 127.0.0.1 only)"
+            )
         return get_json(
             self.name,
-            self.base_url(),
+            base,
             path,
             params,
             headers=headers,
@@ -338,6 +345,30 @@ class HttpProvider:
 
 
 # --- checks and conversions --------------------------------------------------------------------
+
+
+def _safe_for_secrets(url: str) -> bool:
+    """Whether a request to ``url`` may carry a key or a password: HTTPS, or plain HTTP to
+    this machine (a local mirror or test server).
+
+    >>> _safe_for_secrets("https://api.example.org"), _safe_for_secrets("http://127.0.0.1:8000")
+    (True, True)
+    >>> _safe_for_secrets("http://mirror.example.org")
+    False
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() == "https":
+        return True
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_range(name: str, start_unix_s: float, end_unix_s: float) -> None:
