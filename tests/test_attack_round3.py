@@ -764,3 +764,132 @@ def test_every_help_prints(command: str, capsys: pytest.CaptureFixture[str]) -> 
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: greentrack {command}")
+
+
+# --- round three, second pass: reports, figures and the summary ------------------------------
+
+CONTROLS = "\x1b[2J\x1b]0;pwn\x07x\u202e"
+
+
+def _no_controls(text: str) -> None:
+    import unicodedata
+
+    bad = [c for c in text if c != "\n" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    assert not bad, bad[:5]
+
+
+@pytest.mark.parametrize("fmt", ["html", "md", "latex", "model-card"])
+@pytest.mark.parametrize("where", ["name", "title", "untracked"])
+def test_report_text_shows_control_characters_as_escapes(
+    tmp_path: Path, fmt: str, where: str
+) -> None:
+    run = _make_run(tmp_path / "run", name=CONTROLS if where == "name" else "plain")
+    options: dict[str, Any] = {"plots": False}
+    if where == "title":
+        options["title"] = CONTROLS
+    if where == "untracked":
+        (tmp_path / "u.yaml").write_text(
+            f'untracked:\n  - label: "{CONTROLS.encode("unicode_escape").decode()}"\n'
+            "    watts: 300\n    count: 1\n    hours: 2\n"
+        )
+        options["untracked"] = tmp_path / "u.yaml"
+    text = greentrack.report(run, format=fmt, **options)
+    _no_controls(text)
+    if fmt != "latex":  # LaTeX cannot typeset the escapes: it drops the characters
+        assert "\\x1b[2J" in text or "\\x1b\\[2J" in text or "\\\\x1b\\[2J" in text, text[:400]
+
+
+def test_the_figures_folder_honours_the_umask(good: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    old = os.umask(0o022)
+    try:
+        done = greentrack.report(good, output=tmp_path / "r.md")
+    finally:
+        os.umask(old)
+    assert done
+    folders = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert folders and all(stat.S_IMODE(p.stat().st_mode) == 0o755 for p in folders), folders
+
+
+API_OUTPUTS = [
+    ("folder", "{tmp}/adir", "is a folder"),
+    ("folder, format given", "{tmp}/adir", "is a folder"),
+    ("device", "/dev/null", "not a regular file"),
+    ("read-only folder", "{tmp}/ro/r.md", "not writable"),
+    ("missing folder", "{tmp}/nope/r.md", "does not exist"),
+    ("suffix makes a folder", "{tmp}/bdir", "is a folder"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "value", "words"), API_OUTPUTS, ids=[c for c, _, _ in API_OUTPUTS]
+)
+def test_the_report_api_checks_its_output_before_writing(
+    good: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, value: str, words: str
+) -> None:
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "bdir.md").mkdir()
+    (tmp_path / "ro").mkdir()
+    _unwritable(monkeypatch, tmp_path / "ro")
+    before = _files(tmp_path)
+    fmt = "md" if case in ("folder, format given", "suffix makes a folder") else None
+    output = value.replace("{tmp}", str(tmp_path))
+    with pytest.raises(ValueError) as err:
+        greentrack.report(good, format=fmt, output=output)
+    text = str(err.value)
+    assert "\n" not in text and words in text and "-o" in text, text
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("kind", ["newline", "carriage return", "line separator", "ESC"])
+def test_summary_keeps_names_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    from greentrack.account import account_run
+    from greentrack.rundir.reader import load_run
+    from greentrack.views.summary import Summary
+
+    breaker = {"newline": "\n", "carriage return": "\r", "line separator": "\u2028"}
+    fake = "  total: 0 Wh of IT energy"
+    name = f"a{breaker.get(kind, chr(27))}{fake}"
+    run = _make_run(tmp_path / "run", name=name)
+    spans = (run / "spans.jsonl").read_text().replace('"epoch"', json.dumps(name))
+    (run / "spans.jsonl").write_text(spans)
+    summary = Summary(account_run(load_run(run)))
+    for text in (str(summary), summary.to_markdown()):
+        _no_controls(text)
+        assert not any(line.startswith(fake) for line in text.splitlines()), text
+    # the run's name, its two spans' names and tag keys ("epoch" replaced): each in its line
+    assert str(summary).count(fake) == 5
+
+
+def test_summary_lists_the_first_and_last_spans_of_a_long_run(tmp_path: Path) -> None:
+    from greentrack.account import account_run
+    from greentrack.carbon.settings import resolve_settings
+    from greentrack.rundir.reader import load_run
+    from greentrack.tracker import Tracker
+    from greentrack.views.summary import Summary
+
+    clock = ManualClock(START)
+    meter = FakeMeter([FakeChannelSpec("gpu0", "gpu", PowerTrace.constant(100.0))], clock)
+    with Tracker(
+        tmp_path / "run",
+        meters=[meter],
+        clock=clock,
+        background=False,
+        carbon=resolve_settings("DE"),
+    ) as t:
+        for i in range(500):
+            with t.span(f"step{i:03d}"):
+                run_for(t, clock, 1.0, step=1.0)
+    summary = Summary(account_run(load_run(tmp_path / "run")))
+    text, md = str(summary), summary.to_markdown()
+    assert len(summary.to_dict()["spans"]) == 500
+    for out in (text, md):
+        assert "step000" in out and "step029" in out and "step030" not in out
+        assert "step489" not in out and "step490" in out and "step499" in out
+        assert "460 more spans: see greentrack summary --format json or spans.jsonl" in out
+        assert len(out.splitlines()) < 100
+    table = md.split("### Spans", 1)[1].strip().split("\n\n", 1)[0].splitlines()
+    assert len(table) == 2 + 40 + 1  # one table: header, rule, 40 spans, the line between
+    assert all(line.startswith("|") for line in table), table

@@ -113,7 +113,9 @@ def test_report_outputs_are_checked_before_anything_is_written(tmp_path: Path, c
     out = tmp_path / "paper"
     out.mkdir()
     args = ["report", str(tmp_path / "run"), "-f", "latex", "-o", str(out / "energy.tex")]
-    assert main([*args, "--bib", str(tmp_path / "nodir" / "refs.bib")]) == 2
+    with pytest.raises(SystemExit) as stop:  # refused while the arguments are parsed
+        main([*args, "--bib", str(tmp_path / "nodir" / "refs.bib")])
+    assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nodir does not exist; create it first" in err
     assert ".tmp" not in err and list(out.iterdir()) == []

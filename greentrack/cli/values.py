@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from greentrack.numbers import num
+from greentrack.rundir.outputs import check_output, control_character
 
 DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MAX_DURATION_S = 366 * 86400.0
@@ -108,26 +109,6 @@ def duration_s(text: str, *, low_s: float = 0.0, high_s: float = MAX_DURATION_S)
 
 # --- text and paths ----------------------------------------------------------------------------
 
-BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-"""Bidirectional embeddings, overrides and isolates: they reorder what a terminal or a page
-shows (a "Trojan Source" name), so no text option takes them."""
-
-
-def control_character(text: str) -> str | None:
-    r"""The first control character of ``text`` (ESC, a bell, a line break, a tab, a
-    bidirectional override...) as a visible escape, or ``None``: a label reaches terminals,
-    Markdown, HTML, LaTeX and trackers' params, where such a character drives or breaks them.
-
-    >>> control_character("run \x1b[2J"), control_character("lr=3e-4 (bs 64) \u00e9")
-    ('\\x1b', None)
-    """
-    import unicodedata
-
-    for ch in text:
-        if unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS:
-            return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
-    return None
-
 
 def text(value: str) -> str:
     """An argparse ``type`` for a free-text option (a name, a title, a source): any
@@ -171,39 +152,17 @@ def time_zone(text: str) -> str:
 
 def output_path(text: str, *, folder_ok: bool = False, stdout_ok: bool = False) -> Path:
     """An argparse ``type`` for a path greentrack writes: refused here, before anything runs,
-    when it is empty, holds a control character, names an existing folder (unless
-    ``folder_ok``) or a device, or when its folder is missing, not a folder or not writable.
-    ``-`` (stdout) passes with ``stdout_ok``.
+    by the door the Python API shares (:func:`greentrack.rundir.outputs.check_output`: empty,
+    a control character, a folder unless ``folder_ok``, a device, a missing or read-only
+    folder). ``-`` (stdout) passes with ``stdout_ok``.
 
     >>> output_path("-", stdout_ok=True).as_posix()
     '-'
     """
-    import os
-
-    def refuse(why: str) -> NoReturn:
-        from greentrack.safeload import shown
-
-        raise argparse.ArgumentTypeError(f"{shown(text, 120)}: {why}")
-
-    if text == "-" and stdout_ok:
-        return Path(text)
-    if not text.strip():
-        refuse("give the name of the file to write" + (" (or - for stdout)" if stdout_ok else ""))
-    if control_character(text) is not None:
-        refuse("holds a control character; name the file in plain text")
-    path = Path(text)
-    if path.is_dir() and not folder_ok:
-        refuse("is a folder; name the file to write in it")
-    if path.exists() and not path.is_dir() and not path.is_file():
-        refuse("is not a regular file (a device or a pipe); name a file, or - for stdout")
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        refuse(f"{parent} is a file, not a folder; fix the path")
-    if not parent.is_dir():
-        refuse(f"the folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        refuse(f"the folder {parent} is not writable (read-only, or not yours); write elsewhere")
-    return path
+    try:
+        return check_output(text, folder_ok=folder_ok, stdout_ok=stdout_ok)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def os_error(e: OSError) -> str:

@@ -27,6 +27,7 @@ and ``bib`` are written once the report has rendered, so a failure leaves nothin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -155,21 +156,31 @@ def write_report(
         raise ValueError(
             f"format {fmt!r} is not a report format; choose one of {', '.join(FORMATS)}"
         )
-    if out is not None and out.suffix == "":
-        out = out.with_suffix(EXTENSIONS[fmt])
-    # every file the report writes is checked before any is written
-    if out is not None and not out.parent.is_dir():
-        raise ValueError(f"-o {out}: the folder {out.parent} does not exist; create it first")
+    # every file the report writes is checked before any is written, by the door the command
+    # line shares: the name as given (a folder is refused, never written beside as DIR.md),
+    # then the name with its suffix
+    if out is not None:
+        _check_output("-o", out)
+        if out.suffix == "":
+            out = _check_output("-o", out.with_suffix(EXTENSIONS[fmt]))
     bib = render_options.bib
     if bib is not None:
         if bib.suffix != ".bib":
             raise ValueError(f"--bib {bib}: name the BibTeX file with a .bib suffix")
-        if not bib.parent.is_dir():
-            raise ValueError(
-                f"--bib {bib}: the folder {bib.parent} does not exist; create it first"
-            )
+        _check_output("--bib", bib)
     built = build_report(run_paths(runs), report_options)
     return render_report(built, fmt, out, render_options)
+
+
+def _check_output(option: str, path: Path) -> Path:
+    """``path`` checked as a file to write (:func:`greentrack.rundir.outputs.check_output`);
+    a refusal is one line naming ``option`` (as the command line names it)."""
+    from greentrack.rundir.outputs import check_output
+
+    try:
+        return check_output(str(path))
+    except ValueError as e:
+        raise ValueError(f"{option} {e}") from None
 
 
 def split_options(options: Mapping[str, Any]) -> tuple[ReportOptions, RenderOptions]:
@@ -281,6 +292,7 @@ def render_report(
     """Render a built report in ``fmt``; with ``output``, write it there with its figures
     (made aside, moved into ``OUT-EXT_figures/`` once the text has rendered) and ``bib``."""
     from greentrack.report import plots
+    from greentrack.rundir.fs import folder_mode
     from greentrack.rundir.writer import write_text_atomic
 
     opts = options or RenderOptions()
@@ -318,6 +330,10 @@ def render_report(
             text = _render(report, fmt, figures, base, opts, existing)
             if final.exists():
                 shutil.rmtree(final)
+            # TemporaryDirectory makes its folder 0700: the figures take a new folder's mode
+            # under the umask, as the report beside them takes a new file's
+            with contextlib.suppress(OSError):  # a file system without modes keeps its own
+                os.chmod(tmp, folder_mode())
             os.replace(tmp, final)
             Path(tmp).mkdir()  # for TemporaryDirectory's own clean-up
         figures_dir = final if any(figures.values()) else None

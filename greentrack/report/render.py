@@ -48,7 +48,7 @@ from greentrack.report.prose import (
     measured_share,
 )
 from greentrack.report.references import readable
-from greentrack.views.escape import md_escape
+from greentrack.views.escape import md_escape, terminal_safe
 from greentrack.views.numbers import quantities, quantity, quantity_range, share, when
 
 if TYPE_CHECKING:
@@ -315,6 +315,24 @@ def check_template_dir(template_dir: Path) -> None:
         )
 
 
+def _visible_controls(value: Any) -> Any:
+    r"""Jinja's ``finalize`` for HTML and Markdown: every value a template prints has its
+    control characters (ESC sequences, bells, direction overrides) shown as visible escapes
+    (:func:`~greentrack.views.escape.terminal_safe`), whatever filter the template used or
+    forgot: HTML's autoescape leaves them raw, and a report is read with ``cat`` too. Markup
+    stays markup (the escapes hold no ``<`` or ``&``).
+
+    >>> _visible_controls("run\x1b[2J"), _visible_controls(3)
+    ('run\\x1b[2J', 3)
+    """
+    if not isinstance(value, str):
+        return value
+    from markupsafe import Markup
+
+    safe = terminal_safe(value)
+    return Markup(safe) if isinstance(value, Markup) else safe
+
+
 def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environment:
     """The Jinja2 environment for ``fmt``: user templates first, then the bundled ones.
 
@@ -339,7 +357,7 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
     }
     env: jinja2.Environment
     if fmt == "html":
-        env = SandboxedEnvironment(autoescape=True, **common)
+        env = SandboxedEnvironment(autoescape=True, finalize=_visible_controls, **common)
     elif fmt == "latex":
         env = SandboxedEnvironment(
             block_start_string="\\BLOCK{",
@@ -359,7 +377,7 @@ def environment(fmt: str, template_dir: Path | None = None) -> jinja2.Environmen
         env.filters["cite"] = tex_cite
         env.filters["cited"] = tex_cited
     else:
-        env = SandboxedEnvironment(autoescape=False, **common)
+        env = SandboxedEnvironment(autoescape=False, finalize=_visible_controls, **common)
         env.filters["md"] = md_escape
     if fmt != "latex":
         env.filters["cite"] = lambda text, bib=False: readable(str(text) if text else "")
@@ -411,6 +429,19 @@ def render(
         body = env.get_template("appendix.md.j2").render(**context)
         return merge_model_card(existing, model_card_front_matter(data, training_type), body)
     return env.get_template(TEMPLATES[fmt]).render(**context)
+
+
+def _visible(value: Any) -> Any:
+    """``value`` (the model card's own front matter) with the control characters of every
+    string shown as visible escapes: YAML with ``allow_unicode`` writes a direction override
+    raw, and a README is read with ``cat``."""
+    if isinstance(value, str):
+        return terminal_safe(value)
+    if isinstance(value, dict):
+        return {_visible(k): _visible(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_visible(v) for v in value]
+    return value
 
 
 def _json_default(value: object) -> object:
@@ -596,7 +627,7 @@ def merge_model_card(existing: str | None, front: dict[str, Any], body: str) -> 
                 old_front = loaded
                 text = text[end + 4 :].lstrip("\n")
         old_body = text
-    merged = {**old_front, **front}
+    merged = {**old_front, **_visible(front)}
     section = f"{MARK_BEGIN}\n{body.strip()}\n{MARK_END}\n"
     if MARK_BEGIN in old_body and MARK_END in old_body:
         head, _, rest = old_body.partition(MARK_BEGIN)

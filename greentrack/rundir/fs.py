@@ -101,6 +101,12 @@ def _mode_for(path: Path) -> int:
     return 0o666 & ~_umask()
 
 
+def folder_mode() -> int:
+    """The permission bits of a new folder under the process's umask (``0o755`` under
+    ``022``): for a folder made 0700 aside (``TemporaryDirectory``) and moved into place."""
+    return 0o777 & ~_umask()
+
+
 def _umask() -> int:
     """The process's umask, read without changing it (Linux ``/proc``); elsewhere set and
     restored at once."""

@@ -40,13 +40,27 @@ def html_escape(text: object) -> str:
 
 def terminal_safe(text: str) -> str:
     """``text`` with every control character but the line break (ESC sequences that clear the
-    screen or retitle the window, bells, carriage returns, bidirectional overrides) shown as
-    a visible escape (``\\x1b``), so a run's name cannot drive the terminal it is printed to."""
+    screen or retitle the window, bells, carriage returns, bidirectional overrides, the
+    Unicode line and paragraph separators) shown as a visible escape (``\\x1b``), so a run's
+    name cannot drive the terminal it is printed to."""
     import unicodedata
 
     return "".join(
         ch
-        if ch == "\n" or unicodedata.category(ch) not in ("Cc", "Cf")
+        if ch == "\n" or unicodedata.category(ch) not in _ESCAPED
         else (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         for ch in text
     )
+
+
+_ESCAPED = ("Cc", "Cf", "Zl", "Zp")  # controls, formats, line and paragraph separators
+
+
+def one_line(text: object) -> str:
+    r"""``text`` for one line of a terminal (a name in the summary): :func:`terminal_safe`,
+    and the line break shown as ``\n`` too, so a name cannot split a line or fake a row.
+
+    >>> print(one_line("first\nsecond\r\x1b[2J\u2028x"))
+    first\nsecond\x0d\x1b[2J\u2028x
+    """
+    return terminal_safe(str(text)).replace("\n", "\\n")

@@ -14,7 +14,7 @@ from typing import Any
 
 from greentrack.account import EnergyItem, Figure, RunAccount
 from greentrack.units import j_from_kwh
-from greentrack.views.escape import terminal_safe
+from greentrack.views.escape import one_line, terminal_safe
 from greentrack.views.numbers import (
     ENERGY,
     MASS,
@@ -27,6 +27,26 @@ from greentrack.views.numbers import (
 )
 
 MAX_SPAN_LINES = 40
+"""The most spans the text and Markdown summaries list: the first :data:`FIRST_SPANS` and the
+last of the run's timeline, with a line between saying how many more there are and where
+they all are (JSON keeps every span): 100,000 spans are not 100,000 lines."""
+FIRST_SPANS = 30
+MORE_SPANS = "see greentrack summary --format json or spans.jsonl"
+
+
+def listed_spans(
+    spans: tuple[Mapping[str, Any], ...],
+) -> tuple[tuple[Mapping[str, Any], ...], int, tuple[Mapping[str, Any], ...]]:
+    """The spans a summary lists: the first ones, how many are left out, the last ones.
+
+    >>> head, hidden, tail = listed_spans(tuple({"i": i} for i in range(100)))
+    >>> len(head), hidden, [s["i"] for s in tail][:2]
+    (30, 60, [90, 91])
+    """
+    if len(spans) <= MAX_SPAN_LINES:
+        return spans, 0, ()
+    last = MAX_SPAN_LINES - FIRST_SPANS
+    return spans[:FIRST_SPANS], len(spans) - MAX_SPAN_LINES, spans[-last:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +138,15 @@ class Summary:
         )
         env.globals.update(column=column, quantities=quantities)
         text = template("summary.md.j2").read_text(encoding="utf-8")
-        shown = self.account.spans[:MAX_SPAN_LINES]
+        data = self.account.to_dict()
+        head, hidden, tail = listed_spans(tuple(data["spans"]))
         out = env.from_string(text).render(
-            s=self.account.to_dict(),
-            max_spans=MAX_SPAN_LINES,
-            span_kwh=[sp["measured_kwh"] + sp["estimated_kwh"] for sp in shown],
+            s=data,
+            spans_head=head,
+            spans_hidden=hidden,
+            spans_tail=tail,
+            more_spans=MORE_SPANS,
+            span_kwh=[sp["measured_kwh"] + sp["estimated_kwh"] for sp in (*head, *tail)],
         )
         return re.sub(r"\n{3,}", "\n\n", out).strip() + "\n"
 
@@ -175,7 +199,7 @@ def format_range(f: Mapping[str, float] | Figure | None, kind: str = "energy") -
 def _item_line(c: EnergyItem, energy: Column, power: Column, width: int) -> str:
     watts = f"avg {power.cell(c.avg_power_w):>7} W" if c.avg_power_w is not None else " " * 13
     return (
-        f"    {f'{c.key} {c.label}':<{width}}  {energy.text(c.energy_kwh.value):>11}  "
+        f"    {one_line(f'{c.key} {c.label}'):<{width}}  {energy.text(c.energy_kwh.value):>11}  "
         f"{watts}  {c.provenance:<9}  {c.method}"
     )
 
@@ -206,10 +230,20 @@ def tier_lines(a: RunAccount) -> list[str]:
     return out
 
 
+def _span_line(span: Mapping[str, Any], spans: Column) -> str:
+    tags = ", ".join(f"{one_line(k)}={one_line(v)}" for k, v in span["tags"].items())
+    title = "  " * span["depth"] + one_line(span["name"]) + (f" [{tags}]" if tags else "")
+    status = "" if span["status"] == "ok" else f"  ({one_line(span['status'])})"
+    energy = spans.text(span["measured_kwh"] + span["estimated_kwh"])
+    est = f" (est. {spans.text(span['estimated_kwh'])})" if span["estimated_kwh"] else ""
+    return f"    {title:<36} {span['duration_s']:9.2f} s  {energy}{est}{status}"
+
+
 def format_summary(a: RunAccount) -> str:
     """The plain-text summary of an account."""
-    label = f' "{a.name}"' if a.name else ""
-    project = f" [project {a.project}]" if a.project else ""
+    # names, tags and notes come from the run directory: each stays on its line
+    label = f' "{one_line(a.name)}"' if a.name else ""
+    project = f" [project {one_line(a.project)}]" if a.project else ""
     lines = [
         f"greentrack run {a.run_id[:8]}{label}{project}: {a.status}",
         f"  started {a.start_utc}, duration {a.duration_s:.1f} s"
@@ -217,7 +251,7 @@ def format_summary(a: RunAccount) -> str:
     ]
     if a.components:
         lines.append("  energy by component" + (" (server process)" if a.parts else "") + ":")
-        width = max(len(f"{c.key} {c.label}") for c in a.components)
+        width = max(len(one_line(f"{c.key} {c.label}")) for c in a.components)
         energies = column([c.energy_kwh.value for c in a.components], ENERGY)
         powers = column([c.avg_power_w for c in a.components], "plain")
         lines += [_item_line(c, energies, powers, width) for c in a.components]
@@ -266,27 +300,21 @@ def format_summary(a: RunAccount) -> str:
         lines.append(f"  carbon: {where}, PUE {num(c.pue.value)} ({c.pue_source})")
         lines.append(f"  CO2e: {format_range(a.co2e_g, 'mass')}")
     for component, reason in a.not_counted:
-        lines.append(f"  not counted: {component}: {reason}")
+        lines.append(f"  not counted: {one_line(component)}: {one_line(reason)}")
     if a.spans:
         lines.append("  spans:")
-        shown = a.spans[:MAX_SPAN_LINES]
+        head, hidden, tail = listed_spans(a.spans)
+        shown = (*head, *tail)
         spans = column(
             [s["measured_kwh"] + s["estimated_kwh"] for s in shown]
             + [s["estimated_kwh"] for s in shown],
             ENERGY,
         )
-        for span in shown:
-            tags = ", ".join(f"{k}={v}" for k, v in span["tags"].items())
-            title = "  " * span["depth"] + span["name"] + (f" [{tags}]" if tags else "")
-            status = "" if span["status"] == "ok" else f"  ({span['status']})"
-            energy = spans.text(span["measured_kwh"] + span["estimated_kwh"])
-            est = f" (est. {spans.text(span['estimated_kwh'])})" if span["estimated_kwh"] else ""
-            lines.append(f"    {title:<36} {span['duration_s']:9.2f} s  {energy}{est}{status}")
-        if len(a.spans) > MAX_SPAN_LINES:
-            lines.append(
-                f"    ... {len(a.spans) - MAX_SPAN_LINES} more spans (load_run(path).spans)"
-            )
-    lines += [f"  note: {n}" for n in a.notes]
-    lines += [f"  note: {n}" for n in (a.federated or {}).get("notes") or ()]
+        lines += [_span_line(span, spans) for span in head]
+        if hidden:
+            lines.append(f"    \u2026 {plural(hidden, 'more span')}: {MORE_SPANS}")
+        lines += [_span_line(span, spans) for span in tail]
+    lines += [f"  note: {one_line(n)}" for n in a.notes]
+    lines += [f"  note: {one_line(n)}" for n in (a.federated or {}).get("notes") or ()]
     # names, tags and notes come from the run directory: none may drive the terminal
     return terminal_safe("\n".join(lines))
