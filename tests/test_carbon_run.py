@@ -100,7 +100,9 @@ def test_cli_run_refuses_bad_pue(tmp_path):
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 2 and "is not a PUE" in proc.stderr
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and "\n" not in err
+    assert "--pue" in err and "from 1 to 5" in err and "'0.5'" in err
     assert not marker.exists()
 
 
