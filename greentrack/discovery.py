@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -308,12 +308,26 @@ def _discover_nvidia(
             ComponentStatus("gpu", "not counted", f"no GPU measured: {e}", vendor="NVIDIA")
         )
         return None
-    meters.append(nvml_meter)
-    for ch in nvml_meter.channels:
-        statuses.append(_measured(ch, shared))
-    for cid, reason in nvml_meter.not_counted.items():
-        statuses.append(ComponentStatus("gpu", "not counted", f"{cid} {reason}", vendor="NVIDIA"))
+    _counted("NVIDIA", [nvml_meter], nvml_meter.not_counted, shared, meters, statuses)
     return None
+
+
+def _counted(
+    vendor: str,
+    added: Sequence[Meter],
+    not_counted: Mapping[str, str],
+    note: str,
+    meters: list[Meter],
+    statuses: list[ComponentStatus],
+) -> None:
+    """A vendor's GPU meters join the run: each channel measured (with ``note``), each device
+    it leaves out "not counted" with its reason."""
+    meters.extend(added)
+    for m in added:
+        for ch in m.channels:
+            statuses.append(_measured(ch, note))
+    for cid, reason in not_counted.items():
+        statuses.append(ComponentStatus("gpu", "not counted", f"{cid} {reason}", vendor=vendor))
 
 
 def _discover_amd(
@@ -334,13 +348,9 @@ def _discover_amd(
             return str(e)
         statuses.append(ComponentStatus("gpu", "not counted", f"AMD: {e}", vendor="AMD"))
         return None
-    meters.extend(gpus.meters)
     shared = _shared_note(options.rank, gpus.visible) if options.gpu_indices is None else ""
-    for m in gpus.meters:
-        for ch in m.channels:
-            statuses.append(_measured(ch, f"; read through {gpus.backend}{shared}"))
-    for cid, reason in gpus.not_counted.items():
-        statuses.append(ComponentStatus("gpu", "not counted", f"{cid} {reason}", vendor="AMD"))
+    note = f"; read through {gpus.backend}{shared}"
+    _counted("AMD", gpus.meters, gpus.not_counted, note, meters, statuses)
     return None
 
 
@@ -360,12 +370,8 @@ def _discover_intel(
     except MeterUnavailableError as e:
         statuses.append(ComponentStatus("gpu", "not counted", f"Intel: {e}", vendor="Intel"))
         return None
-    meters.append(meter)
     shared = _shared_note(options.rank, meter.devices) if options.gpu_indices is None else ""
-    for ch in meter.channels:
-        statuses.append(_measured(ch, shared))
-    for cid, reason in meter.not_counted.items():
-        statuses.append(ComponentStatus("gpu", "not counted", f"{cid} {reason}", vendor="Intel"))
+    _counted("Intel", [meter], meter.not_counted, shared, meters, statuses)
     return None
 
 

@@ -89,9 +89,9 @@ def add_parser(sub: Any) -> None:
     )
 
 
-def add_series_options(p: argparse.ArgumentParser) -> None:
-    """The options of an intensity series and what it enables (``whatif`` and ``report``):
-    a provider's series, the CSV's time zone and kind, gaps, Flexible Start, Pause & Resume."""
+def add_series_input_options(p: argparse.ArgumentParser) -> None:
+    """Where an intensity series comes from and how it is read (``whatif``, ``report``,
+    ``export``): a provider's series, the CSV's time zone and kind, gaps."""
     add_provider_options(p)
     p.add_argument(
         "--tz",
@@ -111,6 +111,12 @@ def add_series_options(p: argparse.ArgumentParser) -> None:
         default="error",
         help="series gaps: refuse, or fill with the run's annual figure",
     )
+
+
+def add_series_options(p: argparse.ArgumentParser) -> None:
+    """The options of an intensity series and what it enables (``whatif`` and ``report``):
+    the series' own options, Flexible Start, Pause & Resume."""
+    add_series_input_options(p)
     p.add_argument(
         "--flexible-start",
         type=duration_s,

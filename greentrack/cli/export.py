@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from greentrack.cli.values import number, output_place, text, time_zone
+from greentrack.cli.values import number, output_place, text
 
 
 def add_parser(sub: Any) -> None:
-    from greentrack.cli.carbon import add_provider_options, pue_option
+    from greentrack.cli.carbon import add_series_input_options, pue_option
     from greentrack.export.api import TARGETS
     from greentrack.export.to_boamps import DATA_TYPES, INFRA_TYPES
 
@@ -64,25 +64,7 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="an intensity time series (timestamp,gco2e_per_kwh) to weight the runs' energy with",
     )
-    p.add_argument(
-        "--tz",
-        type=time_zone,
-        default=None,
-        help="time zone of naive timestamps in the CSV (e.g. UTC)",
-    )
-    p.add_argument(
-        "--kind",
-        choices=("average", "marginal"),
-        default="average",
-        help="whether the series holds average or marginal emissions",
-    )
-    p.add_argument(
-        "--fill-gaps",
-        choices=("error", "annual"),
-        default="error",
-        help="series gaps: refuse, or fill with the run's annual figure",
-    )
-    add_provider_options(p)
+    add_series_input_options(p)
     ml = p.add_argument_group("mlflow")
     ml.add_argument(
         "--tracking-uri",

@@ -36,6 +36,7 @@ from greentrack.meters.node import (
     CHANNEL_ID,
     NodeMeterSpec,
     NodeSample,
+    SourceBase,
     clamp_interval,
     credentials,
     first_line,
@@ -116,7 +117,7 @@ def _advice(stderr: str, lan: bool) -> str:
     return "this BMC may not support DCMI power readings (try `ipmitool dcmi discover`)"
 
 
-class IpmiSource:
+class IpmiSource(SourceBase):
     """This node's BMC through ``ipmitool dcmi power reading`` (in-band, or LAN).
 
     Raises:
@@ -186,14 +187,6 @@ class IpmiSource:
                 f"({_advice(err or out, self._lan)})"
             )
         return parse_dcmi(out)
-
-    @property
-    def channel(self) -> Channel:
-        return self._channel
-
-    @property
-    def interval_s(self) -> float:
-        return self._interval
 
     def read(self) -> NodeSample:
         r = self._reading()

@@ -284,6 +284,21 @@ class NodeSource(Protocol):
     def close(self) -> None: ...
 
 
+class SourceBase:
+    """What every node source holds the same way: its channel and its polling interval."""
+
+    _channel: Channel
+    _interval: float
+
+    @property
+    def channel(self) -> Channel:
+        return self._channel
+
+    @property
+    def interval_s(self) -> float:
+        return self._interval
+
+
 @dataclass
 class NodeTotal:
     """What a node meter measured over the run (``summary.json`` ``node``, per channel).

@@ -39,6 +39,7 @@ from greentrack.meters.node import (
     MAX_ANSWER_BYTES,
     NodeMeterSpec,
     NodeSample,
+    SourceBase,
     clamp_interval,
     credentials,
 )
@@ -235,7 +236,7 @@ def _watts(value: float | None, where: str) -> float | None:
     return value
 
 
-class RedfishSource:
+class RedfishSource(SourceBase):
     """A chassis read through Redfish (see the module's docstring for what and how).
 
     Raises:
@@ -352,14 +353,6 @@ class RedfishSource:
             if _number(m.get("PowerConsumedWatts")) is not None or average is not None:
                 return m
         return None
-
-    @property
-    def channel(self) -> Channel:
-        return self._channel
-
-    @property
-    def interval_s(self) -> float:
-        return self._interval
 
     def read(self) -> NodeSample:
         where = f"{self._client.origin}{self._resource}"

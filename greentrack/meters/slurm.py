@@ -32,6 +32,7 @@ from greentrack.meters.node import (
     CHANNEL_ID,
     NodeMeterSpec,
     NodeSample,
+    SourceBase,
     first_line,
     run_bounded,
 )
@@ -79,7 +80,7 @@ def _seconds(text: str | None) -> float | None:
     return float(m.group(1)) if m else None
 
 
-class SlurmSource:
+class SlurmSource(SourceBase):
     """The energy SLURM accounts to one job step, over all its nodes.
 
     Raises:
@@ -167,14 +168,6 @@ class SlurmSource:
     def _read_sacct(self) -> float:
         command = ["sacct", "-n", "-P", "-j", self.job_step, "-o", "JobID,ConsumedEnergyRaw"]
         return parse_energy(self._run(command), self.job_step)
-
-    @property
-    def channel(self) -> Channel:
-        return self._channel
-
-    @property
-    def interval_s(self) -> float:
-        return self._interval
 
     def read(self) -> NodeSample:
         try:
