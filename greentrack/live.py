@@ -325,6 +325,7 @@ class LiveRun:
         self.last = Progress({})
         self.reading: dict[str, float] = {}  # this rank's J per channel behind ``last``
         self._shares: dict[str, int] | None = None  # this segment's shared GPUs
+        self._model_recorded = False  # the model's parameter count is in the run directory
 
     # --- identity and segments ---------------------------------------------------------------
 
@@ -476,6 +477,31 @@ class LiveRun:
         if self.tracker is not None:
             self.tracker.event(record)
 
+    def record_model(self, module: Any) -> None:
+        """Record ``module``'s parameter count (all, and trainable) as a ``model`` event, once
+        per process, on rank 0 only: the report states it in its brief sentence. Optional
+        metadata: a count that cannot be trusted (:func:`parameter_counts`) or any error is
+        skipped silently, never failing the training."""
+        if self._model_recorded or self.tracker is None:
+            return
+        try:
+            if self.identity().rank != 0:
+                return
+            counts = parameter_counts(module)
+            if counts is None:
+                return
+            self.event(
+                {
+                    "event": "model",
+                    "parameters": counts[0],
+                    "trainable_parameters": counts[1],
+                    "framework": self.framework,
+                }
+            )
+            self._model_recorded = True
+        except Exception:  # optional metadata: never fail the training over it
+            return
+
     # --- figures ------------------------------------------------------------------------------
 
     def step(
@@ -610,6 +636,26 @@ class LiveRun:
                 "report of either will not include the other",
                 stacklevel=3,
             )
+
+
+def parameter_counts(module: Any) -> tuple[int, int] | None:
+    """``(parameters, trainable parameters)`` of a ``torch.nn.Module`` (each parameter once,
+    tied weights too: ``module.parameters()``), or ``None`` where this process cannot see the
+    whole model: a lazy parameter not yet shaped, or FSDP's shards (FSDP1; a DeepSpeed
+    ZeRO-3 parameter counts its full size, ``ds_numel``; an FSDP2 ``DTensor`` its global
+    one)."""
+    if any(type(m).__name__ == "FullyShardedDataParallel" for m in module.modules()):
+        return None
+    total = trainable = 0
+    for p in module.parameters():
+        kind = type(p).__name__
+        if kind in ("UninitializedParameter", "FlatParameter"):
+            return None
+        n = int(getattr(p, "ds_numel", None) or p.numel())
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return total, trainable
 
 
 def _energy_so_far(root: Path) -> tuple[Figure, Figure]:

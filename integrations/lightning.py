@@ -13,6 +13,8 @@ Logged (to every logger the trainer has, by rank zero, after each train epoch an
 each stage; energies summed over all ranks): the live run's metrics, one set of names for every
 integration (``energy/total_kwh`` with ``_low``/``_high``, ``energy/total_co2e_g``...; see
 :mod:`greentrack.live` and docs/metrics.md). Each forecast is also an event in the run directory.
+At the start of fit, rank zero records the model's parameter count (a ``model`` event), which
+the report's brief sentence states.
 
 Layout: every stage (fit, validate, test, predict) and every resume from a checkpoint is a
 segment of one run directory; rank 0 of the first writes ``run_dir``, every other rank and
@@ -192,6 +194,8 @@ class EmissionsCallback(pl.Callback):  # type: ignore[misc]
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         self._start(trainer)
         self.live.begin("fit", "fit", segment=self.live.segment)
+        if trainer.is_global_zero:  # the model trained, for the report's brief sentence
+            self.live.record_model(pl_module)
 
     def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
         self.live.end("fit")

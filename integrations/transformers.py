@@ -21,6 +21,9 @@ all ranks): the live run's metrics, one set of names for every integration
 (``energy/total_kwh`` with ``_low``/``_high``, ``energy/total_co2e_g``, ``energy/epoch_kwh``,
 ``energy/forecast_kwh``...; see :mod:`greentrack.live` and docs/metrics.md).
 
+At the start of ``train()``, rank 0 records the model's parameter count (a ``model`` event),
+which the report's brief sentence states.
+
 Reporters registered before this callback (the Trainer adds ``report_to`` integrations before
 the callbacks you pass) see the keys from the next log on; :func:`attach` puts the callback
 first, so that every reporter sees every key. Resuming from a checkpoint continues the run
@@ -176,6 +179,8 @@ class EmissionsCallback(tc.TrainerCallback, tc.ExportableState):  # type: ignore
         self._restore(state)
         self._start(args, "train")
         self.live.begin("train", "train", segment=self.live.segment)
+        if kwargs.get("model") is not None:  # the model trained, for the report's sentence
+            self.live.record_model(kwargs["model"])
 
     def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.live.begin("epoch", "train_epoch", parent="train", epoch=int(state.epoch or 0))

@@ -527,3 +527,44 @@ def test_fit_test_predict_from_the_best_checkpoint_under_ddp(tmp_path):
     assert "fit" in names and "test" in names and "predict" in names
     report = build_report([tmp_path / "run"]).to_dict()["runs"][0]
     assert report["hardware"]["processes"] == 2 and report["status"] == "finished"
+
+
+def test_fit_records_the_model_parameter_count_for_the_report(tmp_path):
+    """Rank 0 records the model's parameter count once (a ``model`` event, trainable too);
+    the report's brief sentence states it as the recorded count, and a given
+    ``--parameters`` wins over it."""
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    model = TinyModel()
+    model.layer.bias.requires_grad_(False)
+    _trainer(tmp_path, cb, max_epochs=2, enable_checkpointing=False).fit(model, *loaders())
+    run = greentrack.load_run(tmp_path / "run")
+    expected = sum(p.numel() for p in model.parameters())
+    records = [e for e in run.events if e["event"] == "model"]
+    assert len(records) == 1 and expected == 9
+    assert records[0]["parameters"] == expected
+    assert records[0]["trainable_parameters"] == expected - 1
+    assert run.parameters == expected and not run.damage
+    text = greentrack.report(tmp_path / "run", format="md", brief=True)
+    assert "training a model of 9 parameters (as recorded from the model trained)" in text
+    given = greentrack.report(tmp_path / "run", format="md", brief=True, parameters=1.24e8)
+    assert "training a model of 124 million parameters," in given
+    assert "as recorded" not in given and "of 9 parameters" not in given
+
+
+def test_a_model_whose_count_fails_never_fails_the_training(tmp_path):
+    """The count is optional metadata: a model whose parameters() raises trains on, and the
+    run records no count."""
+
+    class Odd(TinyModel):
+        def parameters(self, recurse=True):  # type: ignore[no-untyped-def]
+            import inspect
+
+            if any(f.function == "parameter_counts" for f in inspect.stack()[1:3]):
+                raise RuntimeError("no count here")
+            return super().parameters(recurse)
+
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    _trainer(tmp_path, cb, max_epochs=1, enable_checkpointing=False).fit(Odd(), *loaders())
+    run = greentrack.load_run(tmp_path / "run")
+    assert run.parameters is None and run.status == "finished"
+    assert "training a model of" not in greentrack.report(tmp_path / "run", format="md", brief=True)

@@ -958,3 +958,34 @@ def test_a_damaged_network_coefficient_is_never_applied(
     assert account["federated"]["network"] == (
         f"{default.kwh_per_gb:g} kWh/GB ({default.source.split(',')[0]}, {default.scope})"
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ('"parameters": -1', "a model's parameters is -1"),
+        ('"parameters": 1000000000000000', "a model's parameters is 1000000000000000"),
+        ('"parameters": 12.5', "a model's parameters is 12.5"),
+        ('"parameters": true', "a model's parameters is True"),
+        ('"parameters": "9"', "a model's parameters is '9'"),
+        ('"trainable_parameters": 9', "a model's parameters is None"),
+        ('"parameters": 9, "trainable_parameters": -1', "a model's trainable_parameters is -1"),
+        ('"parameters": 9, "trainable_parameters": 10', "trainable_parameters is more than"),
+    ],
+)
+def test_a_damaged_model_record_is_skipped_with_a_note(
+    good: Path, tmp_path: Path, fields: str, why: str
+) -> None:
+    """A ``model`` event (the parameter count an integration recorded) must hold an integer
+    from 0 to below 1e15: else it is skipped, one damage line says why, and a good record
+    after it is still read."""
+    run = tmp_path / "job"
+    shutil.copytree(good, run)
+    with (run / "events.jsonl").open("a") as f:
+        f.write('{"event": "model", ' + fields + "}\n")
+    loaded = greentrack.load_run(run)
+    assert loaded.parameters is None
+    assert [d for d in loaded.damage if why in d and "1 record" in d], loaded.damage
+    with (run / "events.jsonl").open("a") as f:
+        f.write('{"event": "model", "parameters": 999999999999999, "trainable_parameters": 0}\n')
+    assert greentrack.load_run(run).parameters == 999999999999999

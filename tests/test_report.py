@@ -741,3 +741,34 @@ def test_model_size_in_the_brief_sentence_and_its_options(run_dir: Path, tmp_pat
         greentrack.report(run_dir, parameters=0)
     text = greentrack.report(run_dir, format="md", omit="equivalences,reproducibility")
     assert "### Reproducibility" not in text and "### Equivalences" not in text
+
+
+def _record_model(path: Path, line: str) -> None:
+    with (path / "events.jsonl").open("a") as f:
+        f.write(line + "\n")
+
+
+def test_recorded_parameter_count_in_the_brief_sentence(tmp_path: Path) -> None:
+    """A count the runs recorded (a ``model`` event) is stated where every run recorded the
+    same one, marked as recorded; runs that disagree (or one without a count) leave it out of
+    the one sentence; a given count wins; a damaged record is skipped with a note."""
+    a, b, c = (training_run(tmp_path / n, name=n) for n in ("a", "b", "c"))
+    for path in (a, b):
+        _record_model(path, '{"event": "model", "parameters": 124000000}')
+    one = build_report([a]).to_dict()["brief"]
+    assert one["parameters"] == 124000000 and one["parameters_recorded"]
+    assert "124 million parameters (as recorded from the model trained)" in one["sentence"]
+    both = build_report([a, b]).to_dict()["brief"]["sentence"]
+    assert "124 million parameters (as recorded from the model trained)" in both
+    for paths in ([a, c], [a, b, c]):  # one run recorded none: no count for all of them
+        assert "training a model of" not in build_report(paths).to_dict()["brief"]["sentence"]
+    _record_model(c, '{"event": "model", "parameters": 7000000000}')
+    assert "training a model of" not in build_report([a, c]).to_dict()["brief"]["sentence"]
+    given = build_report([a, c], ReportOptions(parameters=3e8)).to_dict()["brief"]
+    assert "training a model of 300 million parameters," in given["sentence"]
+    assert not given["parameters_recorded"]
+    d = training_run(tmp_path / "d", name="d")
+    _record_model(d, '{"event": "model", "parameters": -5, "trainable_parameters": 0}')
+    report = build_report([d]).to_dict()
+    assert "training a model of" not in report["brief"]["sentence"]
+    assert any("a model's parameters is -5" in n for n in report["runs"][0]["notes"])

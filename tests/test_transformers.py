@@ -258,3 +258,27 @@ def test_two_process_ddp_sums_the_ranks(tmp_path: Path) -> None:
     train = next(p for p in acct.phases if p["name"] == "train_epoch")
     assert float(lines["TOTAL"]) >= train["energy_kwh"] * (1 - 1e-9)
     assert float(lines["TOTAL"]) < float(lines["AFTER_EVALUATE"]) <= acct.it_kwh.value
+
+
+def test_train_records_the_model_parameter_count(tmp_path: Path) -> None:
+    """train() records the model's parameter count once (``num_parameters()``; trainable
+    ones too), and the report's brief sentence states it as the recorded count."""
+    cb = EmissionsCallback(tmp_path / "run", meters_factory=fake_meters)
+    trainer = _trainer(tmp_path, cb, epochs=1)
+    model = trainer.model
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    trainer.train()
+    trainer.evaluate()  # a stage of its own: no second count
+    run = greentrack.load_run(tmp_path / "run")
+    records = [e for p in (run, *run.parts) for e in p.events if e["event"] == "model"]
+    assert len(records) == 1
+    assert records[0]["parameters"] == model.num_parameters() == run.parameters
+    assert records[0]["trainable_parameters"] == model.num_parameters(only_trainable=True)
+    assert records[0]["trainable_parameters"] == model.num_parameters() - 50 * 16
+    text = greentrack.report(tmp_path / "run", format="md", brief=True)
+    from greentrack.report.prose import count_words
+
+    assert (
+        f"training a model of {count_words(model.num_parameters())} parameters "
+        "(as recorded from the model trained)"
+    ) in text

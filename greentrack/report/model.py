@@ -214,7 +214,7 @@ def build_report(paths: Sequence[str | Path], options: ReportOptions | None = No
         project.project(reports, accounts, declared, how, opts.group_by, named) if named else None
     )
     data["embodied_total"] = _embodied_total(reports, data["untracked"] or [])
-    data["brief"] = _brief(reports, accounts, data, opts)
+    data["brief"] = _brief(reports, accounts, data, opts, _recorded_parameters(runs))
     data["references"] = [ref.to_dict() for ref in references.cited(data)]
     if opts.anonymize:
         data = _anonymize(data, runs)
@@ -661,14 +661,25 @@ def gpu_hours(r: dict[str, Any]) -> float | None:
     return float(hours) if hours else None
 
 
+def _recorded_parameters(runs: list[Run]) -> int | None:
+    """The model's parameter count the runs recorded (:attr:`Run.parameters`), where every
+    run recorded one and all agree (one sentence for several runs names one model, or
+    none)."""
+    counts = {run.parameters for run in runs}
+    (count,) = counts if len(counts) == 1 else (None,)
+    return count or None
+
+
 def _brief(
     reports: list[dict[str, Any]],
     accounts: list[RunAccount],
     data: dict[str, Any],
     opts: ReportOptions,
+    recorded: int | None = None,
 ) -> dict[str, Any]:
     """The main-text block: one row per run (or group) and a total row for several runs,
-    every energy and CO2e figure read from the accounts."""
+    every energy and CO2e figure read from the accounts (``recorded``: the model's parameter
+    count the runs recorded, used where none is given)."""
     rows = []
     for r, a in zip(reports, accounts, strict=True):
         h = r["headline"]
@@ -759,7 +770,9 @@ def _brief(
         "declared_without_co2e": sum(1 for d in declared if not d["co2e_g"]),
         "intensity_source": references.readable(carbon[0]["source"]) if carbon else None,
         "sources": _intensity_sources(carbon, charged),
-        "parameters": opts.parameters,
+        # a given count wins; else the one the runs recorded, where every run recorded the same
+        "parameters": opts.parameters if opts.parameters is not None else recorded,
+        "parameters_recorded": opts.parameters is None and recorded is not None,
         "flops": opts.flops,
         # the table lists groups (mean and standard error per run, each in its own unit)
         "by_group": bool(data.get("project") and data["project"]["by_group"]),

@@ -278,7 +278,7 @@ def brief_sentence(b: dict[str, Any]) -> str:
         what += " (estimated)"
     if b.get("devices"):
         what += f", on {devices_phrase(b['devices'])},"
-    model = model_phrase(b.get("parameters"), b.get("flops"))
+    model = model_phrase(b.get("parameters"), b.get("flops"), b.get("parameters_recorded", False))
     if model:
         what += f"{'' if what.endswith(',') else ','} {model},"
     e_unit = fig["energy_unit"]
@@ -451,22 +451,27 @@ def power_of_ten(x: float) -> str:
     return f"{num(mantissa)} \u00d7 10^{exponent}"
 
 
-def model_phrase(parameters: float | None, flops: float | None) -> str:
-    """What was trained, where the author gave it: "training a model of 124 million
+def model_phrase(parameters: float | None, flops: float | None, recorded: bool = False) -> str:
+    """What was trained, where the author gave it or the run recorded it (``recorded``: the
+    count the training's callback read from the model): "training a model of 124 million
     parameters with 3.2 × 10^18 FLOPs"; empty without either.
 
     >>> model_phrase(124e6, 3.2e18)
     'training a model of 124 million parameters with 3.2 × 10^18 FLOPs'
     >>> model_phrase(None, 3.2e18), model_phrase(7e9, None), model_phrase(None, None)
     ('with 3.2 × 10^18 FLOPs of training', 'training a model of 7 billion parameters', '')
+    >>> model_phrase(9, None, recorded=True)
+    'training a model of 9 parameters (as recorded from the model trained)'
     """
-    if parameters and flops:
-        return (
-            f"training a model of {count_words(parameters)} parameters with "
-            f"{power_of_ten(flops)} FLOPs"
-        )
+    count = ""
     if parameters:
-        return f"training a model of {count_words(parameters)} parameters"
+        count = f"training a model of {count_words(parameters)} parameters"
+        if recorded:
+            count += " (as recorded from the model trained)"
+    if parameters and flops:
+        return f"{count} with {power_of_ten(flops)} FLOPs"
+    if parameters:
+        return count
     if flops:
         return f"with {power_of_ten(flops)} FLOPs of training"
     return ""

@@ -795,8 +795,32 @@ def clean_tags(tags: Any) -> tuple[dict[str, Any], bool]:
 _FORECAST = ("forecast_j", "forecast_j_low", "forecast_j_high")
 
 
+MAX_PARAMETERS = 10**15
+"""A model's parameter count that a record can hold: below a quadrillion (the report's
+``--parameters`` takes up to 1e15 too)."""
+
+
+def parameter_count(value: Any) -> bool:
+    """A model's parameter count: an integer (not a bool) from 0 to below :data:`MAX_PARAMETERS`."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_PARAMETERS
+
+
+def _model_problem(rec: Mapping[str, Any]) -> str | None:
+    """Why a ``model`` event (the parameter count an integration recorded) cannot be used."""
+    for key in ("parameters", "trainable_parameters"):
+        if (key in rec or key == "parameters") and not parameter_count(rec.get(key)):
+            return f"a model's {key} is {shown(rec.get(key))}"
+    trainable = rec.get("trainable_parameters")
+    if trainable is not None and trainable > rec["parameters"]:
+        return "a model's trainable_parameters is more than its parameters"
+    return None
+
+
 def event_problem(rec: Mapping[str, Any]) -> str | None:
-    """Why an ``events.jsonl`` record cannot be used (a forecast's figures), or ``None``."""
+    """Why an ``events.jsonl`` record cannot be used (a forecast's figures, a model's parameter
+    count), or ``None``."""
+    if rec.get("event") == "model":
+        return _model_problem(rec)
     if rec.get("event") != "forecast" or "forecast_j" not in rec:
         return None
     bad = [k for k in _FORECAST if not joules(rec.get(k))]

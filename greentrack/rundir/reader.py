@@ -416,6 +416,18 @@ class Run:
             )
         return good
 
+    @property
+    def parameters(self) -> int | None:
+        """The model's parameter count an integration recorded (the last good ``model`` event
+        of this directory or, where it has none, of its parts, in their order); ``None`` where
+        none was recorded. A damaged record is skipped by :attr:`events` (a line in
+        :attr:`damage`)."""
+        for run in (self, *self.parts):
+            counts = [r["parameters"] for r in run.events if r.get("event") == "model"]
+            if counts:
+                return int(counts[-1])
+        return None
+
     @cached_property
     def _wide(self) -> pd.DataFrame:
         """The timeline as written, checked: rows that cannot be parsed (torn, damaged, or
