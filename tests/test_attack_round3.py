@@ -893,3 +893,14 @@ def test_summary_lists_the_first_and_last_spans_of_a_long_run(tmp_path: Path) ->
     table = md.split("### Spans", 1)[1].strip().split("\n\n", 1)[0].splitlines()
     assert len(table) == 2 + 40 + 1  # one table: header, rule, 40 spans, the line between
     assert all(line.startswith("|") for line in table), table
+
+
+def test_merge_of_a_run_into_itself_is_refused_in_one_line(
+    good: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`merge DEST DEST` copied nothing and said it merged 0 parts, exit 0."""
+    before = sorted(p.name for p in good.iterdir())
+    assert main(["merge", str(good), str(good)]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "is the destination itself" in line
+    assert sorted(p.name for p in good.iterdir()) == before

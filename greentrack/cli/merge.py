@@ -241,6 +241,14 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from greentrack.errors import GreentrackError
 
     notes: list[str] = []
+    same = [s for s in args.sources if Path(s).resolve() == Path(args.dest).resolve()]
+    if same:  # merging a run into itself copies nothing and would say it merged
+        print(
+            f"greentrack: merge: {same[0]} is the destination itself; give the folders that "
+            "hold the other hosts' parts (DEST SOURCE...)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         copied, skipped = merge(args.dest, list(args.sources), notes)
     except PartError as e:
