@@ -79,7 +79,14 @@ def _pdf_text(pdf: Path) -> str:
     text = subprocess.run(
         ["pdftotext", pdf.name, "-"], cwd=pdf.parent, capture_output=True, text=True, check=True
     ).stdout
-    return " ".join(text.split())
+    return _unbroken(" ".join(text.split()))
+
+
+def _unbroken(text: str) -> str:
+    """The PDF's text with words that TeX hyphenated at a line's end joined again ("stan- dard"
+    -> "standard"): where a line breaks depends on the lengths of paths in the run, so a
+    phrase is counted in this form."""
+    return re.sub(r"(?<=[a-z])- (?=[a-z])", "", text)
 
 
 def _fits(tex: Path) -> str:
